@@ -1,0 +1,47 @@
+"""statphys_diffusion: the statistical physics of generative diffusion, exact and tested.
+
+Public API: schedules, exact noisy data models, samplers and convention
+converters. See README.md and DESIGN.md for conventions (x_t = alpha_t x_0 +
+sigma_t eps, points are rows, time runs forward, entropies in nats).
+"""
+
+from .conventions import (
+    convert_prediction,
+    ddpm_index_to_time,
+    edm_sigma_of_time,
+    match_time,
+    time_of_edm_sigma,
+    time_to_ddpm_index,
+)
+from .empirical import EmpiricalDistribution
+from .manifold import LinearManifold
+from .mixture import Draws, GaussianMixture
+from .schedules import (
+    VPSDE,
+    DiscreteSchedule,
+    FlowMatching,
+    OrnsteinUhlenbeck,
+    Schedule,
+    VarianceExploding,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Schedule",
+    "OrnsteinUhlenbeck",
+    "VPSDE",
+    "DiscreteSchedule",
+    "VarianceExploding",
+    "FlowMatching",
+    "GaussianMixture",
+    "EmpiricalDistribution",
+    "LinearManifold",
+    "Draws",
+    "match_time",
+    "edm_sigma_of_time",
+    "time_of_edm_sigma",
+    "ddpm_index_to_time",
+    "time_to_ddpm_index",
+    "convert_prediction",
+]

@@ -1,0 +1,86 @@
+"""Argument validation shared by the API layer.
+
+Every public entry point validates its inputs here and raises ``ValueError``
+naming the argument and the violated constraint. Kernels never validate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_FLOATS = (np.float32, np.float64)
+
+
+def as_float_array(value, name: str, *, dtype=None, ndim: int | None = None) -> np.ndarray:
+    """Convert ``value`` to a finite float32/float64 array.
+
+    Integer and other inputs become float64; float32 stays float32 unless
+    ``dtype`` is given.
+    """
+    arr = np.asarray(value)
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif arr.dtype not in _FLOATS:
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def as_points(x, d: int, name: str = "x") -> np.ndarray:
+    """Validate a batch of points of shape (M, d); a single (d,) point is refused."""
+    arr = as_float_array(x, name)
+    if arr.ndim != 2 or arr.shape[1] != d:
+        raise ValueError(f"{name} must have shape (M, {d}), got {arr.shape}")
+    return arr
+
+
+def check_time(t, schedule, name: str = "t", *, allow_zero: bool = True) -> float:
+    """Validate a scalar time inside the schedule's range and return it as float."""
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar time, got shape {arr.shape}")
+    tf = float(arr)
+    if not np.isfinite(tf):
+        raise ValueError(f"{name} must be finite, got {tf}")
+    lo, hi = schedule.t_min, schedule.t_max
+    if tf < lo or tf > hi:
+        raise ValueError(f"{name}={tf} is outside the schedule's range [{lo}, {hi}]")
+    if not allow_zero and tf <= lo:
+        raise ValueError(f"{name} must be > {lo} for this model (it has singular components)")
+    return tf
+
+
+def check_weights(weights, k: int, name: str = "weights") -> np.ndarray:
+    """Mixture weights: shape (K,), non-negative, summing to 1 within 1e-8."""
+    w = as_float_array(weights, name, dtype=np.float64, ndim=1)
+    if w.shape[0] != k:
+        raise ValueError(f"{name} must have shape ({k},), got {w.shape}")
+    if np.any(w < 0):
+        raise ValueError(f"{name} must be non-negative")
+    total = float(w.sum())
+    if abs(total - 1.0) > 1e-8:
+        raise ValueError(f"{name} must sum to 1, got {total!r}")
+    return w / total
+
+
+def check_labels(labels, k: int, name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Integer class labels per component; returns (codes 0..C-1, class values)."""
+    lab = np.asarray(labels)
+    if lab.shape != (k,):
+        raise ValueError(f"{name} must have shape ({k},), got {lab.shape}")
+    if lab.dtype.kind == "f":
+        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
+            raise ValueError(f"{name} must be integers")
+    classes, codes = np.unique(lab, return_inverse=True)
+    return codes.astype(np.int64), classes
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

@@ -1,0 +1,130 @@
+r"""Converters between the time and prediction conventions of different libraries.
+
+Two schedules describe the same noisy state when their signal-to-noise ratios
+alpha^2 / sigma^2 agree; the states then differ only by a scale:
+if snr_A(t_A) = snr_B(t_B) then x_B = (alpha_B(t_B) / alpha_A(t_A)) x_A in
+distribution. Everything here rests on that identity (Kingma et al. 2021,
+"Variational diffusion models", sec. 4; Karras et al. 2022, "Elucidating the
+design space", table 1).
+
+Prediction targets of a network at (x_t, t) with x_t = alpha x_0 + sigma eps:
+``eps`` (noise), ``x0`` (denoiser), ``v = alpha eps - sigma x0`` (Salimans & Ho
+2022), ``score = -eps / sigma``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .schedules import DiscreteSchedule, Schedule
+
+__all__ = [
+    "match_time",
+    "edm_sigma_of_time",
+    "time_of_edm_sigma",
+    "ddpm_index_to_time",
+    "time_to_ddpm_index",
+    "convert_prediction",
+    "PREDICTION_KINDS",
+]
+
+PREDICTION_KINDS = ("eps", "x0", "v", "score")
+
+
+def match_time(t, source: Schedule, target: Schedule):
+    """Time in ``target`` with the same snr as ``t`` in ``source``, and the state scale.
+
+    Returns
+    -------
+    t_target : float or ndarray
+    scale : float or ndarray
+        alpha_target(t_target) / alpha_source(t); a state x_source maps to
+        ``scale * x_source``.
+    """
+    snr = np.asarray(source.snr(t), dtype=np.float64)
+    t_target = np.full(snr.shape, float(target.t_min))
+    finite = np.isfinite(snr)
+    if np.any(finite):
+        t_target[finite] = target.t_of_snr(snr[finite])
+    t_target = t_target if t_target.ndim else float(t_target)
+    scale = target.alpha(t_target) / source.alpha(t)
+    return t_target, scale
+
+
+def edm_sigma_of_time(t, schedule: Schedule):
+    """EDM noise level sigma_t / alpha_t = snr^{-1/2} (the VE-equivalent sigma)."""
+    return np.exp(-0.5 * schedule.log_snr(t))
+
+
+def time_of_edm_sigma(sigma, schedule: Schedule):
+    """Inverse of :func:`edm_sigma_of_time`."""
+    s = np.asarray(sigma, dtype=np.float64)
+    if np.any(~(s > 0)):
+        raise ValueError("sigma must be positive")
+    return schedule.t_of_snr(1.0 / (s * s))
+
+
+def ddpm_index_to_time(k, source: DiscreteSchedule, target: Schedule | None = None):
+    """DDPM integer index k of ``source`` -> time in ``target`` (default: ``source``'s own t = k + 1)."""
+    t = source.index_to_time(k)
+    if target is None or target is source:
+        return t
+    return match_time(t, source, target)[0]
+
+
+def time_to_ddpm_index(t, source: Schedule, target: DiscreteSchedule, *, round_to_int: bool = True):
+    """Time in ``source`` -> nearest DDPM index of ``target`` with the same snr."""
+    t_target = match_time(t, source, target)[0]
+    return target.time_to_index(np.clip(t_target, 1.0, target.t_max), round_to_int=round_to_int)
+
+
+def convert_prediction(value, x, t, schedule: Schedule, *, source: str, target: str):
+    """Convert a network output between ``eps``, ``x0``, ``v`` and ``score``.
+
+    Parameters
+    ----------
+    value, x : ndarray, same shape
+        The prediction and the noisy input x_t.
+    t : float
+        Time in ``schedule``.
+    source, target : {"eps", "x0", "v", "score"}
+
+    Notes
+    -----
+    With x = a x0 + s eps and v = a eps - s x0 (any schedule, VP or not):
+    eps = (s x + a v) / (a^2 + s^2), x0 = (a x - s v) / (a^2 + s^2),
+    score = -eps / s.
+    """
+    for name, kind in (("source", source), ("target", target)):
+        if kind not in PREDICTION_KINDS:
+            raise ValueError(f"{name} must be one of {PREDICTION_KINDS}, got {kind!r}")
+    value = np.asarray(value)
+    x = np.asarray(x)
+    if value.shape != x.shape:
+        raise ValueError(f"value and x must have the same shape, got {value.shape} and {x.shape}")
+    a = float(schedule.alpha(t))
+    s = float(schedule.sigma(t))
+    if source == target:
+        return value
+    if source == "eps":
+        eps = value
+    elif source == "x0":
+        if s == 0:
+            raise ValueError("t must have sigma_t > 0 to convert from x0")
+        eps = (x - a * value) / s
+    elif source == "v":
+        eps = (s * x + a * value) / (a * a + s * s)
+    else:
+        eps = -s * value
+    if target == "eps":
+        return eps
+    if target == "score":
+        if s == 0:
+            raise ValueError("t must have sigma_t > 0 to convert to a score")
+        return -eps / s
+    if a == 0:
+        raise ValueError("t must have alpha_t > 0 to recover x0")
+    x0 = (x - s * eps) / a
+    if target == "x0":
+        return x0
+    return a * eps - s * x0

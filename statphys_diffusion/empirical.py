@@ -1,0 +1,57 @@
+r"""The empirical distribution of N training points, noised exactly.
+
+p_0 = (1/N) sum_i delta(x - y_i), so p_t = (1/N) sum_i N(alpha y_i, sigma^2 I):
+the isotropic mixture with zero variances and equal weights. Its score is the
+one a perfectly trained network would learn from the training set (the
+reference for memorization; Biroli et al. 2024, Pham et al. 2025):
+
+    s_t(x) = (alpha sum_i r_i(x) y_i - x) / sigma^2,   D_t(x) = sum_i r_i(x) y_i,
+    r_i(x) = softmax_i(-|x - alpha y_i|^2 / (2 sigma^2)).
+
+It uses the streaming kernel for d > 8 (4 M N d flops per score, memory
+bounded whatever N), so N = 50,000 CIFAR-10 images at d = 3,072 are routine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .mixture import GaussianMixture
+from .schedules import Schedule
+
+__all__ = ["EmpiricalDistribution"]
+
+
+class EmpiricalDistribution(GaussianMixture):
+    """N training points as a mixture of point masses (needs t > 0).
+
+    Parameters
+    ----------
+    points : array_like, shape (N, d)
+        float32 points are kept as float32 (halving memory at CIFAR-10 scale);
+        the model computes in the dtype of the query x.
+    labels : array_like, shape (N,), optional
+    weights : array_like, shape (N,), optional (default uniform 1/N)
+    schedule : Schedule, optional (default Ornstein-Uhlenbeck)
+    """
+
+    def __init__(self, points, labels=None, *, weights=None, schedule: Schedule | None = None):
+        pts = _checks.as_float_array(points, "points")
+        if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 1:
+            raise ValueError(f"points must have shape (N, d) with N, d >= 1, got {pts.shape}")
+        n = pts.shape[0]
+        super().__init__(
+            pts.astype(np.float64), np.zeros(n), weights, covariance_type="isotropic", labels=labels, schedule=schedule
+        )
+        if pts.dtype == np.float32:
+            self._mu_cache[np.dtype(np.float32)] = np.ascontiguousarray(pts)
+
+    @property
+    def points(self) -> np.ndarray:
+        """The training points, shape (N, d) (read-only view)."""
+        return self.means
+
+    @property
+    def n_points(self) -> int:
+        return self.n_components

@@ -1,0 +1,94 @@
+r"""Gaussian data on linear manifolds: x_0 = b + U z, z ~ N(0, diag(lam)).
+
+U (d, m) has orthonormal columns spanning the tangent space. At time t,
+p_t = N(alpha b, alpha^2 U diag(lam) U^T + sigma^2 I): along tangent direction
+u_j the noisy variance is alpha^2 lam_j + sigma^2, along normal directions
+sigma^2. The denoiser is linear,
+
+    D_t(x) = b + U diag(alpha lam / (alpha^2 lam + sigma^2)) U^T (x - alpha b),
+
+so its Jacobian has eigenvalue alpha lam_j / (alpha^2 lam_j + sigma^2) along
+u_j and 0 normal to the manifold (Achilli et al. 2024, "Losing dimensions",
+the exact reference for geometric memorization). Inversions go through the
+eigenbasis (O(d m) per point, never a d x d inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .mixture import GaussianMixture
+from .schedules import Schedule
+
+__all__ = ["LinearManifold"]
+
+
+class LinearManifold(GaussianMixture):
+    """A Gaussian on the affine subspace b + span(U); a one-component low-rank mixture.
+
+    Parameters
+    ----------
+    basis : array_like, shape (d, m)
+        Orthonormal columns (U^T U = I, checked to 1e-8).
+    variances : array_like, shape (m,)
+        Per-direction variances lam_j > 0.
+    offset : array_like, shape (d,), optional (default 0)
+    noise_var : float, optional
+        Isotropic variance added off the manifold (default 0: exact manifold, t > 0 needed).
+    schedule : Schedule, optional
+    """
+
+    def __init__(self, basis, variances, offset=None, *, noise_var: float = 0.0, schedule: Schedule | None = None):
+        u = _checks.as_float_array(basis, "basis", dtype=np.float64, ndim=2)
+        d, m = u.shape
+        lam = _checks.as_float_array(variances, "variances", dtype=np.float64, ndim=1)
+        if lam.shape != (m,):
+            raise ValueError(f"variances must have shape ({m},) to match basis (d, m) = {u.shape}, got {lam.shape}")
+        if np.any(lam <= 0):
+            raise ValueError("variances must be positive")
+        b = np.zeros(d) if offset is None else _checks.as_float_array(offset, "offset", dtype=np.float64, ndim=1)
+        if b.shape != (d,):
+            raise ValueError(f"offset must have shape ({d},), got {b.shape}")
+        if not (np.isfinite(noise_var) and noise_var >= 0):
+            raise ValueError("noise_var must be a non-negative finite number")
+        super().__init__(
+            b[None, :], (u[None], lam[None], np.array([float(noise_var)])), covariance_type="lowrank", schedule=schedule
+        )
+
+    @property
+    def basis(self) -> np.ndarray:
+        """Tangent basis U, shape (d, m)."""
+        return self._cov.basis[0].copy()
+
+    @property
+    def variances(self) -> np.ndarray:
+        return self._cov.lam[0].copy()
+
+    @property
+    def offset(self) -> np.ndarray:
+        return self._means[0].copy()
+
+    @property
+    def intrinsic_dim(self) -> int:
+        return self._cov.basis.shape[2]
+
+    def denoiser_jacobian_eigenvalues(self, t) -> np.ndarray:
+        """Eigenvalues alpha lam_j / (alpha^2 lam_j + sigma^2 + alpha^2 v) along u_j, shape (m,)."""
+        t = _checks.check_time(t, self.schedule, allow_zero=not self.singular)
+        a = float(self.schedule.alpha(t))
+        s2 = float(self.schedule.sigma2(t))
+        lam = self._cov.lam[0]
+        v = self._cov.var[0]
+        return a * lam / (a * a * (lam + v) + s2)
+
+    @staticmethod
+    def random(d: int, m: int, variances, rng: np.random.Generator, *, schedule: Schedule | None = None):
+        """A manifold with a uniformly random (Haar) orthonormal basis."""
+        d = _checks.check_positive_int(d, "d")
+        m = _checks.check_positive_int(m, "m")
+        if m > d:
+            raise ValueError(f"m must be <= d, got m={m}, d={d}")
+        q, r = np.linalg.qr(rng.standard_normal((d, m)))
+        q = q * np.sign(np.diag(r))[None, :]
+        return LinearManifold(q, variances, schedule=schedule)

@@ -1,0 +1,451 @@
+r"""Gaussian mixtures with exact noisy marginals at every time.
+
+If p_0 = sum_k pi_k N(mu_k, Sigma_k) and x_t = alpha_t x_0 + sigma_t eps, then
+p_t = sum_k pi_k N(alpha_t mu_k, S_k) with S_k = alpha_t^2 Sigma_k + sigma_t^2 I
+(the forward kernel is linear-Gaussian). With g_k(x) = S_k^{-1}(alpha mu_k - x):
+
+- responsibilities r_k(x) = softmax_k(log pi_k - 1/2 log det(2 pi S_k) - 1/2 |x - alpha mu_k|^2_{S_k^{-1}})
+- score s_t(x) = grad log p_t(x) = sum_k r_k g_k
+- denoiser D_t(x) = E[x_0 | x_t = x] = (x + sigma^2 s_t(x)) / alpha (Tweedie; Efron 2011)
+- Hessian of log p_t = sum_k r_k (g_k g_k^T - S_k^{-1}) - s s^T
+- class posterior p_t(y | x) = sum of r_k over the components of class y.
+
+Conventions (DESIGN.md): points are rows, x has shape (M, d); t is a scalar
+forward time of the model's schedule; arrays are float64 unless the caller
+passes float32, in which case outputs are float32 (schedule arithmetic stays
+float64).
+
+Three evaluation paths, chosen by shape, all agreeing to rounding:
+small d (d <= 8) a fused numba kernel; isotropic components with d > 8 the
+streaming BLAS kernel (bounded memory for any K and M); other covariances
+with d > 8 a loop over components with an online log-sum-exp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import softmax
+
+from . import _checks
+from ._covariance import CovarianceSet
+from ._kernels import small_d as _small
+from ._kernels import streaming as _stream
+from .schedules import OrnsteinUhlenbeck, Schedule
+
+__all__ = ["GaussianMixture", "Draws"]
+
+SMALL_D = 8
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Exact draws of the forward process.
+
+    Attributes
+    ----------
+    x : (n, d) noisy points x_t
+    x0 : (n, d) clean points
+    components : (n,) component index of each draw
+    labels : (n,) class label of each draw, or None for unlabelled models
+    t : float
+    """
+
+    x: np.ndarray
+    x0: np.ndarray
+    components: np.ndarray
+    labels: np.ndarray | None
+    t: float
+
+
+class GaussianMixture:
+    r"""A mixture of K Gaussians in d dimensions, noised by a schedule.
+
+    Parameters
+    ----------
+    means : array_like, shape (K, d)
+    covariances : array_like
+        Shape by ``covariance_type``: ``"isotropic"`` (K,) variances (a scalar
+        is broadcast); ``"diagonal"`` (K, d); ``"full"`` (K, d, d) symmetric
+        positive definite; ``"lowrank"`` a tuple ``(basis (K, d, m), variances
+        (K, m), noise_var (K,))`` meaning Sigma_k = U_k diag(lam_k) U_k^T + v_k I
+        with orthonormal U_k. Zero variances make degenerate components
+        (point masses, manifolds); the model then needs t > 0.
+    weights : array_like, shape (K,), optional
+        Non-negative, summing to 1. Default uniform.
+    covariance_type : {"full", "diagonal", "isotropic", "lowrank"}
+    labels : array_like, shape (K,), optional
+        A class label per component (integers); enables :meth:`class_posterior`.
+    schedule : Schedule, optional
+        Default :class:`~statphys_diffusion.schedules.OrnsteinUhlenbeck`.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0)
+    >>> float(gm.score(np.array([[0.3]]), 1.0)[0, 0])  # doctest: +ELLIPSIS
+    -0.0...
+    """
+
+    def __init__(
+        self,
+        means,
+        covariances,
+        weights=None,
+        *,
+        covariance_type: str = "full",
+        labels=None,
+        schedule: Schedule | None = None,
+    ):
+        mu = _checks.as_float_array(means, "means", dtype=np.float64)
+        if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
+            raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {mu.shape}")
+        k, d = mu.shape
+        self._means = mu
+        self._cov = CovarianceSet.build(covariance_type, covariances, k, d)
+        self._weights = np.full(k, 1.0 / k) if weights is None else _checks.check_weights(weights, k)
+        with np.errstate(divide="ignore"):
+            self._log_w = np.log(self._weights)
+        if labels is None:
+            self._codes, self._classes = None, None
+        else:
+            self._codes, self._classes = _checks.check_labels(labels, k)
+        if schedule is None:
+            schedule = OrnsteinUhlenbeck()
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self._mu_cache: dict = {}
+        self._musq = np.einsum("kd,kd->k", mu, mu)
+
+    # -- named constructors -----------------------------------------------------
+    @classmethod
+    def isotropic(cls, means, variances, weights=None, *, labels=None, schedule=None) -> GaussianMixture:
+        """Components N(mu_k, v_k I); ``variances`` (K,) or a scalar."""
+        return cls(means, variances, weights, covariance_type="isotropic", labels=labels, schedule=schedule)
+
+    @classmethod
+    def diagonal(cls, means, variances, weights=None, *, labels=None, schedule=None) -> GaussianMixture:
+        """Components N(mu_k, diag(v_k)); ``variances`` (K, d)."""
+        return cls(means, variances, weights, covariance_type="diagonal", labels=labels, schedule=schedule)
+
+    @classmethod
+    def full(cls, means, covariances, weights=None, *, labels=None, schedule=None) -> GaussianMixture:
+        """Components N(mu_k, Sigma_k); ``covariances`` (K, d, d) positive definite."""
+        return cls(means, covariances, weights, covariance_type="full", labels=labels, schedule=schedule)
+
+    @classmethod
+    def low_rank(
+        cls, means, basis, variances, noise_var=0.0, weights=None, *, labels=None, schedule=None
+    ) -> GaussianMixture:
+        """Components N(mu_k, U_k diag(lam_k) U_k^T + v_k I), U_k (d, m) orthonormal."""
+        mu = np.asarray(means)
+        k = mu.shape[0] if mu.ndim == 2 else 1
+        nv = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), (k,))
+        return cls(means, (basis, variances, nv), weights, covariance_type="lowrank", labels=labels, schedule=schedule)
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def n_components(self) -> int:
+        return self._means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self._means.shape[1]
+
+    @property
+    def means(self) -> np.ndarray:
+        """Component means mu_k at t = 0, shape (K, d) (read-only view)."""
+        v = self._means.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._weights.copy()
+
+    @property
+    def covariance_type(self) -> str:
+        return self._cov.kind
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """Dense Sigma_k, shape (K, d, d) (builds d x d matrices: small d only)."""
+        return self._cov.dense()
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Class label of each component (original values), or None."""
+        return None if self._codes is None else self._classes[self._codes]
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        """Sorted distinct class labels; columns of :meth:`class_posterior` follow this order."""
+        return None if self._classes is None else self._classes.copy()
+
+    @property
+    def class_weights(self) -> np.ndarray:
+        """Prior class probabilities p(y), in the order of :attr:`classes`."""
+        codes = self._require_labels()
+        return np.bincount(codes, weights=self._weights, minlength=len(self._classes))
+
+    @property
+    def singular(self) -> bool:
+        """True when p_0 has no density (some degenerate component): t must be > t_min."""
+        return self._cov.singular
+
+    def with_schedule(self, schedule: Schedule) -> GaussianMixture:
+        """The same data distribution under another schedule."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._mu_cache = self._mu_cache
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+        new.schedule = schedule
+        return new
+
+    def mean(self) -> np.ndarray:
+        """Data mean E[x_0], shape (d,)."""
+        return self._weights @ self._means
+
+    def covariance(self) -> np.ndarray:
+        """Data covariance Cov[x_0] = sum_k pi_k (Sigma_k + mu_k mu_k^T) - m m^T, shape (d, d)."""
+        m = self.mean()
+        second = np.einsum("k,kd,ke->de", self._weights, self._means, self._means)
+        second += np.einsum("k,kde->de", self._weights, self._cov.dense())
+        return second - np.outer(m, m)
+
+    def __repr__(self) -> str:
+        lab = "" if self._codes is None else f", n_classes={len(self._classes)}"
+        return (
+            f"{type(self).__name__}(K={self.n_components}, d={self.dim}, "
+            f"covariance_type={self._cov.kind!r}{lab}, schedule={self.schedule!r})"
+        )
+
+    # -- validation -----------------------------------------------------------------
+    def _require_labels(self) -> np.ndarray:
+        if self._codes is None:
+            raise ValueError("this model has no labels: pass labels=... to use class posteriors")
+        return self._codes
+
+    def _prep(self, x, t) -> tuple[np.ndarray, float, float, float]:
+        x = _checks.as_points(x, self.dim)
+        t = _checks.check_time(t, self.schedule, allow_zero=not self.singular)
+        a = float(self.schedule.alpha(t))
+        s2 = float(self.schedule.sigma2(t))
+        return x, t, a, s2
+
+    def _mu_as(self, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            return self._means
+        if dtype not in self._mu_cache:
+            self._mu_cache[dtype] = np.ascontiguousarray(self._means, dtype=dtype)
+        return self._mu_cache[dtype]
+
+    def _path(self) -> str:
+        if self.dim <= SMALL_D:
+            return "small"
+        return "iso" if self._cov.kind == "isotropic" else "generic"
+
+    # -- core evaluation --------------------------------------------------------------
+    def _small_params(self, a, s2):
+        prec = self._cov.dense_prec(a * a, s2)
+        bias = self._log_w - 0.5 * (self.dim * np.log(2 * np.pi) + self._cov.logdet(a * a, s2))
+        return np.ascontiguousarray(a * self._means), prec, bias
+
+    def _run_small(self, x, a, s2, *, score=False, resp=False, hess=False):
+        means_t, prec, bias = self._small_params(a, s2)
+        m, d, k = x.shape[0], self.dim, self.n_components
+        lse = np.empty(m)
+        out_s = np.empty((m, d)) if score or hess else np.empty((0, d))
+        out_r = np.empty((m, k)) if resp else np.empty((0, k))
+        out_h = np.empty((m, d, d)) if hess else np.empty((0, d, d))
+        x64 = np.ascontiguousarray(x, dtype=np.float64)
+        _small.mixture_small_d(x64, means_t, prec, bias, score, resp, hess, lse, out_s, out_r, out_h)
+        return lse, out_s, out_r, out_h
+
+    def _run_iso(self, x, a, s2, *, score=False, denoise=False, classes=False):
+        codes = self._codes if (classes and self._codes is not None) else np.zeros(self.n_components, np.int64)
+        n_cls = len(self._classes) if classes else 0
+        x = np.ascontiguousarray(x)
+        return _stream.streaming_iso(
+            x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2, codes, n_cls, score, denoise
+        )
+
+    def _generic_logits_and_g(self, x, a, s2, k):
+        diff = (a * self._mu_as(x.dtype)[k])[None, :] - x
+        g = self._cov.apply_prec(k, diff, a * a, s2)
+        quad = np.einsum("ij,ij->i", diff, g, dtype=np.float64)
+        return quad, g
+
+    def _generic_bias(self, a, s2):
+        return self._log_w - 0.5 * (self.dim * np.log(2 * np.pi) + self._cov.logdet(a * a, s2))
+
+    def _generic_logits(self, x, a, s2) -> np.ndarray:
+        bias = self._generic_bias(a, s2)
+        out = np.empty((x.shape[0], self.n_components))
+        for k in range(self.n_components):
+            quad, _ = self._generic_logits_and_g(x, a, s2, k)
+            out[:, k] = bias[k] - 0.5 * quad
+        return out
+
+    def _run_generic(self, x, a, s2, *, score=False):
+        """Online log-sum-exp over components; returns (lse, score or None)."""
+        bias = self._generic_bias(a, s2)
+        m = x.shape[0]
+        run_max = np.full(m, -np.inf)
+        run_sum = np.zeros(m)
+        acc = np.zeros(x.shape, dtype=np.float64) if score else None
+        for k in range(self.n_components):
+            if bias[k] == -np.inf:
+                continue
+            quad, g = self._generic_logits_and_g(x, a, s2, k)
+            logit = bias[k] - 0.5 * quad
+            new = np.maximum(run_max, logit)
+            with np.errstate(invalid="ignore"):
+                scale = np.where(run_max == -np.inf, 0.0, np.exp(run_max - new))
+            w = np.exp(logit - new)
+            run_sum = run_sum * scale + w
+            if score:
+                acc *= scale[:, None]
+                acc += w[:, None] * g
+            run_max = new
+        lse = run_max + np.log(run_sum)
+        return lse, (acc / run_sum[:, None] if score else None)
+
+    # -- public API ------------------------------------------------------------------------
+    def log_prob(self, x, t) -> np.ndarray:
+        """log p_t(x), shape (M,), float64."""
+        x, t, a, s2 = self._prep(x, t)
+        path = self._path()
+        if path == "small":
+            return self._run_small(x, a, s2)[0]
+        if path == "iso":
+            return self._run_iso(x, a, s2)[0]
+        return self._run_generic(x, a, s2)[0]
+
+    def score(self, x, t) -> np.ndarray:
+        """Score grad_x log p_t(x), shape (M, d), dtype of x."""
+        x, t, a, s2 = self._prep(x, t)
+        path = self._path()
+        if path == "small":
+            out = self._run_small(x, a, s2, score=True)[1]
+        elif path == "iso":
+            out = self._run_iso(x, a, s2, score=True)[1]
+        else:
+            out = self._run_generic(x, a, s2, score=True)[1]
+        return out.astype(x.dtype, copy=False)
+
+    def denoise(self, x, t) -> np.ndarray:
+        """Posterior mean E[x_0 | x_t = x] = (x + sigma_t^2 s_t(x)) / alpha_t, shape (M, d)."""
+        x, t, a, s2 = self._prep(x, t)
+        if a == 0:
+            raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
+        if self._path() == "iso":
+            return self._run_iso(x, a, s2, denoise=True)[2]
+        sc = self.score(x, t).astype(np.float64)
+        return ((x + s2 * sc) / a).astype(x.dtype, copy=False)
+
+    def component_posterior(self, x, t) -> np.ndarray:
+        """p_t(k | x) for each component, shape (M, K), float64; rows sum to 1."""
+        x, t, a, s2 = self._prep(x, t)
+        path = self._path()
+        if path == "small":
+            return self._run_small(x, a, s2, resp=True)[2]
+        if path == "iso":
+            logits = _stream.dense_iso_logits(x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2)
+        else:
+            logits = self._generic_logits(x, a, s2)
+        return softmax(logits, axis=1)
+
+    def class_posterior(self, x, t) -> np.ndarray:
+        """p_t(y | x), shape (M, C), float64, columns in the order of :attr:`classes`."""
+        codes = self._require_labels()
+        if self._path() == "iso":
+            x, t, a, s2 = self._prep(x, t)
+            return self._run_iso(x, a, s2, classes=True)[3]
+        r = self.component_posterior(x, t)
+        out = np.zeros((r.shape[0], len(self._classes)))
+        for c in range(len(self._classes)):
+            out[:, c] = r[:, codes == c].sum(axis=1)
+        return out
+
+    def hessian(self, x, t) -> np.ndarray:
+        """Hessian of log p_t at each point, shape (M, d, d), float64.
+
+        sum_k r_k (g_k g_k^T - S_k^{-1}) - s s^T. Dense d x d per point: for
+        large d prefer :meth:`hvp`.
+        """
+        x, t, a, s2 = self._prep(x, t)
+        if self._path() == "small":
+            return self._run_small(x, a, s2, hess=True)[3]
+        eye = np.eye(self.dim)
+        out = np.empty((x.shape[0], self.dim, self.dim))
+        for i in range(x.shape[0]):
+            rows = np.repeat(x[i : i + 1].astype(np.float64), self.dim, axis=0)
+            out[i] = self._hvp_checked(rows, eye, a, s2)
+        return out
+
+    def hvp(self, x, t, v) -> np.ndarray:
+        """Hessian-vector products H_t(x_i) v_i, shape (M, d), float64.
+
+        H v = sum_k r_k (g_k (g_k . v) - S_k^{-1} v) - s (s . v), evaluated
+        without forming H (O(K d) per point for isotropic components).
+        """
+        x, t, a, s2 = self._prep(x, t)
+        v = _checks.as_points(v, self.dim, "v")
+        if v.shape != x.shape:
+            raise ValueError(f"v must have the same shape as x {x.shape}, got {v.shape}")
+        return self._hvp_checked(x.astype(np.float64), v.astype(np.float64), a, s2)
+
+    def _hvp_checked(self, x, v, a, s2):
+        if self._path() == "iso":
+            return self._hvp_iso(x, v, a, s2)
+        r = softmax(self._generic_logits(x, a, s2), axis=1)
+        s = np.zeros_like(x)
+        out = np.zeros_like(x)
+        for k in range(self.n_components):
+            _, g = self._generic_logits_and_g(x, a, s2, k)
+            s += r[:, k : k + 1] * g
+            gv = np.einsum("ij,ij->i", g, v)
+            out += r[:, k : k + 1] * (g * gv[:, None] - self._cov.apply_prec(k, v, a * a, s2))
+        return out - s * np.einsum("ij,ij->i", s, v)[:, None]
+
+    def _hvp_iso(self, x, v, a, s2, chunk: int = 4096):
+        lse_full = self._run_iso(x, a, s2)[0]
+        c_all = a * a * self._cov.var + s2
+        xv = np.einsum("ij,ij->i", x, v)
+        s = np.zeros_like(x)
+        ggv = np.zeros_like(x)  # sum_k r_k g_k (g_k . v)
+        pv = np.zeros(x.shape[0])  # sum_k r_k / c_k
+        for k0 in range(0, self.n_components, chunk):
+            sl = slice(k0, min(self.n_components, k0 + chunk))
+            mu_c = self._means[sl]
+            logits = _stream.dense_iso_logits(x, mu_c, self._musq[sl], self._log_w[sl], self._cov.var[sl], a, s2)
+            r = np.exp(logits - lse_full[:, None])
+            inv_c = 1.0 / c_all[sl]
+            rc = r * inv_c
+            s += a * (rc @ mu_c) - rc.sum(axis=1)[:, None] * x
+            gv = (a * (v @ mu_c.T) - xv[:, None]) * inv_c  # g_k . v
+            w = rc * gv
+            ggv += a * (w @ mu_c) - w.sum(axis=1)[:, None] * x
+            pv += rc.sum(axis=1)
+        return ggv - pv[:, None] * v - s * np.einsum("ij,ij->i", s, v)[:, None]
+
+    def sample(self, n: int, t=0.0, rng: np.random.Generator | None = None) -> Draws:
+        """Exact draws of (x_t, x_0, component, label): x_t = alpha_t x_0 + sigma_t eps."""
+        n = _checks.check_positive_int(n, "n")
+        t = _checks.check_time(t, self.schedule)
+        if rng is None:
+            rng = np.random.default_rng()
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("rng must be a numpy.random.Generator")
+        comps = rng.choice(self.n_components, size=n, p=self._weights)
+        x0 = self._means[comps] + self._cov.sample_deviation(comps, rng)
+        a = float(self.schedule.alpha(t))
+        s = float(self.schedule.sigma(t))
+        x = a * x0 + s * rng.standard_normal(x0.shape)
+        labels = None if self._codes is None else self._classes[self._codes[comps]]
+        return Draws(x=x, x0=x0, components=comps, labels=labels, t=t)

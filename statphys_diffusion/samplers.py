@@ -1,0 +1,248 @@
+r"""Reverse-time samplers over any score model.
+
+A score model is any object with ``schedule`` and ``score(x, t)`` (and,
+optionally, ``denoise(x, t)``; otherwise Tweedie's formula
+D = (x + sigma^2 s) / alpha is used). Exact models and wrapped networks alike.
+
+With the forward SDE dx = f(t) x dt + g(t) dW (f = d log alpha/dt,
+g^2 = d sigma^2/dt - 2 f sigma^2; see :class:`~statphys_diffusion.schedules.Schedule`):
+
+- reverse SDE (Anderson 1982; Song et al. 2021): dx = [f x - g^2 s_t(x)] dt + g dW-bar, integrated backwards in t,
+- probability-flow ODE: dx/dt = f x - 1/2 g^2 s_t(x),
+- DDPM ancestral (Ho et al. 2020) and DDIM (Song, Meng & Ermon 2021) steps between any two
+  times t > t', from the Gaussian q(x_t' | x_t, x_0 = D_t(x_t)):
+  with a = alpha_t / alpha_t', v = sigma_t^2 - a^2 sigma_t'^2,
+  mean = a sigma_t'^2 / sigma_t^2 x_t + alpha_t' v / sigma_t^2 x0_hat, variance v sigma_t'^2 / sigma_t^2.
+
+Every sampler starts at any time ``t_start`` from any given points (late
+initialisation), returns the trajectory when asked and draws its noise from
+the ``rng`` it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["SampleResult", "EulerMaruyama", "Heun", "DDPMAncestral", "DDIM", "initial_noise"]
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Output of a sampler.
+
+    Attributes
+    ----------
+    x : (M, d) final points (at ``times[-1]``; denoised to t = 0 if requested)
+    times : (n_steps + 1,) the decreasing time grid that was used
+    trajectory : (n_steps + 1, M, d) or None, the states at each grid time
+    """
+
+    x: np.ndarray
+    times: np.ndarray
+    trajectory: np.ndarray | None
+
+
+def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+    """Standard start N(0, (alpha^2 + sigma^2) I) at t_start (exact for unit-variance, zero-mean data)."""
+    a = float(schedule.alpha(t_start))
+    s = float(schedule.sigma(t_start))
+    return (np.sqrt(a * a + s * s) * rng.standard_normal((n, d))).astype(dtype)
+
+
+class _Sampler:
+    """Common driver: validation, time grid, trajectory bookkeeping, progress bar."""
+
+    stochastic = True
+
+    def __init__(self, n_steps: int = 100, *, times=None, progress: bool = False):
+        self.n_steps = _checks.check_positive_int(n_steps, "n_steps")
+        self.times = None if times is None else np.asarray(times, dtype=np.float64)
+        self.progress = bool(progress)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_steps={self.n_steps})"
+
+    def _grid(self, schedule, t_start, t_end) -> np.ndarray:
+        if self.times is not None:
+            grid = self.times
+            if grid.ndim != 1 or grid.size < 2:
+                raise ValueError("times must be a 1-D array of at least 2 times")
+            if np.any(np.diff(grid) >= 0):
+                raise ValueError("times must be strictly decreasing (reverse time)")
+            for name, tt in (("times[0]", grid[0]), ("times[-1]", grid[-1])):
+                _checks.check_time(tt, schedule, name)
+            return grid
+        t0 = schedule.default_t_start if t_start is None else _checks.check_time(t_start, schedule, "t_start")
+        t1 = schedule.t_min if t_end is None else _checks.check_time(t_end, schedule, "t_end")
+        if not t0 > t1:
+            raise ValueError(f"t_start ({t0}) must be greater than t_end ({t1})")
+        return np.linspace(t0, t1, self.n_steps + 1)
+
+    def sample(
+        self,
+        model,
+        x_init=None,
+        *,
+        n: int | None = None,
+        t_start: float | None = None,
+        t_end: float | None = None,
+        rng: np.random.Generator | None = None,
+        return_trajectory: bool = False,
+        denoise_final: bool = False,
+    ) -> SampleResult:
+        """Integrate from ``t_start`` down to ``t_end``.
+
+        Parameters
+        ----------
+        model : object with ``schedule`` and ``score(x, t)``
+        x_init : (M, d) array, optional
+            Starting points at ``t_start``. If omitted, ``n`` points are drawn by
+            :func:`initial_noise` (needs ``model.dim``).
+        t_start, t_end : float, optional
+            Defaults: ``schedule.default_t_start`` and ``schedule.t_min``
+            (ignored if the sampler was given explicit ``times``).
+        rng : numpy.random.Generator
+        return_trajectory : bool
+        denoise_final : bool
+            Replace the last state by D_{t_end}(x) (Tweedie), the usual last step
+            when t_end > 0.
+        """
+        if not hasattr(model, "score") or not hasattr(model, "schedule"):
+            raise ValueError("model must have a `schedule` attribute and a `score(x, t)` method")
+        schedule = model.schedule
+        grid = self._grid(schedule, t_start, t_end)
+        if rng is None:
+            rng = np.random.default_rng()
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("rng must be a numpy.random.Generator")
+        if x_init is None:
+            if n is None:
+                raise ValueError("give either x_init or n")
+            d = getattr(model, "dim", None)
+            if d is None:
+                raise ValueError("model has no `dim`: pass x_init")
+            x = initial_noise(schedule, _checks.check_positive_int(n, "n"), d, grid[0], rng)
+        else:
+            x = _checks.as_float_array(x_init, "x_init")
+            if x.ndim != 2:
+                raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
+            x = x.copy()
+        traj = np.empty((grid.size,) + x.shape, dtype=x.dtype) if return_trajectory else None
+        if traj is not None:
+            traj[0] = x
+        steps = range(grid.size - 1)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc=type(self).__name__, leave=False)
+        for i in steps:
+            x = self._step(model, schedule, x, float(grid[i]), float(grid[i + 1]), rng)
+            if traj is not None:
+                traj[i + 1] = x
+        if denoise_final:
+            x = _denoise(model, x, float(grid[-1]))
+        return SampleResult(x=x, times=grid, trajectory=traj)
+
+    def _step(self, model, schedule, x, t, t_next, rng):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _denoise(model, x, t):
+    if hasattr(model, "denoise"):
+        return model.denoise(x, t)
+    sch = model.schedule
+    a, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
+    return (x + s2 * model.score(x, t)) / a
+
+
+def _sde_coeffs(schedule, t):
+    return float(schedule.drift_coefficient(t)), float(schedule.diffusion2(t))
+
+
+class EulerMaruyama(_Sampler):
+    """Euler-Maruyama for the reverse SDE dx = [f x - g^2 s] dt + g dW-bar (dt < 0)."""
+
+    def _step(self, model, schedule, x, t, t_next, rng):
+        f, g2 = _sde_coeffs(schedule, t)
+        dt = t_next - t
+        drift = f * x - g2 * model.score(x, t)
+        noise = np.sqrt(g2 * -dt) * rng.standard_normal(x.shape)
+        return (x + drift * dt + noise).astype(x.dtype, copy=False)
+
+
+class Heun(_Sampler):
+    """Heun's second-order method for the probability-flow ODE dx/dt = f x - g^2 s / 2.
+
+    The correction is skipped on a step that ends at the schedule's t_min
+    (Karras et al. 2022, Algorithm 1), where the score of a degenerate model is
+    undefined. Deterministic: ``rng`` is unused.
+    """
+
+    stochastic = False
+
+    @staticmethod
+    def _velocity(model, schedule, x, t):
+        f, g2 = _sde_coeffs(schedule, t)
+        return f * x - 0.5 * g2 * model.score(x, t)
+
+    def _step(self, model, schedule, x, t, t_next, rng):
+        dt = t_next - t
+        v0 = self._velocity(model, schedule, x, t)
+        x_e = x + v0 * dt
+        if t_next <= schedule.t_min:
+            return x_e.astype(x.dtype, copy=False)
+        v1 = self._velocity(model, schedule, x_e, t_next)
+        return (x + 0.5 * (v0 + v1) * dt).astype(x.dtype, copy=False)
+
+
+def _bridge(schedule, t, t_next):
+    """(alpha_t', sigma_t'^2, alpha_t, sigma_t^2, a_ratio, v = sigma_t^2 - a_ratio^2 sigma_t'^2)."""
+    a1, s1 = float(schedule.alpha(t_next)), float(schedule.sigma2(t_next))
+    a0, s0 = float(schedule.alpha(t)), float(schedule.sigma2(t))
+    ar = a0 / a1
+    v = max(s0 - ar * ar * s1, 0.0)
+    return a1, s1, a0, s0, ar, v
+
+
+class DDPMAncestral(_Sampler):
+    """Ancestral sampling from q(x_t' | x_t, x0 = D_t(x_t)) between grid times.
+
+    On a :class:`~statphys_diffusion.schedules.DiscreteSchedule` with the
+    integer grid K, K-1, ..., 0 it is exactly Ho et al.'s sampler with the
+    posterior variance beta-tilde.
+    """
+
+    def _step(self, model, schedule, x, t, t_next, rng):
+        a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
+        x0 = _denoise(model, x, t)
+        mean = (ar * s1 / s0) * x + (a1 * v / s0) * x0
+        std = np.sqrt(v * s1 / s0)
+        return (mean + std * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
+
+
+class DDIM(_Sampler):
+    """DDIM step x' = alpha' x0_hat + sqrt(sigma'^2 - c^2) eps_hat + c z (Song et al. 2021, eq. 12).
+
+    c^2 = eta^2 v sigma'^2 / sigma^2 (``eta = 0``: deterministic, ``eta = 1``: DDPM ancestral).
+    """
+
+    def __init__(self, n_steps: int = 50, *, eta: float = 0.0, times=None, progress: bool = False):
+        super().__init__(n_steps, times=times, progress=progress)
+        if not (0.0 <= eta <= 1.0):
+            raise ValueError(f"eta must lie in [0, 1], got {eta}")
+        self.eta = float(eta)
+        self.stochastic = self.eta > 0
+
+    def _step(self, model, schedule, x, t, t_next, rng):
+        a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
+        x0 = _denoise(model, x, t)
+        eps = (x - a0 * x0) / np.sqrt(s0)
+        c2 = self.eta**2 * v * s1 / s0
+        out = a1 * x0 + np.sqrt(max(s1 - c2, 0.0)) * eps
+        if c2 > 0:
+            out = out + np.sqrt(c2) * rng.standard_normal(x.shape)
+        return out.astype(x.dtype, copy=False)

@@ -221,7 +221,9 @@ def test_linear_manifold_denoiser_jacobian_closed_form():
     J = np.stack([(lm.denoise(x + h * e, t) - lm.denoise(x - h * e, t)) / (2 * h) for e in np.eye(10)], axis=2)
     U = lm.basis
     proj = np.einsum("di,mde,ej->mij", U, J, U)
-    np.testing.assert_allclose(np.diagonal(proj, axis1=1, axis2=2), np.tile(lm.denoiser_jacobian_eigenvalues(t), (4, 1)), atol=1e-8)
+    np.testing.assert_allclose(
+        np.diagonal(proj, axis1=1, axis2=2), np.tile(lm.denoiser_jacobian_eigenvalues(t), (4, 1)), atol=1e-8
+    )
     normal = np.eye(10) - U @ U.T
     np.testing.assert_allclose(np.einsum("de,mef->mdf", normal, J), 0, atol=1e-8)
 

@@ -1,0 +1,54 @@
+"""Bad input to the models raises ValueError naming the argument."""
+
+import numpy as np
+import pytest
+
+import statphys_diffusion as sd
+
+GM = sd.GaussianMixture.isotropic([[0.0, 0.0], [1.0, 1.0]], [0.5, 0.5], labels=[0, 1])
+EMP = sd.EmpiricalDistribution(np.eye(3))
+X = np.zeros((4, 2))
+
+CASES = [
+    # (callable, substring of the message naming the argument)
+    (lambda: sd.GaussianMixture.isotropic(np.zeros(3), [1.0]), "means"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], [1.0, -1.0]), "covariances"),
+    (lambda: sd.GaussianMixture.diagonal([[0.0, 0.0]], [[1.0]]), "covariances"),
+    (lambda: sd.GaussianMixture.full([[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]]), "positive definite"),
+    (lambda: sd.GaussianMixture.full([[0.0, 0.0]], [[[1.0, 0.5], [0.0, 1.0]]]), "symmetric"),
+    (lambda: sd.GaussianMixture.full([[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]] * 2), "covariances"),
+    (lambda: sd.GaussianMixture.low_rank([[0.0, 0.0]], [[[1.0], [1.0]]], [[1.0]]), "orthonormal"),
+    (lambda: sd.GaussianMixture.low_rank([[0.0, 0.0]], [[[1.0], [0.0]]], [[-1.0]]), "variances"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], 1.0, [0.5, 0.6]), "weights"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], 1.0, [1.5, -0.5]), "weights"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], 1.0, labels=[0]), "labels"),
+    (lambda: sd.GaussianMixture.isotropic([[np.nan], [1.0]], 1.0), "means"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], 1.0, schedule="ou"), "schedule"),
+    (lambda: GM.score(np.zeros((4, 3)), 0.5), "x"),
+    (lambda: GM.score(np.zeros(2), 0.5), "x"),
+    (lambda: GM.score(np.full((4, 2), np.inf), 0.5), "x"),
+    (lambda: GM.score(X, -0.1), "t"),
+    (lambda: GM.score(X, np.nan), "t"),
+    (lambda: GM.score(X, [0.1, 0.2]), "t"),
+    (lambda: sd.GaussianMixture.isotropic([[0.0], [1.0]], 1.0, schedule=sd.VPSDE()).score(np.zeros((1, 1)), 1.5), "t"),
+    (lambda: EMP.score(np.zeros((1, 3)), 0.0), "t"),
+    (lambda: GM.hvp(X, 0.5, np.zeros((3, 2))), "v"),
+    (lambda: EMP.class_posterior(np.zeros((1, 3)), 0.5), "labels"),
+    (lambda: GM.sample(0, 0.5), "n"),
+    (lambda: GM.sample(3, 0.5, rng=1), "rng"),
+    (lambda: sd.EmpiricalDistribution(np.zeros(5)), "points"),
+    (lambda: sd.LinearManifold(np.eye(3)[:, :2], [1.0]), "variances"),
+    (lambda: sd.LinearManifold(np.eye(3)[:, :2], [1.0, 0.0]), "variances"),
+    (lambda: sd.LinearManifold(np.ones((3, 2)), [1.0, 1.0]), "orthonormal"),
+    (lambda: sd.LinearManifold(np.eye(3)[:, :2], [1.0, 1.0], offset=np.zeros(2)), "offset"),
+    (
+        lambda: sd.GaussianMixture.isotropic([[0.0]], 1.0, schedule=sd.FlowMatching()).denoise(np.zeros((1, 1)), 1.0),
+        "alpha",
+    ),
+]
+
+
+@pytest.mark.parametrize("call,needle", CASES)
+def test_bad_input_names_the_problem(call, needle):
+    with pytest.raises(ValueError, match=needle):
+        call()

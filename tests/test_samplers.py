@@ -1,0 +1,118 @@
+"""Samplers with exact scores reproduce the target; error shrinks with the step count."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import statphys_diffusion as sd
+from statphys_diffusion.samplers import DDIM, DDPMAncestral, EulerMaruyama, Heun
+
+SAMPLERS = [EulerMaruyama, Heun, DDPMAncestral, DDIM]
+
+
+def _gm1d():
+    return sd.GaussianMixture.isotropic([[-2.0], [1.5]], [0.3, 0.5], [0.3, 0.7])
+
+
+def _gm2d():
+    means = [[-2.0, 0.0], [1.5, 1.0], [0.5, -2.0]]
+    covs = [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]], [[0.25, 0.0], [0.0, 0.25]]]
+    return sd.GaussianMixture.full(means, covs, [0.3, 0.5, 0.2])
+
+
+def _sliced_ks(x, y, n_dirs=8, seed=0):
+    """Smallest Bonferroni-corrected KS p-value over random projections, and the largest statistic."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.normal(size=(n_dirs, x.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    res = [stats.ks_2samp(x @ u, y @ u) for u in dirs]
+    return min(1.0, n_dirs * min(r.pvalue for r in res)), max(r.statistic for r in res)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("model_fn", [_gm1d, _gm2d])
+def test_samples_pass_goodness_of_fit(sampler, model_fn):
+    model = model_fn()
+    ref = model.sample(4000, 0.0, np.random.default_rng(123)).x
+    out = sampler(400).sample(model, n=4000, t_start=7.0, rng=np.random.default_rng(7))
+    p, _ = _sliced_ks(out.x, ref)
+    # fixed seeds: a deterministic outcome; the threshold 0.01 is that of a level-1% test
+    assert p > 0.01, p
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_error_shrinks_with_step_count(sampler):
+    model = _gm2d()
+    ref = model.sample(6000, 0.0, np.random.default_rng(1)).x
+    stat = {}
+    for n in (8, 64, 512):
+        out = sampler(n).sample(model, n=6000, t_start=7.0, rng=np.random.default_rng(2))
+        stat[n] = _sliced_ks(out.x, ref)[1]
+    assert stat[512] < stat[64] < stat[8], stat
+
+
+def test_trajectory_start_and_late_initialisation():
+    model = _gm1d()
+    rng = np.random.default_rng(0)
+    t_late = 1.0
+    x_late = model.sample(3000, t_late, rng).x  # exact x_t: sampling from t_late must reproduce p_0
+    res = Heun(200).sample(model, x_late, t_start=t_late, return_trajectory=True)
+    assert res.trajectory.shape == (201, 3000, 1)
+    np.testing.assert_array_equal(res.trajectory[0], x_late)
+    np.testing.assert_array_equal(res.trajectory[-1], res.x)
+    assert res.times[0] == t_late and res.times[-1] == 0.0
+    ref = model.sample(3000, 0.0, np.random.default_rng(9)).x
+    assert stats.ks_2samp(res.x[:, 0], ref[:, 0]).pvalue > 0.01
+
+
+def test_reproducible_with_rng_and_deterministic_ode():
+    model = _gm1d()
+    a = EulerMaruyama(50).sample(model, n=100, rng=np.random.default_rng(5)).x
+    b = EulerMaruyama(50).sample(model, n=100, rng=np.random.default_rng(5)).x
+    np.testing.assert_array_equal(a, b)
+    x0 = np.random.default_rng(1).normal(size=(10, 1))
+    c = DDIM(20).sample(model, x0, t_start=5.0, rng=np.random.default_rng(1)).x
+    d = DDIM(20).sample(model, x0, t_start=5.0, rng=np.random.default_rng(2)).x
+    np.testing.assert_array_equal(c, d)
+
+
+def test_ddpm_on_discrete_schedule_is_ho_et_al_chain():
+    """On the integer grid one ancestral step is Ho et al.'s
+
+    x_{k-1} = (x_k - beta_k / sqrt(1 - abar_k) eps) / sqrt(1 - beta_k) + sqrt(beta~_k) z.
+    """
+    sch = sd.DiscreteSchedule.linear(100)
+    model = _gm1d().with_schedule(sch)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 1))
+    k = 57  # DDPM index: x_k at t = k + 1, step to t = k
+    t = k + 1.0
+    z_rng = np.random.default_rng(3)
+    step = DDPMAncestral(1, times=[t, t - 1.0]).sample(model, x, rng=z_rng).x
+    ab = sch.alphas_cumprod
+    beta = 1 - ab[k] / ab[k - 1]
+    eps = -np.sqrt(1 - ab[k]) * model.score(x, t)
+    mean = (x - beta / np.sqrt(1 - ab[k]) * eps) / np.sqrt(1 - beta)
+    var = beta * (1 - ab[k - 1]) / (1 - ab[k])
+    z = np.random.default_rng(3).standard_normal(x.shape)
+    np.testing.assert_allclose(step, mean + np.sqrt(var) * z, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: EulerMaruyama(0),
+        lambda m: DDIM(10, eta=2.0),
+        lambda m: Heun(10).sample(m, np.zeros((3, 2)), t_start=1.0),
+        lambda m: Heun(10).sample(m, np.full((3, 1), np.nan), t_start=1.0),
+        lambda m: Heun(10).sample(m, np.zeros((3, 1)), t_start=-1.0),
+        lambda m: Heun(10).sample(m, np.zeros((3, 1)), t_start=1.0, t_end=2.0),
+        lambda m: Heun(10, times=[1.0, 2.0]).sample(m, np.zeros((3, 1))),
+        lambda m: Heun(10).sample(m),
+        lambda m: Heun(10).sample(object(), np.zeros((3, 1))),
+        lambda m: Heun(10).sample(m, n=3, rng=42),
+    ],
+)
+def test_bad_input_raises(call):
+    with pytest.raises(ValueError):
+        call(_gm1d())

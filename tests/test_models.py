@@ -241,3 +241,19 @@ def test_sample_is_exact_in_distribution():
     se = np.sqrt(np.diag(cov) / n)
     assert np.all(np.abs(x.mean(0) - mean) < 5 * se)
     np.testing.assert_allclose(np.cov(x.T), cov, atol=5 * np.sqrt(2 / n) * np.diag(cov).max())
+
+
+@pytest.mark.parametrize("d", [1, 3, 12])
+def test_zero_weight_component_is_ignored_without_nan(d):
+    """A component with weight 0 has logit -inf; the guarded log-sum-exp must drop it, not produce NaN."""
+    rng = np.random.default_rng(2)
+    means = rng.normal(size=(3, d))
+    full = sd.GaussianMixture.isotropic(means, [0.2, 0.3, 0.4], [0.0, 0.5, 0.5], labels=[0, 1, 1])
+    sub = sd.GaussianMixture.isotropic(means[1:], [0.3, 0.4], [0.5, 0.5])
+    x = rng.normal(size=(5, d))
+    t = 0.3
+    np.testing.assert_allclose(full.log_prob(x, t), sub.log_prob(x, t), rtol=1e-12)
+    np.testing.assert_allclose(full.score(x, t), sub.score(x, t), rtol=1e-10, atol=1e-12)
+    r = full.component_posterior(x, t)
+    assert np.all(r[:, 0] == 0) and np.all(np.isfinite(r))
+    np.testing.assert_allclose(full.class_posterior(x, t)[:, 1], 1.0, rtol=1e-12)

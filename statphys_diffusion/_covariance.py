@@ -38,18 +38,13 @@ class CovarianceSet:
 
         if kind not in KINDS:
             raise ValueError(f"covariance_type must be one of {KINDS}, got {kind!r}")
-        if kind == "isotropic":
+        if kind in ("isotropic", "diagonal"):
             v = as_float_array(covariances, name, dtype=np.float64)
-            v = np.broadcast_to(v, (k,)).copy() if v.ndim == 0 else v
-            if v.shape != (k,):
-                raise ValueError(f"{name} must have shape ({k},) for isotropic components, got {v.shape}")
-            if np.any(v < 0):
-                raise ValueError(f"{name} must be non-negative (variances)")
-            return cls(kind, d, var=v)
-        if kind == "diagonal":
-            v = as_float_array(covariances, name, dtype=np.float64)
-            if v.shape != (k, d):
-                raise ValueError(f"{name} must have shape ({k}, {d}) for diagonal components, got {v.shape}")
+            shape = (k,) if kind == "isotropic" else (k, d)
+            if kind == "isotropic" and v.ndim == 0:
+                v = np.full(k, float(v))
+            if v.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} for {kind} components, got {v.shape}")
             if np.any(v < 0):
                 raise ValueError(f"{name} must be non-negative (variances)")
             return cls(kind, d, var=v)

@@ -26,17 +26,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import softmax
 
 from . import _checks
 from ._covariance import CovarianceSet
-from ._kernels import small_d as _small
-from ._kernels import streaming as _stream
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["GaussianMixture", "Draws"]
 
 SMALL_D = 8
+
+
+# Kernels (numba) and scipy.special are imported on first use, so that
+# `import statphys_diffusion` stays fast and compiles nothing.
+def _small():
+    from ._kernels import small_d
+
+    return small_d
+
+
+def _stream():
+    from ._kernels import streaming
+
+    return streaming
+
+
+def softmax(z, axis):
+    from scipy.special import softmax as _softmax
+
+    return _softmax(z, axis=axis)
 
 
 @dataclass(frozen=True)
@@ -263,14 +280,14 @@ class GaussianMixture:
         out_r = np.empty((m, k)) if resp else np.empty((0, k))
         out_h = np.empty((m, d, d)) if hess else np.empty((0, d, d))
         x64 = np.ascontiguousarray(x, dtype=np.float64)
-        _small.mixture_small_d(x64, means_t, prec, bias, score, resp, hess, lse, out_s, out_r, out_h)
+        _small().mixture_small_d(x64, means_t, prec, bias, score, resp, hess, lse, out_s, out_r, out_h)
         return lse, out_s, out_r, out_h
 
     def _run_iso(self, x, a, s2, *, score=False, denoise=False, classes=False):
         codes = self._codes if (classes and self._codes is not None) else np.zeros(self.n_components, np.int64)
         n_cls = len(self._classes) if classes else 0
         x = np.ascontiguousarray(x)
-        return _stream.streaming_iso(
+        return _stream().streaming_iso(
             x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2, codes, n_cls, score, denoise
         )
 
@@ -355,7 +372,7 @@ class GaussianMixture:
         if path == "small":
             return self._run_small(x, a, s2, resp=True)[2]
         if path == "iso":
-            logits = _stream.dense_iso_logits(x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2)
+            logits = _stream().dense_iso_logits(x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2)
         else:
             logits = self._generic_logits(x, a, s2)
         return softmax(logits, axis=1)
@@ -423,7 +440,7 @@ class GaussianMixture:
         for k0 in range(0, self.n_components, chunk):
             sl = slice(k0, min(self.n_components, k0 + chunk))
             mu_c = self._means[sl]
-            logits = _stream.dense_iso_logits(x, mu_c, self._musq[sl], self._log_w[sl], self._cov.var[sl], a, s2)
+            logits = _stream().dense_iso_logits(x, mu_c, self._musq[sl], self._log_w[sl], self._cov.var[sl], a, s2)
             r = np.exp(logits - lse_full[:, None])
             inv_c = 1.0 / c_all[sl]
             rc = r * inv_c

@@ -27,7 +27,42 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["SampleResult", "EulerMaruyama", "Heun", "DDPMAncestral", "DDIM", "initial_noise"]
+__all__ = ["SampleResult", "EulerMaruyama", "Heun", "DDPMAncestral", "DDIM", "initial_noise", "time_grid"]
+
+SPACINGS = ("uniform", "edm")
+EDM_SIGMA_MIN = 0.002
+EDM_RHO = 7.0
+
+
+def time_grid(schedule, n_steps: int, t_start: float, t_end: float, spacing: str = "uniform") -> np.ndarray:
+    """Decreasing grid of ``n_steps + 1`` times from t_start to t_end.
+
+    ``uniform``: equal steps in t. ``edm``: Karras et al. (2022, eq. 5) steps in
+    the EDM noise level sigma/alpha, sigma_i = (s_max^{1/rho} + i/(n-1)
+    (s_min^{1/rho} - s_max^{1/rho}))^rho with rho = 7, mapped back to t by
+    equal snr; if t_end has sigma = 0, the ramp stops at s_min = 0.002 and a
+    last step goes to t_end (as in EDM).
+    """
+    if spacing == "uniform":
+        return np.linspace(t_start, t_end, n_steps + 1)
+    if spacing != "edm":
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    s_max = float(np.exp(-0.5 * schedule.log_snr(t_start)))
+    s_end = float(np.exp(-0.5 * schedule.log_snr(t_end)))
+    to_zero = s_end == 0.0
+    s_min = max(s_end, EDM_SIGMA_MIN) if to_zero else s_end
+    n_ramp = n_steps if not to_zero else n_steps - 1
+    if n_ramp < 1 or s_min >= s_max:
+        return np.linspace(t_start, t_end, n_steps + 1)
+    i = np.arange(n_ramp + 1) / n_ramp
+    sig = (s_max ** (1 / EDM_RHO) + i * (s_min ** (1 / EDM_RHO) - s_max ** (1 / EDM_RHO))) ** EDM_RHO
+    grid = np.asarray(schedule.t_of_snr(1.0 / sig**2), dtype=np.float64)
+    grid[0] = t_start
+    if to_zero:
+        grid = np.concatenate([grid, [t_end]])
+    else:
+        grid[-1] = t_end
+    return grid
 
 
 @dataclass(frozen=True)
@@ -58,9 +93,12 @@ class _Sampler:
 
     stochastic = True
 
-    def __init__(self, n_steps: int = 100, *, times=None, progress: bool = False):
+    def __init__(self, n_steps: int = 100, *, times=None, spacing: str = "uniform", progress: bool = False):
         self.n_steps = _checks.check_positive_int(n_steps, "n_steps")
         self.times = None if times is None else np.asarray(times, dtype=np.float64)
+        if spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+        self.spacing = spacing
         self.progress = bool(progress)
 
     def __repr__(self) -> str:
@@ -80,7 +118,7 @@ class _Sampler:
         t1 = schedule.t_min if t_end is None else _checks.check_time(t_end, schedule, "t_end")
         if not t0 > t1:
             raise ValueError(f"t_start ({t0}) must be greater than t_end ({t1})")
-        return np.linspace(t0, t1, self.n_steps + 1)
+        return time_grid(schedule, self.n_steps, t0, t1, self.spacing)
 
     def sample(
         self,
@@ -230,8 +268,10 @@ class DDIM(_Sampler):
     c^2 = eta^2 v sigma'^2 / sigma^2 (``eta = 0``: deterministic, ``eta = 1``: DDPM ancestral).
     """
 
-    def __init__(self, n_steps: int = 50, *, eta: float = 0.0, times=None, progress: bool = False):
-        super().__init__(n_steps, times=times, progress=progress)
+    def __init__(
+        self, n_steps: int = 50, *, eta: float = 0.0, times=None, spacing: str = "uniform", progress: bool = False
+    ):
+        super().__init__(n_steps, times=times, spacing=spacing, progress=progress)
         if not (0.0 <= eta <= 1.0):
             raise ValueError(f"eta must lie in [0, 1], got {eta}")
         self.eta = float(eta)

@@ -24,7 +24,6 @@ import math
 from abc import ABC, abstractmethod
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 __all__ = [
     "Schedule",
@@ -34,6 +33,17 @@ __all__ = [
     "VarianceExploding",
     "FlowMatching",
 ]
+
+
+def _snr_arg(snr) -> np.ndarray:
+    s = np.asarray(snr, dtype=np.float64)
+    if np.any(~(s > 0)):
+        raise ValueError("snr must be positive (and not NaN)")
+    return s
+
+
+def _scalar_or_array(out: np.ndarray):
+    return out if out.ndim else float(out)
 
 
 def _as_t(t) -> np.ndarray:
@@ -136,9 +146,7 @@ class Schedule(ABC):
         The base implementation bisects log snr (monotone decreasing) to 1e-13
         relative accuracy; subclasses with a closed form override it.
         """
-        s = np.asarray(snr, dtype=np.float64)
-        if np.any(~(s > 0)) or np.any(np.isnan(s)):
-            raise ValueError("snr must be positive")
+        s = _snr_arg(snr)
         target = np.log(s)
         lo = np.full(s.shape, self.t_min, dtype=np.float64)
         hi_val = self.t_max if np.isfinite(self.t_max) else 1.0
@@ -163,7 +171,7 @@ class Schedule(ABC):
             if np.all(hi - lo <= 1e-13 * np.maximum(1.0, np.abs(hi))):
                 break
         out = 0.5 * (lo + hi)
-        return out if out.ndim else float(out)
+        return _scalar_or_array(out)
 
     def time_grid(self, n_steps: int, t_start: float | None = None, t_end: float | None = None) -> np.ndarray:
         """Decreasing grid of ``n_steps + 1`` times from t_start to t_end, uniform in t."""
@@ -201,11 +209,9 @@ class OrnsteinUhlenbeck(Schedule):
         return 2.0 * np.exp(-2.0 * t)
 
     def t_of_snr(self, snr):
-        s = np.asarray(snr, dtype=np.float64)
-        if np.any(~(s > 0)):
-            raise ValueError("snr must be positive")
+        s = _snr_arg(snr)
         out = 0.5 * np.log1p(1.0 / s)
-        return out if out.ndim else float(out)
+        return _scalar_or_array(out)
 
     @property
     def default_t_start(self) -> float:
@@ -245,9 +251,7 @@ class VPSDE(Schedule):
         return -2.0 * self._dlog_alpha(t) * np.exp(2.0 * self._log_alpha(t))
 
     def t_of_snr(self, snr):
-        s = np.asarray(snr, dtype=np.float64)
-        if np.any(~(s > 0)):
-            raise ValueError("snr must be positive")
+        s = _snr_arg(snr)
         L = np.log1p(1.0 / s)  # beta_min t + (db/2T) t^2 = L
         a = 0.5 * (self.beta_max - self.beta_min) / self.T
         if a == 0:
@@ -256,7 +260,7 @@ class VPSDE(Schedule):
             out = 2.0 * L / (self.beta_min + np.sqrt(self.beta_min**2 + 4.0 * a * L))
         if np.any(out > self.T * (1 + 1e-12)):
             raise ValueError(f"snr below the schedule's minimum {float(self.snr(self.T))}")
-        return out if out.ndim else float(out)
+        return _scalar_or_array(out)
 
     def __repr__(self) -> str:
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max}, T={self.T})"
@@ -288,11 +292,9 @@ class VarianceExploding(Schedule):
         return 2.0 * t
 
     def t_of_snr(self, snr):
-        s = np.asarray(snr, dtype=np.float64)
-        if np.any(~(s > 0)):
-            raise ValueError("snr must be positive")
+        s = _snr_arg(snr)
         out = 1.0 / np.sqrt(s)
-        return out if out.ndim else float(out)
+        return _scalar_or_array(out)
 
     def __repr__(self) -> str:
         return f"VarianceExploding(sigma_max={self.t_max})"
@@ -323,11 +325,9 @@ class FlowMatching(Schedule):
         return 2.0 * t
 
     def t_of_snr(self, snr):
-        s = np.asarray(snr, dtype=np.float64)
-        if np.any(~(s > 0)):
-            raise ValueError("snr must be positive")
+        s = _snr_arg(snr)
         out = 1.0 / (1.0 + np.sqrt(s))
-        return out if out.ndim else float(out)
+        return _scalar_or_array(out)
 
     @property
     def default_t_start(self) -> float:
@@ -359,6 +359,8 @@ class DiscreteSchedule(Schedule):
         self.name = name
         self.num_steps = int(ac.size)
         self.t_max = float(self.num_steps)
+        from scipy.interpolate import PchipInterpolator  # imported here: keeps `import statphys_diffusion` fast
+
         knots_t = np.arange(self.num_steps + 1, dtype=np.float64)
         knots_la2 = np.concatenate([[0.0], np.log(ac.astype(np.float64))])
         self._interp = PchipInterpolator(knots_t, knots_la2, extrapolate=False)
@@ -366,10 +368,25 @@ class DiscreteSchedule(Schedule):
 
     # -- factories -------------------------------------------------------------
     @classmethod
-    def linear(cls, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> DiscreteSchedule:
-        """Ho et al. (2020) linear betas, computed in float64."""
-        betas = np.linspace(beta_start, beta_end, int(num_steps), dtype=np.float64)
-        return cls(np.cumprod(1.0 - betas), name=f"linear({beta_start},{beta_end})")
+    def linear(
+        cls, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, *, scale_to_1000: bool = False
+    ) -> DiscreteSchedule:
+        """Ho et al. (2020) linear betas, computed in float64.
+
+        ``scale_to_1000=True`` multiplies both ends by 1000 / num_steps, the
+        convention of improved-diffusion / guided-diffusion (Nichol & Dhariwal
+        2021), so that any step count covers the same noise range; diffusers
+        does not rescale.
+        """
+        n = int(num_steps)
+        if n < 2:
+            raise ValueError(f"num_steps must be >= 2, got {num_steps!r}")
+        scale = 1000.0 / n if scale_to_1000 else 1.0
+        betas = np.linspace(scale * beta_start, scale * beta_end, n, dtype=np.float64)
+        if np.any(betas <= 0) or np.any(betas >= 1):
+            raise ValueError("betas must lie in (0, 1): check beta_start, beta_end and num_steps")
+        tag = ", scaled to 1000" if scale_to_1000 else ""
+        return cls(np.cumprod(1.0 - betas), name=f"linear({beta_start},{beta_end}{tag})")
 
     @classmethod
     def cosine(cls, num_steps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> DiscreteSchedule:

@@ -116,3 +116,32 @@ def test_ddpm_on_discrete_schedule_is_ho_et_al_chain():
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
         call(_gm1d())
+
+
+@pytest.mark.parametrize("sch", [sd.OrnsteinUhlenbeck(), sd.DiscreteSchedule.linear(1000), sd.VarianceExploding()])
+def test_edm_grid_is_decreasing_and_hits_endpoints(sch):
+    from statphys_diffusion.samplers import time_grid
+
+    t0 = sch.default_t_start
+    g = time_grid(sch, 10, t0, sch.t_min, "edm")
+    assert g.size == 11 and g[0] == t0 and g[-1] == sch.t_min
+    assert np.all(np.diff(g) < 0)
+    # interior points follow Karras et al.'s rho = 7 ramp in sigma/alpha
+    sig = np.exp(-0.5 * sch.log_snr(g[1:-1]))
+    smax = np.exp(-0.5 * sch.log_snr(t0))
+    i = np.arange(1, 10) / 9
+    ref = (smax ** (1 / 7) + i * (0.002 ** (1 / 7) - smax ** (1 / 7))) ** 7
+    np.testing.assert_allclose(sig, ref, rtol=1e-8)
+
+
+def test_edm_spacing_beats_uniform_for_few_steps():
+    """Measured here: sliced W1 0.34 (edm) vs 0.50 (uniform) for 10 DDIM steps; the noise floor is ~0.03."""
+    from statphys_diffusion.metrics import sliced_wasserstein
+
+    model = _gm2d()
+    ref = model.sample(4000, 0.0, np.random.default_rng(1)).x
+    errs = {}
+    for spacing in ("uniform", "edm"):
+        out = DDIM(10, spacing=spacing).sample(model, n=4000, t_start=7.0, rng=np.random.default_rng(2))
+        errs[spacing] = sliced_wasserstein(out.x, ref)
+    assert errs["edm"] < 0.8 * errs["uniform"], errs

@@ -173,3 +173,16 @@ def test_from_diffusers_against_diffusers_itself():
 def test_bad_input_raises(bad):
     with pytest.raises(ValueError):
         bad()
+
+
+def test_linear_scaled_to_1000_convention():
+    """improved-diffusion scales the linear betas by 1000/T; diffusers does not."""
+    s = sd.DiscreteSchedule.linear(100, scale_to_1000=True)
+    np.testing.assert_allclose(s.betas, np.linspace(1e-3, 0.2, 100), rtol=1e-10)
+    plain = sd.DiscreteSchedule.linear(100)
+    np.testing.assert_allclose(plain.betas, np.linspace(1e-4, 0.02, 100), rtol=1e-10)
+    # the rescaled 100-step schedule covers the same noise range as 1000 plain steps (log alpha_bar within 10%)
+    full = sd.DiscreteSchedule.linear(1000)
+    assert np.log(s.alphas_cumprod[-1]) == pytest.approx(np.log(full.alphas_cumprod[-1]), rel=0.1)
+    with pytest.raises(ValueError, match="betas"):
+        sd.DiscreteSchedule.linear(10, beta_end=0.2, scale_to_1000=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .fastexp import exp_inplace
+
 # fastmath without nnan/ninf: the running max starts at -inf (DESIGN.md, lessons).
 _FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _BLOCK = 256
@@ -28,7 +30,7 @@ def mixture_small_d(x, means_t, prec, bias, want_score, want_resp, want_hess, ou
     (so the compiler vectorises across points); per block it keeps the logits
     (K, B) and g_k = P_k (m_k - x) (K, d, B), bounded scratch whatever M is.
     Two passes over the components: the logits and their max, then the
-    weights exp(logit - max), exactly K exponentials per point.
+    weights exp(logit - max) by the vectorised :func:`fastexp.exp_inplace`.
     Hessian of log p: sum_k r_k (g_k g_k^T - P_k) - s s^T.
     """
     m_pts, d = x.shape
@@ -60,12 +62,14 @@ def mixture_small_d(x, means_t, prec, bias, want_score, want_resp, want_hess, ou
         tot = np.zeros(_BLOCK)
         acc = np.zeros((d, _BLOCK))
         acc_h = np.zeros((d, d, _BLOCK)) if want_hess else np.zeros((0, 0, 0))
+        bits = np.empty(_BLOCK, dtype=np.int64)
         for k in range(n_comp):
+            row = L[k]
             for ii in range(n):
-                lk = L[k, ii]
-                w = np.exp(lk - mx[ii]) if lk > -np.inf else 0.0
-                tot[ii] += w
-                L[k, ii] = w
+                row[ii] -= mx[ii]  # <= 0; -inf (zero weight) becomes 0 in exp_inplace
+            exp_inplace(row, n, bits)
+            for ii in range(n):
+                tot[ii] += row[ii]
             if want_score or want_hess:
                 for j in range(d):
                     for ii in range(n):

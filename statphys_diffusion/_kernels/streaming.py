@@ -10,7 +10,8 @@ The |x_i|^2 / (2 c_min) part is the same for every k and is added back only
 to log p, so equal-variance mixtures (the empirical model) never form the
 large cancelling term. Per chunk of components: one GEMM ``G = x @ mu_c.T``,
 a fused numba pass that turns G in place into unnormalised weights with a
-running max per row (the online softmax of Milakov & Gimelshein 2018), and a
+running max per row (the online softmax of Milakov & Gimelshein 2018; the
+exponentials by the vectorised :func:`fastexp.exp_inplace`), and a
 second GEMM ``acc += W @ mu_c`` with beta = 1 into the output. Extra memory is
 one (rows x chunk) buffer whatever K and M are. The flop count is 4 M K d.
 
@@ -27,12 +28,10 @@ import numpy as np
 from numba import njit, prange
 from scipy.linalg import blas
 
+from .fastexp import exp_inplace
+
 _FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
-# Weights below exp(-64) of the running max are set to 0 without calling exp:
-# the normalised mass dropped is at most K e^{-64} < 2e-28 K, below float64
-# rounding for any K < 1e11; it skips most exponentials once the posterior
-# has concentrated (and costs nothing when it has not).
-_CUTOFF = -64.0
+_ROWS = 8  # rows per parallel task (each task owns one float64 scratch row)
 
 
 @njit(parallel=True, fastmath=_FM, cache=False)
@@ -41,44 +40,48 @@ def _chunk_softmax(
 ):
     rows, nc = G.shape
     want_cls = acc_cls.shape[1] > 0
-    for i in prange(rows):
-        half_xsq = 0.5 * xsq[i]
-        mx = -np.inf
-        for j in range(nc):
-            logit = bias[j] + a_invc[j] * G[i, j] - half_xsq * corr[j]
-            if logit > mx:
-                mx = logit
-        old = run_max[i]
-        new = old if old >= mx else mx
-        if new == -np.inf:
-            out_scale[i] = 1.0
+    n_blk = (rows + _ROWS - 1) // _ROWS
+    for blk in prange(n_blk):
+        z = np.empty(nc)
+        bits = np.empty(nc, dtype=np.int64)
+        for i in range(blk * _ROWS, min(rows, (blk + 1) * _ROWS)):
+            half_xsq = 0.5 * xsq[i]
+            mx = -np.inf
             for j in range(nc):
-                G[i, j] = 0.0
-            continue
-        scale = np.exp(old - new) if old > -np.inf else 0.0
-        s_w = 0.0
-        s_b = 0.0
-        s_bv = 0.0
-        if want_cls:
-            for c in range(acc_cls.shape[1]):
-                acc_cls[i, c] *= scale
-        for j in range(nc):
-            z = bias[j] + a_invc[j] * G[i, j] - half_xsq * corr[j] - new
-            if z < _CUTOFF:
-                G[i, j] = 0.0
+                logit = bias[j] + a_invc[j] * G[i, j] - half_xsq * corr[j]
+                z[j] = logit
+                if logit > mx:
+                    mx = logit
+            old = run_max[i]
+            new = old if old >= mx else mx
+            if new == -np.inf:
+                out_scale[i] = 1.0
+                for j in range(nc):
+                    G[i, j] = 0.0
                 continue
-            w = np.exp(z)
-            s_w += w
-            s_b += w * invc[j]
-            s_bv += w * vinvc[j]
+            scale = np.exp(old - new) if old > -np.inf else 0.0
+            for j in range(nc):
+                z[j] -= new
+            exp_inplace(z, nc, bits)
+            s_w = 0.0
+            s_b = 0.0
+            s_bv = 0.0
+            for j in range(nc):
+                w = z[j]
+                s_w += w
+                s_b += w * invc[j]
+                s_bv += w * vinvc[j]
+                G[i, j] = w * invc[j]
             if want_cls:
-                acc_cls[i, labels[j]] += w
-            G[i, j] = w * invc[j]
-        run_max[i] = new
-        run_sum[i] = run_sum[i] * scale + s_w
-        acc_b[i] = acc_b[i] * scale + s_b
-        acc_bv[i] = acc_bv[i] * scale + s_bv
-        out_scale[i] = scale
+                for c in range(acc_cls.shape[1]):
+                    acc_cls[i, c] *= scale
+                for j in range(nc):
+                    acc_cls[i, labels[j]] += z[j]
+            run_max[i] = new
+            run_sum[i] = run_sum[i] * scale + s_w
+            acc_b[i] = acc_b[i] * scale + s_b
+            acc_bv[i] = acc_bv[i] * scale + s_bv
+            out_scale[i] = scale
 
 
 @njit(parallel=True, cache=False)

@@ -20,6 +20,12 @@ def test_fast_exp_matches_numpy_to_2_ulp(z):
 
 
 def test_fast_exp_special_values():
+    # compile the fast-math kernels that inline exp_inplace first: numba shares the compiled
+    # callee, so a caller's fast-math flags must not degrade it (they did with reassoc)
+    import statphys_diffusion as sd
+
+    sd.GaussianMixture.isotropic([[0.0], [1.0]], [0.1, 0.2]).score(np.zeros((3, 1)), 0.5)
+    sd.EmpiricalDistribution(np.eye(12)).score(np.zeros((2, 12)), 0.5)
     z = np.array([0.0, -0.0, -np.inf, -1e-300, np.log(2.0), -708.0, -708.5, 709.0])
     y = z.copy()
     exp_inplace(y, y.size, np.empty(y.size, dtype=np.int64))

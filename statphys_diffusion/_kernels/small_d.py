@@ -17,8 +17,10 @@ from numba import njit, prange
 
 from .fastexp import exp_inplace
 
-# fastmath without nnan/ninf: the running max starts at -inf (DESIGN.md, lessons).
-_FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# fastmath without nnan/ninf (the running max starts at -inf; DESIGN.md, lessons) and
+# without reassoc: numba compiles the inlined fastexp.exp_inplace with the caller's
+# flags, and reassociation would merge its two-part ln 2 reduction (error ~1e-14).
+_FM = {"nsz", "arcp", "contract", "afn"}
 _BLOCK = 256
 
 

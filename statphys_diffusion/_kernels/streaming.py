@@ -30,7 +30,10 @@ from scipy.linalg import blas
 
 from .fastexp import exp_inplace
 
-_FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# fastmath without nnan/ninf (the running max starts at -inf; DESIGN.md, lessons) and
+# without reassoc: numba compiles the inlined fastexp.exp_inplace with the caller's
+# flags, and reassociation would merge its two-part ln 2 reduction (error ~1e-14).
+_FM = {"nsz", "arcp", "contract", "afn"}
 _ROWS = 8  # rows per parallel task (each task owns one float64 scratch row)
 
 

@@ -83,6 +83,42 @@ class LinearManifold(GaussianMixture):
         return a * lam / (a * a * (lam + v) + s2)
 
     @staticmethod
+    def mixture(manifolds, weights=None, *, labels=None, schedule: Schedule | None = None) -> GaussianMixture:
+        """A mixture of linear manifolds as one low-rank :class:`GaussianMixture`.
+
+        Manifolds of lower intrinsic dimension are padded to the largest one
+        with orthonormal directions of zero variance (same distribution).
+        The schedule defaults to that of the first manifold.
+        """
+        manifolds = list(manifolds)
+        if not manifolds or not all(isinstance(m, LinearManifold) for m in manifolds):
+            raise ValueError("manifolds must be a non-empty sequence of LinearManifold")
+        d = manifolds[0].dim
+        if any(m.dim != d for m in manifolds):
+            raise ValueError("manifolds must all have the same ambient dimension d")
+        m_max = max(m.intrinsic_dim for m in manifolds)
+        bases, lams = [], []
+        for man in manifolds:
+            u, lam = man.basis, man.variances
+            if u.shape[1] < m_max:
+                # orthonormal completion: QR of [U, random], keeping U's span first
+                extra = np.random.default_rng(0).standard_normal((d, m_max - u.shape[1]))
+                extra -= u @ (u.T @ extra)
+                q, _ = np.linalg.qr(extra)
+                u = np.concatenate([u, q], axis=1)
+                lam = np.concatenate([lam, np.zeros(m_max - lam.size)])
+            bases.append(u)
+            lams.append(lam)
+        return GaussianMixture(
+            np.stack([m.offset for m in manifolds]),
+            (np.stack(bases), np.stack(lams), np.array([m._cov.var[0] for m in manifolds])),
+            weights,
+            covariance_type="lowrank",
+            labels=labels,
+            schedule=manifolds[0].schedule if schedule is None else schedule,
+        )
+
+    @staticmethod
     def random(d: int, m: int, variances, rng: np.random.Generator, *, schedule: Schedule | None = None):
         """A manifold with a uniformly random (Haar) orthonormal basis."""
         d = _checks.check_positive_int(d, "d")

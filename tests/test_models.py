@@ -257,3 +257,17 @@ def test_zero_weight_component_is_ignored_without_nan(d):
     r = full.component_posterior(x, t)
     assert np.all(r[:, 0] == 0) and np.all(np.isfinite(r))
     np.testing.assert_allclose(full.class_posterior(x, t)[:, 1], 1.0, rtol=1e-12)
+
+
+def test_mixture_of_linear_manifolds_matches_dense_reference():
+    rng = np.random.default_rng(4)
+    a = sd.LinearManifold.random(6, 1, [2.0], rng)
+    b = sd.LinearManifold(np.linalg.qr(rng.normal(size=(6, 3)))[0], [0.5, 1.0, 3.0], offset=np.ones(6))
+    mix = sd.LinearManifold.mixture([a, b], [0.4, 0.6], labels=[0, 1])
+    assert mix.singular and mix.n_components == 2
+    np.testing.assert_allclose(mix.covariances[0], 2.0 * np.outer(a.basis[:, 0], a.basis[:, 0]), atol=1e-12)
+    x = mix.sample(5, 0.4, rng).x
+    sdt.check_posteriors(mix, x, 0.4, atol=1e-10)
+    sdt.check_score(mix, x, 0.4)
+    with pytest.raises(ValueError, match="ambient"):
+        sd.LinearManifold.mixture([a, sd.LinearManifold.random(5, 1, [1.0], rng)])

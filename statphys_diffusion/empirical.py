@@ -15,7 +15,7 @@ Precision: the kernel forms x . y_i with a GEMM in the dtype of x. In float32
 the logits then carry an absolute error of about 1e-7 |x| |y| alpha / sigma^2,
 which exceeds 1 once sigma^2 < ~1e-7 d alpha (|x|, |y| ~ sqrt(d)): for
 CIFAR-10 scale below t ~ 1e-3 (OU) use float64 queries when the posterior
-weights themselves matter; the nearest training point is still found.
+weights matter.
 """
 
 from __future__ import annotations

@@ -24,6 +24,18 @@ from .schedules import (
     Schedule,
     VarianceExploding,
 )
+from .theory import (
+    LateInitGaussian,
+    SymmetryBreaking,
+    central_fixed_point,
+    fixed_points_1d,
+    gaussian_late_init,
+    speciation_time,
+    stability_eigenvalues,
+    symmetry_breaking_time,
+    top_hessian_eigenpairs,
+    track_central_fixed_point,
+)
 
 __version__ = "0.1.0"
 
@@ -44,4 +56,14 @@ __all__ = [
     "ddpm_index_to_time",
     "time_to_ddpm_index",
     "convert_prediction",
+    "symmetry_breaking_time",
+    "SymmetryBreaking",
+    "speciation_time",
+    "central_fixed_point",
+    "track_central_fixed_point",
+    "fixed_points_1d",
+    "stability_eigenvalues",
+    "top_hessian_eigenpairs",
+    "gaussian_late_init",
+    "LateInitGaussian",
 ]

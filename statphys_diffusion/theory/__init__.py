@@ -1,0 +1,38 @@
+"""Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
+
+from .late_init import LateInitGaussian, gaussian_late_init
+from .symmetry_breaking import (
+    DYNAMICS,
+    SymmetryBreaking,
+    central_fixed_point,
+    fixed_point_residual,
+    fixed_points_1d,
+    potential,
+    speciation_time,
+    stability_eigenvalues,
+    stiffness,
+    symmetry_breaking_time,
+    top_hessian_eigenpairs,
+    track_central_fixed_point,
+    two_delta_broken_fixed_points,
+    two_delta_critical_alpha2,
+)
+
+__all__ = [
+    "LateInitGaussian",
+    "gaussian_late_init",
+    "DYNAMICS",
+    "SymmetryBreaking",
+    "central_fixed_point",
+    "fixed_point_residual",
+    "fixed_points_1d",
+    "potential",
+    "speciation_time",
+    "stability_eigenvalues",
+    "stiffness",
+    "symmetry_breaking_time",
+    "top_hessian_eigenpairs",
+    "track_central_fixed_point",
+    "two_delta_broken_fixed_points",
+    "two_delta_critical_alpha2",
+]

@@ -1,0 +1,390 @@
+r"""Spontaneous symmetry breaking: fixed points, their stability, critical times.
+
+Raya & Ambrogioni, "Spontaneous symmetry breaking in generative diffusion
+models" (NeurIPS 2023); speciation time from Biroli, Bonnaire, de Bortoli &
+Mezard, "Dynamical regimes of diffusion models" (2024).
+
+Fixed points. With the forward SDE dx = f x dt + g dW, the reverse-time drifts
+(in reverse time tau) are
+
+- reverse SDE:            dx/dtau = -f x + g^2 s_t(x),
+- probability-flow ODE:   dx/dtau = -f x + g^2 s_t(x) / 2,
+- and the potential u_t = -log p_t itself, whose critical points solve s_t(x) = 0.
+
+All three fixed-point equations read F(x) = a_t x + s_t(x) = 0 with the
+stiffness a_t = -f/g^2 (SDE), -2 f/g^2 (ODE) or 0 (potential). For every
+variance-preserving schedule f/g^2 = -1/2, so a_t = 1/2 (SDE) and 1 (ODE): in OU
+time the SDE drift is x + 2 s_t(x) as in the paper. The Jacobian of the
+reverse drift at a fixed point is k g^2 (a_t I + H_t) (k = 1 SDE, 1/2 ODE)
+with H_t the Hessian of log p_t, so the fixed point loses stability when the
+top eigenvalue of H_t reaches -a_t: -1/2 (SDE), -1 (ODE), 0 (potential:
+p_t turns bimodal along that direction).
+
+Closed forms (two deltas at +-m in 1-D, any VP schedule, sigma^2 = 1 - alpha^2;
+H_t(0) = alpha^2 m^2 / sigma^4 - 1 / sigma^2):
+
+- potential: alpha^2 m^2 = sigma^2, i.e. alpha^2 = 1 / (1 + m^2) (OU: t = 1/2 log(1 + m^2)),
+- SDE: alpha^4 + 2 m^2 alpha^2 - 1 = 0, i.e. alpha^2 = sqrt(m^4 + 1) - m^2 (m = 1: sqrt 2 - 1),
+- ODE: alpha^2 = 1 - m^2 for m < 1; for m >= 1 the centre is never stable.
+
+The speciation time t_S solves alpha_t^2 Lambda = sigma_t^2 for the top
+eigenvalue Lambda of the data covariance (Biroli et al. 2024); for OU it is
+1/2 log(1 + Lambda) ~ 1/2 log Lambda.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _checks
+
+__all__ = [
+    "DYNAMICS",
+    "stiffness",
+    "potential",
+    "fixed_point_residual",
+    "central_fixed_point",
+    "track_central_fixed_point",
+    "fixed_points_1d",
+    "top_hessian_eigenpairs",
+    "stability_eigenvalues",
+    "symmetry_breaking_time",
+    "SymmetryBreaking",
+    "speciation_time",
+    "two_delta_critical_alpha2",
+    "two_delta_broken_fixed_points",
+]
+
+DYNAMICS = ("sde", "ode", "potential")
+
+
+def _check_dynamics(dynamics: str) -> str:
+    if dynamics not in DYNAMICS:
+        raise ValueError(f"dynamics must be one of {DYNAMICS}, got {dynamics!r}")
+    return dynamics
+
+
+def stiffness(schedule, t, dynamics: str = "sde"):
+    """a_t in F(x) = a_t x + s_t(x): -f/g^2 (sde), -2 f/g^2 (ode), 0 (potential)."""
+    _check_dynamics(dynamics)
+    if dynamics == "potential":
+        return 0.0 * np.asarray(t, dtype=np.float64)
+    f = schedule.drift_coefficient(t)
+    g2 = schedule.diffusion2(t)
+    k = 1.0 if dynamics == "sde" else 0.5
+    return -f / (k * g2)
+
+
+def _drift_scale(schedule, t, dynamics):
+    """k g^2: the reverse drift's Jacobian is k g^2 (a I + H) (1 for the potential)."""
+    if dynamics == "potential":
+        return 1.0
+    return (1.0 if dynamics == "sde" else 0.5) * float(schedule.diffusion2(t))
+
+
+def potential(model, x, t) -> np.ndarray:
+    """u_t(x) = -log p_t(x), shape (M,)."""
+    return -model.log_prob(x, t)
+
+
+def fixed_point_residual(model, x, t, dynamics: str = "sde") -> np.ndarray:
+    """F(x) = a_t x + s_t(x), shape (M, d); zero exactly at the fixed points."""
+    a = float(stiffness(model.schedule, t, dynamics))
+    return a * np.asarray(x, dtype=np.float64) + model.score(x, t)
+
+
+def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = 64):
+    """Largest k eigenvalues (descending) and eigenvectors (columns) of H_t at one point x (d,).
+
+    Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim``, otherwise
+    Lanczos (scipy ``eigsh``) on Hessian-vector products, never forming H.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    d = x.shape[1]
+    if d <= dense_max_dim:
+        w, v = np.linalg.eigh(model.hessian(x, t)[0])
+        return w[::-1][:k], v[:, ::-1][:, :k]
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    def mv(v):
+        return model.hvp(x, t, np.asarray(v, dtype=np.float64).reshape(1, -1))[0]
+
+    op = LinearOperator((d, d), matvec=mv, dtype=np.float64)
+    w, v = eigsh(op, k=k, which="LA", tol=1e-10)
+    order = np.argsort(w)[::-1]
+    return w[order], v[:, order]
+
+
+def stability_eigenvalues(model, x, t, dynamics: str = "sde", k: int = 1) -> np.ndarray:
+    """Top k eigenvalues of the reverse drift's Jacobian k g^2 (a_t I + H_t) at point x (d,).
+
+    Positive means unstable along that eigenvector. For ``potential`` these are
+    the eigenvalues of H_t (positive: a local maximum of p_t along it).
+    """
+    lam, _ = top_hessian_eigenpairs(model, x, t, k)
+    a = float(stiffness(model.schedule, t, dynamics))
+    return _drift_scale(model.schedule, t, dynamics) * (a + lam)
+
+
+def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float = 1e-12, max_iter: int = 100):
+    """Newton's method on F(x) = a_t x + s_t(x) from ``x0`` (default: the large-t guess).
+
+    The default start alpha_t m / (1 - a_t sigma_t^2) (m the data mean) is the
+    fixed point when p_t is close to N(alpha m, sigma^2 I). Newton steps solve
+    (a I + H) delta = -F densely for d <= 64, by MINRES on Hessian-vector
+    products otherwise. Raises ValueError if it does not converge.
+    """
+    _check_dynamics(dynamics)
+    sch = model.schedule
+    t = _checks.check_time(t, sch, allow_zero=not getattr(model, "singular", True))
+    a = float(stiffness(sch, t, dynamics))
+    d = model.dim
+    if x0 is None:
+        al, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
+        denom = 1.0 - a * s2
+        if abs(denom) < 1e-8:
+            raise ValueError(
+                f"no well-defined centre at t={t}: the large-t fixed-point guess is singular (1 - a sigma^2 = 0); "
+                "pass x0"
+            )
+        x = (al * model.mean() / denom).reshape(1, d)
+    else:
+        x = np.asarray(x0, dtype=np.float64).reshape(1, d).copy()
+    for _ in range(max_iter):
+        F = a * x + model.score(x, t)
+        if not np.any(F):
+            return x[0]
+        if d <= 64:
+            J = a * np.eye(d) + model.hessian(x, t)[0]
+            try:
+                delta = np.linalg.solve(J, -F[0])
+            except np.linalg.LinAlgError:
+                raise ValueError(f"singular Jacobian at t={t}: the fixed point is degenerate") from None
+        else:
+            from scipy.sparse.linalg import LinearOperator, minres
+
+            def jv(v, x=x):
+                return a * v + model.hvp(x, t, v.reshape(1, d))[0]
+
+            delta, _ = minres(LinearOperator((d, d), matvec=jv, dtype=float), -F[0], rtol=1e-12, maxiter=500)
+        x = x + delta
+        if not np.all(np.isfinite(x)):
+            break
+        if float(np.abs(delta).max()) <= tol * (1.0 + float(np.abs(x).max())):
+            return x[0]
+    raise ValueError(
+        f"Newton did not converge to a central fixed point at t={t} ({dynamics}): the model may have no "
+        "well-defined centre; pass a starting point x0 or a larger t"
+    )
+
+
+def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None) -> np.ndarray:
+    """Continuation of the central fixed point along ``times`` (sorted descending), shape (len(times), d)."""
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or np.any(np.diff(times) > 0):
+        raise ValueError("times must be a 1-D array sorted in decreasing order (from large t down)")
+    out = np.empty((times.size, model.dim))
+    x = x0
+    for i, t in enumerate(times):
+        x = central_fixed_point(model, t, dynamics, x0=x)
+        out[i] = x
+    return out
+
+
+def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: int = 20001):
+    """All fixed points of a 1-D model at time t and the reverse drift's stability eigenvalue at each.
+
+    Sign changes of F on a grid (default range: alpha times the data range
+    padded by 4 sigma), refined by Brent's method to machine precision.
+    Returns (points (n,), eigenvalues (n,)); negative eigenvalue = stable.
+    """
+    from scipy.optimize import brentq
+
+    if model.dim != 1:
+        raise ValueError(f"fixed_points_1d needs a 1-D model, got d={model.dim}")
+    sch = model.schedule
+    t = _checks.check_time(t, sch, allow_zero=not getattr(model, "singular", True))
+    a = float(stiffness(sch, t, dynamics))
+    if x_range is None:
+        al, s = float(sch.alpha(t)), float(sch.sigma(t))
+        mu = model.means[:, 0]
+        spread = np.sqrt(np.max(model.covariances[:, 0, 0])) if hasattr(model, "covariances") else 0.0
+        lo, hi = al * (mu.min() - 4 * spread) - 4 * s - 1e-3, al * (mu.max() + 4 * spread) + 4 * s + 1e-3
+        # fixed points of the drifts can lie beyond the data when a_t sigma^2 < 1; widen by 1/(1 - a s^2)
+        widen = 1.0 / max(1e-3, 1.0 - a * s * s) if a * s * s < 1 else 1.0
+        lo, hi = lo * widen, hi * widen
+    else:
+        lo, hi = map(float, x_range)
+    grid = np.linspace(lo, hi, n_grid)
+    F = a * grid + model.score(grid[:, None], t)[:, 0]
+    roots = []
+    for i in np.nonzero(np.sign(F[:-1]) * np.sign(F[1:]) <= 0)[0]:
+        if F[i] == 0:
+            roots.append(grid[i])
+            continue
+        if F[i + 1] == 0:
+            continue
+        roots.append(brentq(lambda z: a * z + model.score(np.array([[z]]), t)[0, 0], grid[i], grid[i + 1], xtol=1e-14))
+    roots = np.unique(np.round(np.asarray(roots, dtype=np.float64), 13))
+    if roots.size == 0:
+        return roots, roots
+    H = model.hessian(roots[:, None], t)[:, 0, 0]
+    return roots, _drift_scale(sch, t, dynamics) * (a + H)
+
+
+@dataclass(frozen=True)
+class SymmetryBreaking:
+    """Result of :func:`symmetry_breaking_time`.
+
+    Attributes
+    ----------
+    time : float
+        Forward time at which the central fixed point loses stability (NaN if
+        it never is stable, or never loses stability, on the scanned range).
+    direction : (d,) array
+        Top Hessian eigenvector at the critical time (the unstable direction).
+    fixed_point : (d,) array
+        The central fixed point at the critical time.
+    dynamics : str
+    times, margin : arrays
+        The scan: margin = lambda_max(H_t) + a_t at the tracked centre
+        (negative: stable), times in decreasing order.
+    note : str
+    """
+
+    time: float
+    direction: np.ndarray
+    fixed_point: np.ndarray
+    dynamics: str
+    times: np.ndarray
+    margin: np.ndarray
+    note: str = ""
+
+
+def symmetry_breaking_time(
+    model,
+    dynamics: str = "sde",
+    *,
+    log_snr_range=(-12.0, 12.0),
+    n_grid: int = 60,
+    xtol: float = 1e-12,
+    progress: bool = False,
+) -> SymmetryBreaking:
+    """First time (coming from large t) at which the central fixed point changes character.
+
+    Tracks the central fixed point down a grid uniform in log-snr, finds the
+    first sign change of lambda_max(H_t(x*)) + a_t from negative (stable) to
+    positive, and refines it with Brent's method (re-solving the fixed point
+    at each trial time). ``dynamics``: ``"sde"`` (the paper's definition),
+    ``"ode"`` or ``"potential"`` (see the module docstring; they give
+    different times).
+    """
+    from scipy.optimize import brentq
+
+    _check_dynamics(dynamics)
+    sch = model.schedule
+    hi_t = float(sch.default_t_start)
+    ls_lo = max(float(log_snr_range[0]), float(sch.log_snr(hi_t)))
+    ls_hi = min(float(log_snr_range[1]), float(sch.log_snr(sch.t_min + 1e-9 * max(1.0, hi_t))))
+    if not ls_hi > ls_lo:
+        raise ValueError(f"log_snr_range {log_snr_range} does not overlap the schedule's range")
+    times = np.asarray(sch.t_of_snr(np.exp(np.linspace(ls_lo, ls_hi, n_grid))), dtype=np.float64)
+    times = np.clip(times, sch.t_min + 1e-12, hi_t)
+    it = range(times.size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"symmetry breaking ({dynamics})", leave=False)
+    margin = np.full(times.size, np.nan)
+    points = np.full((times.size, model.dim), np.nan)
+    x = None
+    cross = None
+    for i in it:
+        t = float(times[i])
+        x = central_fixed_point(model, t, dynamics, x0=x)
+        points[i] = x
+        lam, _ = top_hessian_eigenpairs(model, x, t, 1)
+        margin[i] = float(lam[0]) + float(stiffness(sch, t, dynamics))
+        if i == 0 and margin[0] >= 0:
+            note = "the central fixed point is not stable even at the largest time scanned"
+            nan = np.full(model.dim, np.nan)
+            return SymmetryBreaking(np.nan, nan, points[0], dynamics, times[:1], margin[:1], note)
+        if margin[i] >= 0:
+            cross = i
+            break
+    if cross is None:
+        nan = np.full(model.dim, np.nan)
+        return SymmetryBreaking(
+            np.nan, nan, points[-1], dynamics, times, margin, "no loss of stability on the scanned range"
+        )
+    start = points[cross - 1]
+
+    def g(t):
+        xc = central_fixed_point(model, t, dynamics, x0=start)
+        lam, _ = top_hessian_eigenpairs(model, xc, t, 1)
+        return float(lam[0]) + float(stiffness(sch, t, dynamics))
+
+    tc = brentq(g, float(times[cross]), float(times[cross - 1]), xtol=xtol, rtol=1e-14)
+    xc = central_fixed_point(model, tc, dynamics, x0=start)
+    _, vec = top_hessian_eigenpairs(model, xc, tc, 1)
+    return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, times[: cross + 1], margin[: cross + 1])
+
+
+def speciation_time(model=None, schedule=None, *, top_eigenvalue: float | None = None) -> float:
+    """t_S solving alpha_t^2 Lambda = sigma_t^2 (Biroli et al. 2024).
+
+    Lambda is the top eigenvalue of the data covariance, from ``model.covariance()``
+    or given as ``top_eigenvalue``; the schedule defaults to ``model.schedule``.
+    """
+    if top_eigenvalue is None:
+        if model is None:
+            raise ValueError("give a model or top_eigenvalue")
+        cov = model.covariance()
+        top_eigenvalue = float(np.linalg.eigvalsh(cov)[-1])
+    lam = float(top_eigenvalue)
+    if not (lam > 0 and np.isfinite(lam)):
+        raise ValueError(f"top_eigenvalue must be positive and finite, got {lam}")
+    sch = schedule if schedule is not None else model.schedule
+    return float(sch.t_of_snr(1.0 / lam))
+
+
+def two_delta_critical_alpha2(m: float, dynamics: str = "sde") -> float:
+    """Closed-form alpha^2 at the critical time for deltas at +-m (any VP schedule); NaN if none."""
+    _check_dynamics(dynamics)
+    m = float(m)
+    if not m > 0:
+        raise ValueError(f"m must be positive, got {m}")
+    m2 = m * m
+    if dynamics == "potential":
+        return 1.0 / (1.0 + m2)
+    if dynamics == "sde":
+        return float(np.sqrt(m2 * m2 + 1.0) - m2)
+    return 1.0 - m2 if m < 1 else float("nan")
+
+
+def two_delta_broken_fixed_points(alpha: float, *, n_grid: int = 20001) -> np.ndarray:
+    """Roots of the paper's 1-D equation (theta^2 + 1) x + 2 theta tanh(theta x / (theta^2 - 1)) = 0.
+
+    theta = alpha_t for deltas at +-1 under a VP schedule (the SDE drift
+    x + 2 s_t(x) = 0 multiplied by -sigma^2). Returns the sorted roots.
+    """
+    from scipy.optimize import brentq
+
+    th = float(alpha)
+    if not 0 < th < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+
+    def h(x):
+        return (th * th + 1.0) * x + 2.0 * th * np.tanh(th * x / (th * th - 1.0))
+
+    bound = 2.0 * th / (th * th + 1.0) + 1e-9  # |x| <= 2 theta / (theta^2 + 1) since |tanh| <= 1
+    grid = np.linspace(-bound, bound, n_grid)
+    hv = h(grid)
+    roots = [0.0]
+    for i in np.nonzero(np.sign(hv[:-1]) * np.sign(hv[1:]) < 0)[0]:
+        r = brentq(h, grid[i], grid[i + 1], xtol=1e-15)
+        if abs(r) > 1e-9:
+            roots.append(r)
+    return np.unique(np.round(roots, 13))

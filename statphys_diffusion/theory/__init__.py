@@ -3,8 +3,11 @@
 from .late_init import LateInitGaussian, gaussian_late_init
 from .symmetry_breaking import (
     DYNAMICS,
+    CloningResult,
     SymmetryBreaking,
     central_fixed_point,
+    cloning_agreement,
+    exact_cloning_agreement,
     fixed_point_residual,
     fixed_points_1d,
     potential,
@@ -19,6 +22,9 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "CloningResult",
+    "cloning_agreement",
+    "exact_cloning_agreement",
     "LateInitGaussian",
     "gaussian_late_init",
     "DYNAMICS",

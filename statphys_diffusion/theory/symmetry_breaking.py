@@ -55,6 +55,9 @@ __all__ = [
     "speciation_time",
     "two_delta_critical_alpha2",
     "two_delta_broken_fixed_points",
+    "CloningResult",
+    "cloning_agreement",
+    "exact_cloning_agreement",
 ]
 
 DYNAMICS = ("sde", "ode", "potential")
@@ -388,3 +391,78 @@ def two_delta_broken_fixed_points(alpha: float, *, n_grid: int = 20001) -> np.nd
         if abs(r) > 1e-9:
             roots.append(r)
     return np.unique(np.round(roots, 13))
+
+
+@dataclass(frozen=True)
+class CloningResult:
+    """phi(t_b) from :func:`cloning_agreement`: agreement probability with its standard error."""
+
+    branch_times: np.ndarray
+    phi: np.ndarray
+    se: np.ndarray
+    n_pairs: int
+
+
+def cloning_agreement(
+    model,
+    branch_times,
+    n_pairs: int,
+    rng: np.random.Generator,
+    *,
+    n_steps: int = 400,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    progress: bool = False,
+) -> CloningResult:
+    """Speciation measured by cloning (Biroli, Bonnaire, de Bortoli & Mezard 2024).
+
+    Runs the reverse SDE (Euler-Maruyama, uniform grid of ``n_steps`` from
+    ``t_start`` to ``t_end``, the branch times inserted into it) with the
+    model's score; at each branch time t_b every state is copied, the two
+    copies continue with independent noise, and phi(t_b) is the fraction of
+    pairs whose end points have the same class (argmax of the exact class
+    posterior at ``t_end``). phi -> 1 for t_b -> 0 and -> sum_c p_c^2 for
+    large t_b; the crossover is the speciation. For an exact model
+    phi(t_b) = E[sum_c p_{t_b}(c | x)^2] (:func:`exact_cloning_agreement`).
+    """
+    from ..samplers import EulerMaruyama
+
+    sch = model.schedule
+    n_pairs = _checks.check_positive_int(n_pairs, "n_pairs")
+    t0 = sch.default_t_start if t_start is None else _checks.check_time(t_start, sch, "t_start")
+    t1 = float(sch.t_of_snr(1e4)) if t_end is None else _checks.check_time(t_end, sch, "t_end", allow_zero=False)
+    tb = np.sort(np.asarray(branch_times, dtype=np.float64))[::-1]
+    if tb.ndim != 1 or tb.size == 0 or tb[0] >= t0 or tb[-1] <= t1:
+        raise ValueError(f"branch_times must lie strictly between t_end={t1} and t_start={t0}")
+    grid = np.unique(np.concatenate([np.linspace(t0, t1, n_steps + 1), tb]))[::-1]
+    main = EulerMaruyama(grid.size - 1, times=grid).sample(model, n=n_pairs, rng=rng, return_trajectory=True)
+    idx = {float(t): int(np.nonzero(grid == t)[0][0]) for t in tb}
+    phi, se = np.empty(tb.size), np.empty(tb.size)
+    it = enumerate(tb)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(list(it), desc="cloning", leave=False)
+    for j, t in it:
+        i = idx[float(t)]
+        sub = grid[i:]
+        x_b = main.trajectory[i]
+        ends = [EulerMaruyama(sub.size - 1, times=sub).sample(model, x_b, rng=rng).x for _ in range(2)]
+        c1, c2 = (np.argmax(model.class_posterior(e, t1), axis=1) for e in ends)
+        same = (c1 == c2).astype(np.float64)
+        phi[j] = same.mean()
+        se[j] = same.std(ddof=1) / np.sqrt(n_pairs) if n_pairs > 1 else np.nan
+    order = np.argsort(tb)
+    return CloningResult(tb[order], phi[order], se[order], n_pairs)
+
+
+def exact_cloning_agreement(model, branch_times, n: int, rng: np.random.Generator):
+    """E_{x ~ p_t}[sum_c p_t(c | x)^2] by Monte Carlo with exact draws; returns (phi, se) arrays."""
+    n = _checks.check_positive_int(n, "n")
+    out, err = [], []
+    for t in np.atleast_1d(np.asarray(branch_times, dtype=np.float64)):
+        x = model.sample(n, float(t), rng).x
+        q = np.sum(model.class_posterior(x, float(t)) ** 2, axis=1)
+        out.append(q.mean())
+        err.append(q.std(ddof=1) / np.sqrt(n))
+    return np.array(out), np.array(err)

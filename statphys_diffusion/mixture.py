@@ -417,6 +417,46 @@ class GaussianMixture:
             raise ValueError(f"v must have the same shape as x {x.shape}, got {v.shape}")
         return self._hvp_checked(x.astype(np.float64), v.astype(np.float64), a, s2)
 
+    def hessian_operator(self, x, t):
+        """The Hessian of log p_t at one point x (d,) as a scipy ``LinearOperator`` (symmetric).
+
+        For isotropic components the responsibilities are computed once and each
+        product costs two passes over the means (G v and G^T w with
+        G = (alpha mu - x)/c): H v = G^T (r * G v) - (sum r / c) v - s (s . v).
+        Other kinds fall back to :meth:`hvp`. For Lanczos / MINRES at large d.
+        """
+        from scipy.sparse.linalg import LinearOperator
+
+        xr = _checks.as_points(np.asarray(x).reshape(1, -1), self.dim)
+        xr, t, a, s2 = self._prep(xr, t)
+        xr = xr.astype(np.float64)
+        d = self.dim
+        if self._path() != "iso":
+
+            def mv(v):
+                return self._hvp_checked(xr, np.asarray(v, dtype=np.float64).reshape(1, d), a, s2)[0]
+
+            return LinearOperator((d, d), matvec=mv, dtype=np.float64)
+        logits = _stream().dense_iso_logits(xr, self._means, self._musq, self._log_w, self._cov.var, a, s2)[0]
+        r = np.exp(logits - logits.max())
+        r /= r.sum()
+        inv_c = 1.0 / (a * a * self._cov.var + s2)
+        keep = r > 1e-300 * r.max()
+        mu, r, inv_c = self._means[keep], r[keep], inv_c[keep]
+        x0 = xr[0]
+        rc = r * inv_c
+        s_vec = a * (rc @ mu) - rc.sum() * x0
+        diag = float(rc.sum())
+        w_base = r * inv_c * inv_c
+
+        def mv(v):
+            v = np.asarray(v, dtype=np.float64).reshape(d)
+            gv = a * (mu @ v) - float(x0 @ v)  # (alpha mu_k - x) . v, times c_k below
+            w = w_base * gv
+            return a * (w @ mu) - w.sum() * x0 - diag * v - s_vec * float(s_vec @ v)
+
+        return LinearOperator((d, d), matvec=mv, dtype=np.float64)
+
     def _hvp_checked(self, x, v, a, s2):
         if self._path() == "iso":
             return self._hvp_iso(x, v, a, s2)

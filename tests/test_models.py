@@ -271,3 +271,18 @@ def test_mixture_of_linear_manifolds_matches_dense_reference():
     sdt.check_score(mix, x, 0.4)
     with pytest.raises(ValueError, match="ambient"):
         sd.LinearManifold.mixture([a, sd.LinearManifold.random(5, 1, [1.0], rng)])
+
+
+@pytest.mark.parametrize("kind", ["iso", "diag"])
+def test_hessian_operator_matches_dense_hessian(kind):
+    rng = np.random.default_rng(8)
+    d = 12
+    pts = rng.normal(size=(40, d))
+    if kind == "iso":
+        model = sd.EmpiricalDistribution(pts)
+    else:
+        model = sd.GaussianMixture.diagonal(pts[:4], rng.uniform(0.1, 1, (4, d)))
+    x = model.sample(1, 0.3, rng).x[0]
+    H = model.hessian(x[None], 0.3)[0]
+    op = model.hessian_operator(x, 0.3)
+    np.testing.assert_allclose(op @ np.eye(d), H, rtol=1e-9, atol=1e-9 * np.abs(H).max())

@@ -208,3 +208,17 @@ def test_cloning_agrees_with_exact_posterior_overlap():
     assert np.all(np.diff(res.phi) < 0)  # agreement decays with the branch time
     with pytest.raises(ValueError, match="branch_times"):
         th.cloning_agreement(gm, [7.0], 10, np.random.default_rng(0), t_start=6.0)
+
+
+def test_large_d_path_lanczos_and_minres_match_closed_form():
+    """d = 80 > 64: Lanczos on the Hessian operator and Newton-MINRES for the fixed point."""
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=80)
+    u /= np.linalg.norm(u)
+    m = 1.2
+    b = rng.normal(size=80)
+    b -= (b @ u) * u  # an offset orthogonal to u keeps the u-direction problem that of the closed form
+    emp = sd.EmpiricalDistribution(np.stack([m * u, -m * u]) + b)  # the centre is not 0
+    res = th.symmetry_breaking_time(emp, "sde", n_grid=30)
+    assert res.time == pytest.approx(-0.5 * np.log(th.two_delta_critical_alpha2(m, "sde")), abs=1e-7)
+    assert abs(abs(res.direction @ u) - 1) < 1e-6

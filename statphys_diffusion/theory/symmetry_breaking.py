@@ -109,15 +109,25 @@ def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = 64):
     if d <= dense_max_dim:
         w, v = np.linalg.eigh(model.hessian(x, t)[0])
         return w[::-1][:k], v[:, ::-1][:, :k]
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import eigsh
 
-    def mv(v):
-        return model.hvp(x, t, np.asarray(v, dtype=np.float64).reshape(1, -1))[0]
-
-    op = LinearOperator((d, d), matvec=mv, dtype=np.float64)
+    op = _hessian_operator(model, x[0], t)
     w, v = eigsh(op, k=k, which="LA", tol=1e-10)
     order = np.argsort(w)[::-1]
     return w[order], v[:, order]
+
+
+def _hessian_operator(model, x, t):
+    """LinearOperator for H_t at one point: the model's own if it has one, else via ``hvp``."""
+    if hasattr(model, "hessian_operator"):
+        return model.hessian_operator(x, t)
+    from scipy.sparse.linalg import LinearOperator
+
+    d = x.size
+    xr = np.asarray(x, dtype=np.float64).reshape(1, d)
+    return LinearOperator(
+        (d, d), matvec=lambda v: model.hvp(xr, t, np.asarray(v, dtype=np.float64).reshape(1, d))[0], dtype=float
+    )
 
 
 def stability_eigenvalues(model, x, t, dynamics: str = "sde", k: int = 1) -> np.ndarray:
@@ -156,8 +166,11 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
     else:
         x = np.asarray(x0, dtype=np.float64).reshape(1, d).copy()
     for _ in range(max_iter):
-        F = a * x + model.score(x, t)
-        if not np.any(F):
+        sx = model.score(x, t)
+        F = a * x + sx
+        # converged once F is at the rounding level of the terms it sums (near a critical
+        # point the Jacobian is nearly singular and Newton steps stall at ~eps/margin)
+        if float(np.abs(F).max()) <= 1e-13 * (float(np.abs(a * x).max()) + float(np.abs(sx).max()) + 1e-300):
             return x[0]
         if d <= 64:
             J = a * np.eye(d) + model.hessian(x, t)[0]
@@ -166,12 +179,10 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
             except np.linalg.LinAlgError:
                 raise ValueError(f"singular Jacobian at t={t}: the fixed point is degenerate") from None
         else:
-            from scipy.sparse.linalg import LinearOperator, minres
+            from scipy.sparse.linalg import minres
 
-            def jv(v, x=x):
-                return a * v + model.hvp(x, t, v.reshape(1, d))[0]
-
-            delta, _ = minres(LinearOperator((d, d), matvec=jv, dtype=float), -F[0], rtol=1e-12, maxiter=500)
+            H = _hessian_operator(model, x[0], t)
+            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-12, maxiter=500)
         x = x + delta
         if not np.all(np.isfinite(x)):
             break

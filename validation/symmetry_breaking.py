@@ -1,0 +1,373 @@
+"""Result 5: spontaneous symmetry breaking, speciation and Gaussian late initialisation.
+
+Parts (all by default; choose with --part):
+
+toy   two deltas at +-1 in 1-D under OU: the potential u_t at several times, the
+      bifurcation diagram of the reverse-SDE fixed points against the paper's
+      tanh equation, the stability margin lambda_max(H_t) + a_t of the centre for
+      the three definitions with their closed-form critical times, and
+      speciation by cloning against t_S and the exact overlap.
+gli   Gaussian late initialisation versus the standard start for few-step DDIM
+      and Heun (PF-ODE) on the DDPM linear schedule, with exact scores, on a 2-D
+      mixture and on a class-Gaussian model of CIFAR-10 at 16 x 16 (d = 768).
+      Quality: sliced W1 to exact draws and mean log-likelihood under the true
+      model; mean and standard error over seeds.
+cifar symmetry-breaking times of the exact empirical CIFAR-10 model and of its
+      class-Gaussian approximation (d = 3,072) against t_S, also as DDPM steps.
+
+Writes CSV and PNG files into figures/. Usage:
+    python validation/symmetry_breaking.py [--quick] [--part toy|gli|cifar|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import statphys_diffusion as sd
+from statphys_diffusion import theory as th
+from statphys_diffusion.metrics import sliced_wasserstein
+from statphys_diffusion.samplers import DDIM, Heun
+
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- toy
+def part_toy(out: Path, quick: bool) -> dict:
+    plt = _plt()
+    gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0, labels=[0, 1])
+    crit = {dyn: th.symmetry_breaking_time(gm, dyn) for dyn in th.DYNAMICS}
+    closed = {dyn: -0.5 * np.log(th.two_delta_critical_alpha2(1.0, dyn)) for dyn in ("sde", "potential")}
+    t_s = sd.speciation_time(gm)
+
+    # potential u_t(x) at several times
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    xs = np.linspace(-2, 2, 801)[:, None]
+    for t, c in zip((0.15, 0.3, closed["potential"], 0.5, 0.8), ("C0", "C1", "k", "C2", "C3")):
+        u = th.potential(gm, xs, t)
+        ax.plot(
+            xs[:, 0],
+            u - u.min(),
+            color=c,
+            lw=1.5 if c != "k" else 1,
+            ls="-" if c != "k" else "--",
+            label=f"t = {t:.3g}" + (" (loss of convexity)" if c == "k" else ""),
+        )
+    ax.set_ylim(0, 3)
+    ax.set_xlabel("x")
+    ax.set_ylabel("u_t(x) - min u_t")
+    ax.set_title("Potential of two deltas at +-1 (OU)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sb_potential.png", dpi=120)
+    plt.close(fig)
+
+    # bifurcation diagram
+    rows = []
+    ts = np.linspace(0.05, 1.0, 60 if quick else 240)
+    for t in ts:
+        pts, eig = th.fixed_points_1d(gm, t, "sde")
+        ref = th.two_delta_broken_fixed_points(float(np.exp(-t)))
+        for p, e in zip(pts, eig):
+            rows.append({"t": t, "fixed_point": p, "drift_eigenvalue": e, "stable": bool(e < 0)})
+        if ref.size != pts.size or np.max(np.abs(np.sort(ref) - pts)) > 1e-9:
+            raise RuntimeError(f"fixed points disagree with the tanh equation at t={t}")
+    _write_csv(out / "sb_bifurcation.csv", rows)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    st = [r for r in rows if r["stable"]]
+    un = [r for r in rows if not r["stable"]]
+    ax.plot([r["t"] for r in st], [r["fixed_point"] for r in st], "o", ms=2, color="C0", label="stable")
+    ax.plot([r["t"] for r in un], [r["fixed_point"] for r in un], "o", ms=2, color="C3", label="unstable")
+    ax.axvline(closed["sde"], color="k", ls="--", lw=1, label=f"t_c (SDE) = {closed['sde']:.4f}")
+    ax.axvline(t_s, color="gray", ls=":", lw=1, label=f"t_S = {t_s:.4f}")
+    ax.set_xlabel("t (OU)")
+    ax.set_ylabel("fixed points of x + 2 s_t(x)")
+    ax.set_title("Bifurcation of the reverse-SDE drift")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sb_bifurcation.png", dpi=120)
+    plt.close(fig)
+
+    # stability margin of the centre for each definition
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    tgrid = np.geomspace(0.02, 3.0, 200)
+    h0 = gm.hessian(np.zeros((1, 1)), 0.5)  # compile
+    del h0
+    lam = np.array([gm.hessian(np.zeros((1, 1)), t)[0, 0, 0] for t in tgrid])
+    margin_rows = []
+    for dyn, c in zip(th.DYNAMICS, ("C0", "C1", "C2")):
+        a = np.array([float(th.stiffness(gm.schedule, t, dyn)) for t in tgrid])
+        ax.plot(tgrid, lam + a, color=c, label=f"{dyn}: lambda_max + a_t")
+        if np.isfinite(crit[dyn].time):
+            ax.axvline(crit[dyn].time, color=c, ls="--", lw=1)
+        margin_rows += [{"dynamics": dyn, "t": t, "margin": m} for t, m in zip(tgrid, lam + a)]
+    _write_csv(out / "sb_margin.csv", margin_rows)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(-1.5, 3)
+    ax.set_xlabel("t (OU)")
+    ax.set_ylabel("lambda_max(H_t) + a_t at x = 0")
+    ax.set_title("Stability of the centre (>0: unstable)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sb_margin.png", dpi=120)
+    plt.close(fig)
+
+    # cloning
+    gmc = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0, labels=[0, 1])
+    tb = np.geomspace(0.05, 2.5, 8 if quick else 16)
+    n_pairs = 500 if quick else 4000
+    clo = th.cloning_agreement(
+        gmc, tb, n_pairs, np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
+    )
+    ex, ex_se = th.exact_cloning_agreement(gmc, tb, 20000, np.random.default_rng(1))
+    _write_csv(
+        out / "sb_cloning.csv",
+        [
+            {"t_branch": t, "phi_cloning": p, "se": s, "phi_exact": e, "se_exact": es, "n_pairs": n_pairs}
+            for t, p, s, e, es in zip(clo.branch_times, clo.phi, clo.se, ex, ex_se)
+        ],
+    )
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.errorbar(clo.branch_times, clo.phi, yerr=clo.se, marker="o", ms=3, label="cloning (reverse SDE)")
+    ax.plot(tb, ex, color="k", lw=1, label="exact E[sum_c p(c|x)^2]")
+    ax.axvline(t_s, color="gray", ls=":", label=f"t_S = {t_s:.3f}")
+    ax.axvline(crit["sde"].time, color="C3", ls="--", label=f"t_c SDE = {crit['sde'].time:.3f}")
+    ax.axvline(crit["potential"].time, color="C2", ls="--", label=f"t_c potential = {crit['potential'].time:.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("branching time t_b (OU)")
+    ax.set_ylabel("P(both copies in the same class)")
+    ax.set_title("Speciation by cloning, deltas at +-1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sb_cloning.png", dpi=120)
+    plt.close(fig)
+    half = float(np.interp(0.75, clo.phi[::-1], clo.branch_times[::-1]))
+    return {
+        "t_c_sde": crit["sde"].time,
+        "t_c_sde_closed_form": closed["sde"],
+        "t_c_potential": crit["potential"].time,
+        "t_c_potential_closed_form": closed["potential"],
+        "t_c_ode": crit["ode"].time,
+        "t_S": t_s,
+        "t_phi_075_cloning": half,
+    }
+
+
+# --------------------------------------------------------------------------- gli
+def mixture_2d(schedule) -> sd.GaussianMixture:
+    means = [[-2.0, 0.0], [1.5, 1.0], [0.5, -2.0]]
+    covs = [[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.05], [-0.05, 0.4]], [[0.25, 0.0], [0.0, 0.25]]]
+    return sd.GaussianMixture.full(means, covs, [0.3, 0.5, 0.2], labels=[0, 1, 2], schedule=schedule)
+
+
+def cifar_class_gaussian(size: int, schedule, ridge: float = 1e-4) -> sd.GaussianMixture | None:
+    """Per-class mean and covariance of CIFAR-10 train at size x size (area averaging), plus ridge * I."""
+    from statphys_diffusion import datasets
+
+    path = datasets.find_cifar10()
+    if path is None:
+        return None
+    ds = datasets.load_cifar10_zip(path, "train", progress=False)
+    img = ds.images.astype(np.float64) / 127.5 - 1.0
+    f = 32 // size
+    img = img.reshape(img.shape[0], size, f, size, f, 3).mean(axis=(2, 4))
+    x = img.reshape(img.shape[0], -1)
+    means, covs, w = [], [], []
+    for c in range(len(ds.class_names)):
+        xc = x[ds.labels == c]
+        m = xc.mean(0)
+        z = xc - m
+        means.append(m)
+        covs.append(z.T @ z / (xc.shape[0] - 1) + ridge * np.eye(x.shape[1]))
+        w.append(xc.shape[0])
+    w = np.asarray(w, dtype=np.float64)
+    return sd.GaussianMixture.full(
+        np.stack(means), np.stack(covs), w / w.sum(), labels=np.arange(len(w)), schedule=schedule
+    )
+
+
+def _gli_runs(model, name, steps, seeds, n, t_late, n_ref, rows, progress_label):
+    sch = model.schedule
+    ref = model.sample(n_ref, 0.0, np.random.default_rng(10_000)).x
+    ref_ll = float(model.log_prob(ref, 0.0).mean())
+    gli = sd.gaussian_late_init(model, t_late)
+    for sampler_cls in (DDIM, Heun):
+        for k in steps:
+            for init in ("standard", "gli"):
+                sw, ll = [], []
+                for s in seeds:
+                    rng = np.random.default_rng(s)
+                    if init == "standard":
+                        res = sampler_cls(k).sample(model, n=n, rng=rng)
+                    else:
+                        res = sampler_cls(k).sample(model, gli.sample(n, rng), t_start=t_late, rng=rng)
+                    sw.append(sliced_wasserstein(res.x, ref))
+                    ll.append(float(model.log_prob(res.x, 0.0).mean()))
+                rows.append(
+                    {
+                        "model": name,
+                        "sampler": sampler_cls.__name__,
+                        "n_steps": k,
+                        "init": init,
+                        "t_start": sch.default_t_start if init == "standard" else t_late,
+                        "sw1_mean": float(np.mean(sw)),
+                        "sw1_se": float(np.std(sw, ddof=1) / np.sqrt(len(sw))),
+                        "loglik_mean": float(np.mean(ll)),
+                        "loglik_se": float(np.std(ll, ddof=1) / np.sqrt(len(ll))),
+                        "exact_loglik": ref_ll,
+                        "n_samples": n,
+                        "n_seeds": len(seeds),
+                    }
+                )
+                print(
+                    f"{progress_label} {sampler_cls.__name__:>5} {k:>3} steps {init:>8}: SW1 {np.mean(sw):.4f}",
+                    flush=True,
+                )
+
+
+def part_gli(out: Path, quick: bool) -> dict:
+    plt = _plt()
+    sch = sd.DiscreteSchedule.linear(1000)
+    steps = [5, 10] if quick else [5, 10, 20, 50]
+    seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
+    rows: list[dict] = []
+    summary = {}
+    gm = mixture_2d(sch)
+    t_c = th.symmetry_breaking_time(gm, "sde").time
+    t_s = sd.speciation_time(gm)
+    t_late = float(max(t_c, t_s))
+    summary["mixture_2d"] = {"t_c_sde": t_c, "t_S": t_s, "t_late": t_late}
+    _gli_runs(gm, "mixture_2d", steps, seeds, 1000 if quick else 4000, t_late, 4000, rows, "2-D")
+    cif = None if quick else cifar_class_gaussian(16, sch)
+    if cif is not None:
+        t_s_c = sd.speciation_time(cif)
+        summary["cifar16_class_gaussian"] = {"t_S": t_s_c, "t_late": t_s_c}
+        _gli_runs(cif, "cifar16_class_gaussian", steps, seeds[:3], 1000, t_s_c, 2000, rows, "CIFAR")
+    _write_csv(out / "gli.csv", rows)
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.6), squeeze=False)
+    for ax, mname in zip(axes[0], models):
+        for i, samp in enumerate(("DDIM", "Heun")):
+            for init, ls in (("standard", "--"), ("gli", "-")):
+                sel = [r for r in rows if r["model"] == mname and r["sampler"] == samp and r["init"] == init]
+                ax.errorbar(
+                    [r["n_steps"] for r in sel],
+                    [r["sw1_mean"] for r in sel],
+                    yerr=[r["sw1_se"] for r in sel],
+                    ls=ls,
+                    marker="o",
+                    ms=3,
+                    color=f"C{i}",
+                    label=f"{samp}, {init}",
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("number of steps")
+        ax.set_ylabel("sliced W1 to exact draws")
+        ax.set_title(f"{mname}: t_late = {summary[mname]['t_late']:.0f} (DDPM steps)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "gli.png", dpi=120)
+    plt.close(fig)
+    for mname in models:
+        for samp in ("DDIM", "Heun"):
+            for k in steps:
+                st = [
+                    r
+                    for r in rows
+                    if (r["model"], r["sampler"], r["n_steps"], r["init"]) == (mname, samp, k, "standard")
+                ]
+                gl = [r for r in rows if (r["model"], r["sampler"], r["n_steps"], r["init"]) == (mname, samp, k, "gli")]
+                summary[mname][f"{samp}_{k}_sw1_ratio_standard_over_gli"] = st[0]["sw1_mean"] / gl[0]["sw1_mean"]
+    return summary
+
+
+# --------------------------------------------------------------------------- cifar
+def part_cifar(out: Path, quick: bool) -> dict:
+    from statphys_diffusion import datasets
+
+    path = datasets.find_cifar10()
+    if path is None:
+        print("CIFAR-10 not found: part 'cifar' skipped")
+        return {"skipped": "CIFAR-10 not found"}
+    ou = sd.OrnsteinUhlenbeck()
+    lin = sd.DiscreteSchedule.linear(1000)
+    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
+    x = ds.as_points()
+    rows = []
+    xc = x - x.mean(0)
+    lam_top = float(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[-1])
+    t_s = sd.speciation_time(top_eigenvalue=lam_top, schedule=ou)
+    rows.append({"model": f"data covariance (N={x.shape[0]})", "quantity": "speciation t_S", "t_ou": t_s})
+    emp = sd.EmpiricalDistribution(x, schedule=ou)
+    for dyn in ("sde", "potential"):
+        t0 = time.time()
+        res = th.symmetry_breaking_time(emp, dyn, n_grid=24 if quick else 40, progress=True)
+        rows.append(
+            {
+                "model": f"empirical (N={x.shape[0]})",
+                "quantity": f"symmetry breaking ({dyn})",
+                "t_ou": res.time,
+                "seconds": time.time() - t0,
+                "note": res.note,
+            }
+        )
+        print(rows[-1], flush=True)
+    for r in rows:
+        t = r["t_ou"]
+        r["ddpm_linear_index"] = (
+            int(sd.time_to_ddpm_index(t, ou, lin)) if np.isfinite(t) and sd.match_time(t, ou, lin)[0] >= 1 else ""
+        )
+    _write_csv(out / "sb_cifar.csv", rows)
+    return {"rows": rows}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the pipeline, not the science")
+    p.add_argument("--part", default="all", choices=["all", "toy", "gli", "cifar"])
+    p.add_argument("--out", default=str(FIGURES))
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"quick": args.quick, "version": sd.__version__}
+    if args.part in ("all", "toy"):
+        summary["toy"] = part_toy(out, args.quick)
+    if args.part in ("all", "gli"):
+        summary["gli"] = part_gli(out, args.quick)
+    if args.part in ("all", "cifar"):
+        summary["cifar"] = part_cifar(out, args.quick)
+    name = f"symmetry_breaking_{args.part}.json"
+    (out / name).write_text(json.dumps(summary, indent=2, default=float))
+    print(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -20,3 +20,15 @@ def test_sampler_convergence_quick(tmp_path):
     table = list(csv.DictReader(open(tmp_path / "sampler_convergence.csv")))
     assert len(table) == len(rows) == 4 * 2 * 2
     assert all(float(r["sw1_mean"]) > 0 for r in table)
+
+
+def test_symmetry_breaking_quick(tmp_path):
+    mod = _load("symmetry_breaking")
+    out = mod.main(["--quick", "--part", "toy", "--out", str(tmp_path)])
+    # the script's toy numbers are the closed forms (checked to 1e-8 in test_symmetry_breaking.py)
+    assert abs(out["toy"]["t_c_sde"] - out["toy"]["t_c_sde_closed_form"]) < 1e-8
+    for name in ("sb_potential.png", "sb_bifurcation.png", "sb_margin.png", "sb_cloning.png", "sb_cloning.csv"):
+        assert (tmp_path / name).is_file()
+    gli = mod.main(["--quick", "--part", "gli", "--out", str(tmp_path)])
+    assert (tmp_path / "gli.png").is_file()
+    assert gli["gli"]["mixture_2d"]["t_late"] > 0

@@ -315,9 +315,16 @@ def symmetry_breaking_time(
     points = np.full((times.size, model.dim), np.nan)
     x = None
     cross = None
+    lost = False
     for i in it:
         t = float(times[i])
-        x = central_fixed_point(model, t, dynamics, x0=x)
+        try:
+            x = central_fixed_point(model, t, dynamics, x0=x)
+        except ValueError:
+            if i == 0:
+                raise
+            cross, lost = i, True  # the tracked branch ends (a fold): Newton finds no nearby fixed point
+            break
         points[i] = x
         lam, _ = top_hessian_eigenpairs(model, x, t, 1)
         margin[i] = float(lam[0]) + float(stiffness(sch, t, dynamics))
@@ -340,10 +347,27 @@ def symmetry_breaking_time(
         lam, _ = top_hessian_eigenpairs(model, xc, t, 1)
         return float(lam[0]) + float(stiffness(sch, t, dynamics))
 
-    tc = brentq(g, float(times[cross]), float(times[cross - 1]), xtol=xtol, rtol=1e-14)
+    lo, hi = float(times[cross]), float(times[cross - 1])
+    note = ""
+    try:
+        if lost:
+            raise ValueError("branch lost")
+        tc = brentq(g, lo, hi, xtol=xtol, rtol=1e-14)
+    except ValueError:
+        # imperfect bifurcation: the branch folds (its stability margin reaches 0 where it
+        # ends). Bisect on "a stable fixed point continues the branch at t".
+        note = "fold: the tracked centre ends (imperfect bifurcation); time found by bisection"
+        while hi - lo > xtol * max(1.0, hi):
+            mid = 0.5 * (lo + hi)
+            try:
+                stable = g(mid) < 0
+            except ValueError:
+                stable = False
+            lo, hi = (lo, mid) if stable else (mid, hi)
+        tc = hi
     xc = central_fixed_point(model, tc, dynamics, x0=start)
     _, vec = top_hessian_eigenpairs(model, xc, tc, 1)
-    return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, times[: cross + 1], margin[: cross + 1])
+    return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, times[: cross + 1], margin[: cross + 1], note)
 
 
 def speciation_time(model=None, schedule=None, *, top_eigenvalue: float | None = None) -> float:

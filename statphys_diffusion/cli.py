@@ -34,6 +34,12 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--n-times", type=int, default=20, help="times on the measurement grid (default 20)")
     pr.add_argument("--schedule", default="ou", choices=sorted(SCHEDULES), help="noise schedule (default ou)")
     pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument(
+        "--sb-points",
+        type=int,
+        default=1000,
+        help="training points (subsample) for the symmetry-breaking times; 0 skips them (default 1000)",
+    )
     pr.add_argument("--quick", action="store_true", help="CIFAR-10: 100 images per class (minutes -> seconds)")
     pr.add_argument("--cache-dir", default=None, help=f"decoded-array cache (else ${datasets.ENV_CACHE})")
     pr.add_argument("--out", default="report", help="output directory (default ./report)")
@@ -46,6 +52,8 @@ def _predict(args) -> int:
     progress = not args.no_progress
     if args.n is not None and args.n < 2:
         raise ValueError(f"--n must be at least 2, got {args.n}")
+    if args.sb_points < 0:
+        raise ValueError(f"--sb-points must be >= 0, got {args.sb_points}")
     if args.n_query < 2:
         raise ValueError(f"--n-query must be at least 2, got {args.n_query}")
     schedule = SCHEDULES[args.schedule]()
@@ -85,6 +93,7 @@ def _predict(args) -> int:
         n_query=int(queries.shape[0]),
         n_times=args.n_times,
         source=source,
+        sb_points=args.sb_points,
     )
     report = make_report(
         points, queries, labels=labels, config=config, schedule=schedule, out=Path(args.out), progress=progress

@@ -42,6 +42,7 @@ class ReportConfig:
     n_query: int
     n_times: int
     source: str
+    sb_points: int = 1000
     extra: dict = field(default_factory=dict)
 
 
@@ -110,6 +111,47 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         {"quantity": "speciation_time", "value": t_s},
         {"quantity": "speciation_ddpm_index", "value": k_s},
     ]
+    return md, rows
+
+
+def symmetry_section(
+    points: np.ndarray, schedule: Schedule, n_sub: int, rng: np.random.Generator, progress: bool = True
+) -> tuple[str, list[dict]]:
+    """Symmetry-breaking times of the exact empirical model (Raya & Ambrogioni 2023).
+
+    The central fixed point of the reverse-SDE drift (``sde``) or of the
+    potential -log p_t (``potential``) is tracked from large t; the time at
+    which it loses stability is reported, on a random subsample of ``n_sub``
+    training points when N is larger (the cost grows linearly with N).
+    """
+    from .theory import symmetry_breaking_time
+
+    n = points.shape[0]
+    sub = points if n <= n_sub else points[np.sort(rng.choice(n, n_sub, replace=False))]
+    emp = EmpiricalDistribution(sub, schedule=schedule)
+    lin = DiscreteSchedule.linear(1000)
+    rows, lines = [], []
+    for dyn in ("sde", "potential"):
+        t0 = time.time()
+        res = symmetry_breaking_time(emp, dyn, n_grid=24, xtol=1e-4, progress=progress)
+        k = ""
+        if np.isfinite(res.time):
+            t_lin = float(lin.t_of_snr(float(schedule.snr(res.time))))
+            k = int(np.clip(np.rint(t_lin) - 1, 0, 999))
+        rows.append(
+            {"quantity": f"symmetry_breaking_time_{dyn}", "value": res.time, "ddpm_index": k, "n_points": sub.shape[0]}
+        )
+        extra = f" ({res.note})" if res.note else ""
+        lines.append(f"| {dyn} | {res.time:.4g} | {k} | {time.time() - t0:.0f} s |{extra}")
+    md = (
+        "## Symmetry breaking (exact empirical model)\n\n"
+        f"Time at which the tracked central fixed point loses stability, for the empirical model of "
+        f"{sub.shape[0]} training points{' (random subsample)' if sub.shape[0] < n else ''}. "
+        "`sde`: the reverse-SDE drift (Raya & Ambrogioni 2023); `potential`: -log p_t loses convexity. "
+        "Data without an exact symmetry give an imperfect bifurcation: the tracked centre can slide into "
+        "one basin without losing stability (reported as NaN) or end in a fold.\n\n"
+        "| definition | t | DDPM linear index | note | compute |\n|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
     return md, rows
 
 
@@ -210,7 +252,10 @@ def make_report(
     ou = OrnsteinUhlenbeck()
     t_ou = np.geomspace(1e-3, 3.0, config.n_times)
     times = np.array([schedule.t_of_snr(ou.snr(t)) for t in t_ou])
-    sections = [spectrum_section(points, schedule, out), collapse_section(model, queries, times, rng, out, progress)]
+    sections = [spectrum_section(points, schedule, out)]
+    if config.sb_points > 0:
+        sections.append(symmetry_section(points, schedule, config.sb_points, rng, progress))
+    sections.append(collapse_section(model, queries, times, rng, out, progress))
     header = (
         f"# statphys_diffusion predictions: {config.data}\n\n"
         f"Data: {config.source}; N = {config.n_train} training points in d = {config.dim}; "

@@ -76,10 +76,25 @@ def test_real_cifar10_zip_if_present(tmp_path):
 
 def test_predict_synthetic_end_to_end(tmp_path):
     out = tmp_path / "rep"
-    rc = cli.main(["predict", "--data", "gmm1d", "--n", "300", "--n-times", "6", "--out", str(out), "--no-progress"])
+    rc = cli.main(
+        [
+            "predict",
+            "--data",
+            "gmm1d",
+            "--n",
+            "300",
+            "--n-times",
+            "6",
+            "--sb-points",
+            "100",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     text = (out / "report.md").read_text()
-    assert "Speciation time" in text and "Collapse" in text
+    assert "Speciation time" in text and "Collapse" in text and "Symmetry breaking" in text
     assert (out / "figures" / "spectrum.png").is_file()
     assert (out / "figures" / "posterior_entropy.png").is_file()
     meta = json.loads((out / "results.json").read_text())

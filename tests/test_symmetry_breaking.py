@@ -211,12 +211,12 @@ def test_cloning_agrees_with_exact_posterior_overlap():
 
 
 def test_large_d_path_lanczos_and_minres_match_closed_form():
-    """d = 80 > 64: Lanczos on the Hessian operator and Newton-MINRES for the fixed point."""
+    """d = 600 > 512: Lanczos on the Hessian operator and Newton-MINRES for the fixed point."""
     rng = np.random.default_rng(2)
-    u = rng.normal(size=80)
+    u = rng.normal(size=600)
     u /= np.linalg.norm(u)
     m = 1.2
-    b = rng.normal(size=80)
+    b = rng.normal(size=600)
     b -= (b @ u) * u  # an offset orthogonal to u keeps the u-direction problem that of the closed form
     emp = sd.EmpiricalDistribution(np.stack([m * u, -m * u]) + b)  # the centre is not 0
     res = th.symmetry_breaking_time(emp, "sde", n_grid=30)

@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 DYNAMICS = ("sde", "ode", "potential")
+_DENSE_MAX = 512  # dense Hessian (eigh / solve) up to this dimension, Lanczos / MINRES above
 
 
 def _check_dynamics(dynamics: str) -> str:
@@ -98,10 +99,10 @@ def fixed_point_residual(model, x, t, dynamics: str = "sde") -> np.ndarray:
     return a * np.asarray(x, dtype=np.float64) + model.score(x, t)
 
 
-def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = 64):
+def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DENSE_MAX):
     """Largest k eigenvalues (descending) and eigenvectors (columns) of H_t at one point x (d,).
 
-    Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim``, otherwise
+    Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim`` (512), otherwise
     Lanczos (scipy ``eigsh``) on Hessian-vector products, never forming H.
     """
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)
@@ -141,13 +142,16 @@ def stability_eigenvalues(model, x, t, dynamics: str = "sde", k: int = 1) -> np.
     return _drift_scale(model.schedule, t, dynamics) * (a + lam)
 
 
-def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float = 1e-12, max_iter: int = 100):
+def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float = 1e-10, max_iter: int = 100):
     """Newton's method on F(x) = a_t x + s_t(x) from ``x0`` (default: the large-t guess).
 
     The default start alpha_t m / (1 - a_t sigma_t^2) (m the data mean) is the
     fixed point when p_t is close to N(alpha m, sigma^2 I). Newton steps solve
-    (a I + H) delta = -F densely for d <= 64, by MINRES on Hessian-vector
-    products otherwise. Raises ValueError if it does not converge.
+    (a I + H) delta = -F densely for d <= 512, by MINRES on Hessian-vector
+    products otherwise. Converged when F is at the rounding level of its terms
+    or the step is below ``tol`` (1 + |x|) (stiff models: the rounding level of
+    s grows like eps |x| / smallest noisy variance). Raises ValueError if it
+    does not converge.
     """
     _check_dynamics(dynamics)
     sch = model.schedule
@@ -172,7 +176,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
         # point the Jacobian is nearly singular and Newton steps stall at ~eps/margin)
         if float(np.abs(F).max()) <= 1e-13 * (float(np.abs(a * x).max()) + float(np.abs(sx).max()) + 1e-300):
             return x[0]
-        if d <= 64:
+        if d <= _DENSE_MAX:
             J = a * np.eye(d) + model.hessian(x, t)[0]
             try:
                 delta = np.linalg.solve(J, -F[0])
@@ -182,7 +186,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
             from scipy.sparse.linalg import minres
 
             H = _hessian_operator(model, x[0], t)
-            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-12, maxiter=500)
+            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-12, maxiter=5 * d)
         x = x + delta
         if not np.all(np.isfinite(x)):
             break
@@ -356,7 +360,12 @@ def symmetry_breaking_time(
     except ValueError:
         # imperfect bifurcation: the branch folds (its stability margin reaches 0 where it
         # ends). Bisect on "a stable fixed point continues the branch at t".
-        note = "fold: the tracked centre ends (imperfect bifurcation); time found by bisection"
+        last = float(margin[cross - 1])
+        note = (
+            "the tracked centre could not be continued past this time (Newton found no nearby fixed point): "
+            f"a fold of an imperfect bifurcation, or a numerical failure if the margin was still clearly "
+            f"negative (last margin {last:.3g}); time found by bisection"
+        )
         while hi - lo > xtol * max(1.0, hi):
             mid = 0.5 * (lo + hi)
             try:

@@ -16,7 +16,6 @@ Usage: python benchmarks/bench_kernels.py [--quick] [--out benchmarks/results/ke
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ import numpy as np
 from scipy.special import softmax
 
 from statphys_diffusion import EmpiricalDistribution, GaussianMixture
+from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion._kernels import small_d
 
 
@@ -142,15 +142,9 @@ def main(argv=None) -> list[dict]:
     else:
         bench_large(50_000, 3072, 1024, args.repeat, rows)
         bench_small(1_000_000, 8, args.repeat, rows)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out)
+    write_rows_csv(out, rows)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     for r in rows:
         print(

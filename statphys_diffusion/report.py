@@ -9,9 +9,7 @@ version, git commit, seeds).
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write_text, write_rows_csv
 from .empirical import EmpiricalDistribution
 from .schedules import VPSDE, DiscreteSchedule, OrnsteinUhlenbeck, Schedule
 
@@ -266,20 +265,8 @@ def make_report(
     elapsed = time.time() - t0
     text = header.format(elapsed=elapsed) + "\n".join(md for md, _ in sections)
     report = out / "report.md"
-    _atomic_write(report, text)
-    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "quantity", k))
-    tmp = out / "results.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out / "results.csv")
+    atomic_write_text(report, text)
+    write_rows_csv(out / "results.csv", rows)
     meta = {"config": asdict(config), "version": __version__, "git_commit": _git_commit(), "elapsed_s": elapsed}
-    _atomic_write(out / "results.json", json.dumps(meta, indent=2, default=str))
+    atomic_write_text(out / "results.json", json.dumps(meta, indent=2, default=str))
     return report
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

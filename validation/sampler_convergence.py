@@ -13,14 +13,13 @@ Usage: python validation/sampler_convergence.py [--quick]
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 import statphys_diffusion as sd
+from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import sliced_wasserstein
 from statphys_diffusion.samplers import DDIM, DDPMAncestral, EulerMaruyama, Heun
 
@@ -68,12 +67,7 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
                     }
                 )
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "sampler_convergence.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out_dir / "sampler_convergence.csv")
+    write_rows_csv(out_dir / "sampler_convergence.csv", rows)
     meta = {"steps": list(steps), "seeds": list(seeds), "n": n, "version": sd.__version__, "t_start": 7.0}
     (out_dir / "sampler_convergence.json").write_text(json.dumps(meta, indent=2))
     plot(rows, out_dir / "sampler_convergence.png")

@@ -23,9 +23,7 @@ Writes CSV and PNG files into figures/. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import numpy as np
 
 import statphys_diffusion as sd
 from statphys_diffusion import theory as th
+from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import sliced_wasserstein
 from statphys_diffusion.samplers import DDIM, Heun
 
@@ -46,16 +45,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- toy
@@ -98,7 +87,7 @@ def part_toy(out: Path, quick: bool) -> dict:
             rows.append({"t": t, "fixed_point": p, "drift_eigenvalue": e, "stable": bool(e < 0)})
         if ref.size != pts.size or np.max(np.abs(np.sort(ref) - pts)) > 1e-9:
             raise RuntimeError(f"fixed points disagree with the tanh equation at t={t}")
-    _write_csv(out / "sb_bifurcation.csv", rows)
+    write_rows_csv(out / "sb_bifurcation.csv", rows)
     fig, ax = plt.subplots(figsize=(5, 3.6))
     st = [r for r in rows if r["stable"]]
     un = [r for r in rows if not r["stable"]]
@@ -127,7 +116,7 @@ def part_toy(out: Path, quick: bool) -> dict:
         if np.isfinite(crit[dyn].time):
             ax.axvline(crit[dyn].time, color=c, ls="--", lw=1)
         margin_rows += [{"dynamics": dyn, "t": t, "margin": m} for t, m in zip(tgrid, lam + a)]
-    _write_csv(out / "sb_margin.csv", margin_rows)
+    write_rows_csv(out / "sb_margin.csv", margin_rows)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_ylim(-1.5, 3)
@@ -147,7 +136,7 @@ def part_toy(out: Path, quick: bool) -> dict:
         gmc, tb, n_pairs, np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
     )
     ex, ex_se = th.exact_cloning_agreement(gmc, tb, 20000, np.random.default_rng(1))
-    _write_csv(
+    write_rows_csv(
         out / "sb_cloning.csv",
         [
             {"t_branch": t, "phi_cloning": p, "se": s, "phi_exact": e, "se_exact": es, "n_pairs": n_pairs}
@@ -276,7 +265,7 @@ def part_gli(out: Path, quick: bool) -> dict:
         t_s_c = sd.speciation_time(cif)
         summary["cifar16_class_gaussian"] = {"t_S": t_s_c, "t_late": t_s_c}
         _gli_runs(cif, "cifar16_class_gaussian", steps, seeds[:3], 1000, t_s_c, 2000, rows, "CIFAR")
-    _write_csv(out / "gli.csv", rows)
+    write_rows_csv(out / "gli.csv", rows)
     models = sorted({r["model"] for r in rows})
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.6), squeeze=False)
     for ax, mname in zip(axes[0], models):
@@ -333,54 +322,27 @@ def part_cifar(out: Path, quick: bool) -> dict:
         print("CIFAR-10 not found: part 'cifar' skipped")
         return {"skipped": "CIFAR-10 not found"}
     ou = sd.OrnsteinUhlenbeck()
-    lin = sd.DiscreteSchedule.linear(1000)
     ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
     x = ds.as_points()
-    rows = []
     xc = x - x.mean(0)
     lam_top = float(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[-1])
     t_s = sd.speciation_time(top_eigenvalue=lam_top, schedule=ou)
-    rows.append({"model": f"data covariance (N={x.shape[0]})", "quantity": "speciation t_S", "t_ou": t_s})
     emp = sd.EmpiricalDistribution(x, schedule=ou)
-    for dyn in ("sde", "potential"):
-        t0 = time.time()
-        res = th.symmetry_breaking_time(emp, dyn, n_grid=24 if quick else 40, xtol=1e-4, progress=True)
-        rows.append(
-            {
-                "model": f"empirical (N={x.shape[0]})",
-                "quantity": f"symmetry breaking ({dyn})",
-                "t_ou": res.time,
-                "seconds": time.time() - t0,
-                "note": res.note,
-            }
-        )
-        print(rows[-1], flush=True)
-    for r in rows:
-        t = r["t_ou"]
-        r["ddpm_linear_index"] = (
-            int(sd.time_to_ddpm_index(t, ou, lin)) if np.isfinite(t) and sd.match_time(t, ou, lin)[0] >= 1 else ""
-        )
-    _write_csv(out / "sb_cifar.csv", rows)
+    rows = _sb_rows(emp, f"empirical (N={x.shape[0]})", t_s, f"data covariance (N={x.shape[0]})", quick)
+    write_rows_csv(out / "sb_cifar.csv", rows)
     return {"rows": rows}
 
 
-def part_cifar_class(out: Path, quick: bool) -> dict:
-    """Class-Gaussian approximation of CIFAR-10 (10 full covariances + 1e-4 I) at full resolution."""
-    ou = sd.OrnsteinUhlenbeck()
-    lin = sd.DiscreteSchedule.linear(1000)
-    model = cifar_class_gaussian(8 if quick else 32, ou)
-    if model is None:
-        print("CIFAR-10 not found: part 'cifar_class' skipped")
-        return {"skipped": "CIFAR-10 not found"}
-    rows = [
-        {"model": f"class-Gaussian (d={model.dim})", "quantity": "speciation t_S", "t_ou": sd.speciation_time(model)}
-    ]
+def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool) -> list[dict]:
+    """Rows: t_S, then the SDE and potential symmetry-breaking times, each with its DDPM linear index."""
+    ou, lin = model.schedule, sd.DiscreteSchedule.linear(1000)
+    rows = [{"model": t_s_label, "quantity": "speciation t_S", "t_ou": t_s}]
     for dyn in ("sde", "potential"):
         t0 = time.time()
         res = th.symmetry_breaking_time(model, dyn, n_grid=24 if quick else 40, xtol=1e-4, progress=True)
         rows.append(
             {
-                "model": f"class-Gaussian (d={model.dim})",
+                "model": label,
                 "quantity": f"symmetry breaking ({dyn})",
                 "t_ou": res.time,
                 "seconds": time.time() - t0,
@@ -390,10 +352,20 @@ def part_cifar_class(out: Path, quick: bool) -> dict:
         print(rows[-1], flush=True)
     for r in rows:
         t = r["t_ou"]
-        r["ddpm_linear_index"] = (
-            int(sd.time_to_ddpm_index(t, ou, lin)) if np.isfinite(t) and sd.match_time(t, ou, lin)[0] >= 1 else ""
-        )
-    _write_csv(out / "sb_cifar_class.csv", rows)
+        ok = np.isfinite(t) and sd.match_time(t, ou, lin)[0] >= 1
+        r["ddpm_linear_index"] = int(sd.time_to_ddpm_index(t, ou, lin)) if ok else ""
+    return rows
+
+
+def part_cifar_class(out: Path, quick: bool) -> dict:
+    """Class-Gaussian approximation of CIFAR-10 (10 full covariances + 1e-4 I) at full resolution."""
+    model = cifar_class_gaussian(8 if quick else 32, sd.OrnsteinUhlenbeck())
+    if model is None:
+        print("CIFAR-10 not found: part 'cifar_class' skipped")
+        return {"skipped": "CIFAR-10 not found"}
+    label = f"class-Gaussian (d={model.dim})"
+    rows = _sb_rows(model, label, sd.speciation_time(model), label, quick)
+    write_rows_csv(out / "sb_cifar_class.csv", rows)
     return {"rows": rows}
 
 

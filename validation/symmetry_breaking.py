@@ -328,18 +328,68 @@ def part_cifar(out: Path, quick: bool) -> dict:
     lam_top = float(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[-1])
     t_s = sd.speciation_time(top_eigenvalue=lam_top, schedule=ou)
     emp = sd.EmpiricalDistribution(x, schedule=ou)
-    rows = _sb_rows(emp, f"empirical (N={x.shape[0]})", t_s, f"data covariance (N={x.shape[0]})", quick)
+    scans: list[dict] = []
+    rows = _sb_rows(emp, f"empirical (N={x.shape[0]})", t_s, f"data covariance (N={x.shape[0]})", quick, scans)
     write_rows_csv(out / "sb_cifar.csv", rows)
+    write_rows_csv(out / "sb_cifar_scan.csv", scans)
+    _plot_cifar_scans(out)
     return {"rows": rows}
 
 
-def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool) -> list[dict]:
-    """Rows: t_S, then the SDE and potential symmetry-breaking times, each with its DDPM linear index."""
+def _plot_cifar_scans(out: Path) -> None:
+    """Stability margin of the tracked centre versus t for every CIFAR model scanned so far, with t_S."""
+    import csv as _csv
+
+    plt = _plt()
+    scans, marks = [], []
+    for name in ("sb_cifar", "sb_cifar_class"):
+        if (out / f"{name}_scan.csv").is_file():
+            scans += list(_csv.DictReader(open(out / f"{name}_scan.csv")))
+        if (out / f"{name}.csv").is_file():
+            marks += list(_csv.DictReader(open(out / f"{name}.csv")))
+    if not scans:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for i, (label, dyn) in enumerate(dict.fromkeys((r["model"], r["dynamics"]) for r in scans)):
+        sel = [r for r in scans if r["model"] == label and r["dynamics"] == dyn]
+        ax.plot(
+            [float(r["t"]) for r in sel],
+            [float(r["margin"]) for r in sel],
+            marker="o",
+            ms=3,
+            ls="-" if dyn == "sde" else "--",
+            color=f"C{i // 2}",
+            label=f"{label}, {dyn}",
+        )
+    for r in (m for m in marks if m["quantity"] == "speciation t_S"):
+        ax.axvline(float(r["t_ou"]), color="gray", ls=":", lw=1, label=f"t_S ({r['model']}) = {float(r['t_ou']):.3g}")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("t (OU)")
+    ax.set_ylabel("lambda_max(H_t) + a_t at the tracked centre")
+    ax.set_title("CIFAR-10: stability of the central fixed point (>0: unstable)", fontsize=9)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "sb_cifar.png", dpi=120)
+    plt.close(fig)
+
+
+def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: list | None = None) -> list[dict]:
+    """Rows: t_S, then the SDE and potential symmetry-breaking times, each with its DDPM linear index.
+
+    The scanned stability margins are appended to ``scans`` (one row per grid time).
+    """
     ou, lin = model.schedule, sd.DiscreteSchedule.linear(1000)
     rows = [{"model": t_s_label, "quantity": "speciation t_S", "t_ou": t_s}]
     for dyn in ("sde", "potential"):
         t0 = time.time()
         res = th.symmetry_breaking_time(model, dyn, n_grid=24 if quick else 40, xtol=1e-4, progress=True)
+        if scans is not None:
+            scans += [
+                {"model": label, "dynamics": dyn, "t": float(t), "margin": float(m)}
+                for t, m in zip(res.times, res.margin)
+                if np.isfinite(m)
+            ]
         rows.append(
             {
                 "model": label,
@@ -364,8 +414,11 @@ def part_cifar_class(out: Path, quick: bool) -> dict:
         print("CIFAR-10 not found: part 'cifar_class' skipped")
         return {"skipped": "CIFAR-10 not found"}
     label = f"class-Gaussian (d={model.dim})"
-    rows = _sb_rows(model, label, sd.speciation_time(model), label, quick)
+    scans: list[dict] = []
+    rows = _sb_rows(model, label, sd.speciation_time(model), label, quick, scans)
     write_rows_csv(out / "sb_cifar_class.csv", rows)
+    write_rows_csv(out / "sb_cifar_class_scan.csv", scans)
+    _plot_cifar_scans(out)
     return {"rows": rows}
 
 

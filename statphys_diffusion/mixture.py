@@ -420,10 +420,11 @@ class GaussianMixture:
     def hessian_operator(self, x, t):
         """The Hessian of log p_t at one point x (d,) as a scipy ``LinearOperator`` (symmetric).
 
-        For isotropic components the responsibilities are computed once and each
-        product costs two passes over the means (G v and G^T w with
-        G = (alpha mu - x)/c): H v = G^T (r * G v) - (sum r / c) v - s (s . v).
-        Other kinds fall back to :meth:`hvp`. For Lanczos / MINRES at large d.
+        The responsibilities (and, for structured covariances, g_k) are computed
+        once per point. Isotropic components: each product costs two passes over
+        the means (G v and G^T w with G = (alpha mu - x)/c),
+        H v = G^T (r * G v) - (sum r / c) v - s (s . v). Other kinds: one
+        S_k^{-1} v per component with non-negligible r_k. For Lanczos / MINRES at large d.
         """
         from scipy.sparse.linalg import LinearOperator
 
@@ -432,9 +433,20 @@ class GaussianMixture:
         xr = xr.astype(np.float64)
         d = self.dim
         if self._path() != "iso":
+            # responsibilities and g_k computed once; components with r_k < 1e-18 r_max are
+            # dropped (a relative change below float64 rounding); each product then costs
+            # one S_k^{-1} v per kept component
+            r = softmax(self._generic_logits(xr, a, s2), axis=1)[0]
+            kept = [k for k in range(self.n_components) if r[k] >= 1e-18 * r.max()]
+            gs = {k: self._generic_logits_and_g(xr, a, s2, k)[1][0] for k in kept}
+            s_vec = sum(r[k] * gs[k] for k in kept)
 
             def mv(v):
-                return self._hvp_checked(xr, np.asarray(v, dtype=np.float64).reshape(1, d), a, s2)[0]
+                v = np.asarray(v, dtype=np.float64).reshape(d)
+                out = -s_vec * float(s_vec @ v)
+                for k in kept:
+                    out += r[k] * (gs[k] * float(gs[k] @ v) - self._cov.apply_prec(k, v[None], a * a, s2)[0])
+                return out
 
             return LinearOperator((d, d), matvec=mv, dtype=np.float64)
         logits = _stream().dense_iso_logits(xr, self._means, self._musq, self._log_w, self._cov.var, a, s2)[0]

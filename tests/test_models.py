@@ -273,15 +273,18 @@ def test_mixture_of_linear_manifolds_matches_dense_reference():
         sd.LinearManifold.mixture([a, sd.LinearManifold.random(5, 1, [1.0], rng)])
 
 
-@pytest.mark.parametrize("kind", ["iso", "diag"])
+@pytest.mark.parametrize("kind", ["iso", "diag", "lowrank"])
 def test_hessian_operator_matches_dense_hessian(kind):
     rng = np.random.default_rng(8)
     d = 12
     pts = rng.normal(size=(40, d))
     if kind == "iso":
         model = sd.EmpiricalDistribution(pts)
-    else:
+    elif kind == "diag":
         model = sd.GaussianMixture.diagonal(pts[:4], rng.uniform(0.1, 1, (4, d)))
+    else:
+        basis = np.stack([np.linalg.qr(rng.normal(size=(d, 3)))[0] for _ in range(4)])
+        model = sd.GaussianMixture.low_rank(pts[:4], basis, rng.uniform(0.5, 2, (4, 3)), 0.1)
     x = model.sample(1, 0.3, rng).x[0]
     H = model.hessian(x[None], 0.3)[0]
     op = model.hessian_operator(x, 0.3)

@@ -383,7 +383,7 @@ def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: 
     rows = [{"model": t_s_label, "quantity": "speciation t_S", "t_ou": t_s}]
     for dyn in ("sde", "potential"):
         t0 = time.time()
-        res = th.symmetry_breaking_time(model, dyn, n_grid=24 if quick else 40, xtol=1e-4, progress=True)
+        res = th.symmetry_breaking_time(model, dyn, n_grid=24 if quick else 32, xtol=1e-4, progress=True)
         if scans is not None:
             scans += [
                 {"model": label, "dynamics": dyn, "t": float(t), "margin": float(m)}

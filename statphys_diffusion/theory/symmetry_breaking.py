@@ -113,7 +113,7 @@ def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DEN
     from scipy.sparse.linalg import eigsh
 
     op = _hessian_operator(model, x[0], t)
-    w, v = eigsh(op, k=k, which="LA", tol=1e-10)
+    w, v = eigsh(op, k=k, which="LA", tol=1e-9)
     order = np.argsort(w)[::-1]
     return w[order], v[:, order]
 
@@ -186,7 +186,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
             from scipy.sparse.linalg import minres
 
             H = _hessian_operator(model, x[0], t)
-            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-12, maxiter=5 * d)
+            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-10, maxiter=5 * d)
         x = x + delta
         if not np.all(np.isfinite(x)):
             break

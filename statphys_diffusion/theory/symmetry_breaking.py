@@ -292,10 +292,12 @@ def symmetry_breaking_time(
 ) -> SymmetryBreaking:
     """First time (coming from large t) at which the central fixed point changes character.
 
-    Tracks the central fixed point down a grid uniform in log-snr, finds the
-    first sign change of lambda_max(H_t(x*)) + a_t from negative (stable) to
-    positive, and refines it with Brent's method (re-solving the fixed point
-    at each trial time). ``dynamics``: ``"sde"`` (the paper's definition),
+    Tracks the central fixed point from large t in steps of log-snr (at most
+    range / ``n_grid``, halved whenever Newton fails or the margin jumps by
+    more than 0.1), finds the first sign change of lambda_max(H_t(x*)) + a_t
+    from negative (stable) to positive, and refines it with Brent's method
+    (re-solving the fixed point at each trial time), or by bisection when the
+    tracked branch ends (a fold). ``dynamics``: ``"sde"`` (the paper's definition),
     ``"ode"`` or ``"potential"`` (see the module docstring; they give
     different times).
     """
@@ -308,37 +310,70 @@ def symmetry_breaking_time(
     ls_hi = min(float(log_snr_range[1]), float(sch.log_snr(sch.t_min + 1e-9 * max(1.0, hi_t))))
     if not ls_hi > ls_lo:
         raise ValueError(f"log_snr_range {log_snr_range} does not overlap the schedule's range")
-    times = np.asarray(sch.t_of_snr(np.exp(np.linspace(ls_lo, ls_hi, n_grid))), dtype=np.float64)
-    times = np.clip(times, sch.t_min + 1e-12, hi_t)
-    it = range(times.size)
+
+    def t_of(ls):
+        return float(np.clip(sch.t_of_snr(np.exp(ls)), sch.t_min + 1e-12, hi_t))
+
+    def solve(t, x0):
+        xs = central_fixed_point(model, t, dynamics, x0=x0)
+        lam, _ = top_hessian_eigenpairs(model, xs, t, 1)
+        return xs, float(lam[0]) + float(stiffness(sch, t, dynamics))
+
+    # Adaptive continuation in log-snr: a step is accepted only if Newton converges and the
+    # margin changes by at most dm_max; otherwise it is halved. This keeps the tracking on the
+    # central branch: past a bifurcation Newton may otherwise land on a stable broken branch
+    # (a jump in the margin) and miss the crossing.
+    h_max = (ls_hi - ls_lo) / max(1, n_grid - 1)
+    h_min = 1e-7 * max(1.0, ls_hi - ls_lo)
+    dm_max = 0.1
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"symmetry breaking ({dynamics})", leave=False)
-    margin = np.full(times.size, np.nan)
-    points = np.full((times.size, model.dim), np.nan)
-    x = None
+        bar = tqdm(total=100, desc=f"symmetry breaking ({dynamics})", leave=False)
+    ls = ls_lo
+    t = t_of(ls)
+    x, m = solve(t, None)
+    times, margin, points = [t], [m], [x]
+    if m >= 0:
+        note = "the central fixed point is not stable even at the largest time scanned"
+        nan = np.full(model.dim, np.nan)
+        return SymmetryBreaking(np.nan, nan, x, dynamics, np.array(times), np.array(margin), note)
+    h = h_max
     cross = None
     lost = False
-    for i in it:
-        t = float(times[i])
+    while ls < ls_hi:
+        ls_new = min(ls + h, ls_hi)
+        t_new = t_of(ls_new)
         try:
-            x = central_fixed_point(model, t, dynamics, x0=x)
+            x_new, m_new = solve(t_new, x)
+            ok = abs(m_new - m) <= dm_max or m_new >= 0 and h <= h_min
         except ValueError:
-            if i == 0:
-                raise
-            cross, lost = i, True  # the tracked branch ends (a fold): Newton finds no nearby fixed point
+            ok, x_new, m_new = False, None, np.nan
+        if not ok and h > h_min:
+            h = max(h / 2, h_min)
+            continue
+        if x_new is None:
+            lost = True
+            cross = len(times)
+            times.append(t_new)
+            margin.append(np.nan)
+            points.append(np.full(model.dim, np.nan))
             break
-        points[i] = x
-        lam, _ = top_hessian_eigenpairs(model, x, t, 1)
-        margin[i] = float(lam[0]) + float(stiffness(sch, t, dynamics))
-        if i == 0 and margin[0] >= 0:
-            note = "the central fixed point is not stable even at the largest time scanned"
-            nan = np.full(model.dim, np.nan)
-            return SymmetryBreaking(np.nan, nan, points[0], dynamics, times[:1], margin[:1], note)
-        if margin[i] >= 0:
-            cross = i
+        ls, t, x, m = ls_new, t_new, x_new, m_new
+        times.append(t)
+        margin.append(m)
+        points.append(x)
+        if bar is not None:
+            bar.n = int(100 * (ls - ls_lo) / (ls_hi - ls_lo))
+            bar.refresh()
+        if m >= 0:
+            cross = len(times) - 1
             break
+        h = min(h * 1.5, h_max)
+    if bar is not None:
+        bar.close()
+    times, margin, points = np.array(times), np.array(margin), np.array(points)
     if cross is None:
         nan = np.full(model.dim, np.nan)
         return SymmetryBreaking(

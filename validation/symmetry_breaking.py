@@ -383,7 +383,10 @@ def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: 
     rows = [{"model": t_s_label, "quantity": "speciation t_S", "t_ou": t_s}]
     for dyn in ("sde", "potential"):
         t0 = time.time()
-        res = th.symmetry_breaking_time(model, dyn, n_grid=24 if quick else 32, xtol=1e-4, progress=True)
+        # scan down to log-snr 2 (OU t = 0.063, DDPM linear step ~60): the breaks sit far above it
+        res = th.symmetry_breaking_time(
+            model, dyn, log_snr_range=(-12.0, 2.0), n_grid=24 if quick else 32, xtol=1e-4, progress=True
+        )
         if scans is not None:
             scans += [
                 {"model": label, "dynamics": dyn, "t": float(t), "margin": float(m)}

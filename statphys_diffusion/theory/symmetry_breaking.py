@@ -186,7 +186,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
             from scipy.sparse.linalg import minres
 
             H = _hessian_operator(model, x[0], t)
-            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-10, maxiter=5 * d)
+            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-10, maxiter=min(5 * d, 1000))
         x = x + delta
         if not np.all(np.isfinite(x)):
             break
@@ -294,7 +294,7 @@ def symmetry_breaking_time(
 
     Tracks the central fixed point from large t in steps of log-snr (at most
     range / ``n_grid``, halved whenever Newton fails or the margin jumps by
-    more than 0.1), finds the first sign change of lambda_max(H_t(x*)) + a_t
+    more than 0.1 max(1, |margin|)), finds the first sign change of lambda_max(H_t(x*)) + a_t
     from negative (stable) to positive, and refines it with Brent's method
     (re-solving the fixed point at each trial time), or by bisection when the
     tracked branch ends (a fold). ``dynamics``: ``"sde"`` (the paper's definition),
@@ -315,7 +315,7 @@ def symmetry_breaking_time(
         return float(np.clip(sch.t_of_snr(np.exp(ls)), sch.t_min + 1e-12, hi_t))
 
     def solve(t, x0):
-        xs = central_fixed_point(model, t, dynamics, x0=x0)
+        xs = central_fixed_point(model, t, dynamics, x0=x0, max_iter=30)
         lam, _ = top_hessian_eigenpairs(model, xs, t, 1)
         return xs, float(lam[0]) + float(stiffness(sch, t, dynamics))
 
@@ -324,7 +324,7 @@ def symmetry_breaking_time(
     # central branch: past a bifurcation Newton may otherwise land on a stable broken branch
     # (a jump in the margin) and miss the crossing.
     h_max = (ls_hi - ls_lo) / max(1, n_grid - 1)
-    h_min = 1e-7 * max(1.0, ls_hi - ls_lo)
+    h_min = h_max / 256
     dm_max = 0.1
     bar = None
     if progress:
@@ -347,7 +347,7 @@ def symmetry_breaking_time(
         t_new = t_of(ls_new)
         try:
             x_new, m_new = solve(t_new, x)
-            ok = abs(m_new - m) <= dm_max or m_new >= 0 and h <= h_min
+            ok = abs(m_new - m) <= dm_max * max(1.0, abs(m)) or m_new >= 0 and h <= h_min
         except ValueError:
             ok, x_new, m_new = False, None, np.nan
         if not ok and h > h_min:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text, write_rows_csv
+from .conventions import time_to_ddpm_index
 from .empirical import EmpiricalDistribution
 from .schedules import VPSDE, DiscreteSchedule, OrnsteinUhlenbeck, Schedule
 
@@ -115,10 +116,7 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
 
 def _ddpm_index(t: float, schedule: Schedule, lin: DiscreteSchedule):
     """DDPM (linear, 1000 steps) index at equal snr, or "" for a non-finite time."""
-    if not np.isfinite(t):
-        return ""
-    t_lin = float(lin.t_of_snr(float(schedule.snr(t))))
-    return int(np.clip(np.rint(t_lin) - 1, 0, 999))
+    return int(time_to_ddpm_index(t, schedule, lin)) if np.isfinite(t) else ""
 
 
 def symmetry_section(

@@ -25,11 +25,14 @@ from .schedules import (
     VarianceExploding,
 )
 from .theory import (
+    EntropyEstimate,
     LateInitGaussian,
     SymmetryBreaking,
     central_fixed_point,
+    conditional_entropy,
     fixed_points_1d,
     gaussian_late_init,
+    mutual_information,
     speciation_time,
     stability_eigenvalues,
     symmetry_breaking_time,
@@ -40,6 +43,9 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "EntropyEstimate",
+    "conditional_entropy",
+    "mutual_information",
     "Schedule",
     "OrnsteinUhlenbeck",
     "VPSDE",

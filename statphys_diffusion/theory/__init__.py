@@ -1,5 +1,6 @@
 """Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
 
+from .information import EntropyEstimate, conditional_entropy, mutual_information
 from .late_init import LateInitGaussian, gaussian_late_init
 from .symmetry_breaking import (
     DYNAMICS,
@@ -22,6 +23,9 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "EntropyEstimate",
+    "conditional_entropy",
+    "mutual_information",
     "CloningResult",
     "cloning_agreement",
     "exact_cloning_agreement",

@@ -21,6 +21,7 @@ from ._io import atomic_write_text, write_rows_csv
 from .conventions import time_to_ddpm_index
 from .empirical import EmpiricalDistribution
 from .schedules import VPSDE, DiscreteSchedule, OrnsteinUhlenbeck, Schedule
+from .theory.information import _posterior_entropy as posterior_entropy
 
 __all__ = ["ReportConfig", "make_report", "SCHEDULES"]
 
@@ -203,9 +204,7 @@ def collapse_section(
         it = tqdm(times, desc="posterior entropy vs t", leave=False)
     for t in it:
         x = float(sch.alpha(t)) * queries + float(sch.sigma(t)) * noise
-        r = model.component_posterior(x, t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = -np.sum(np.where(r > 0, r * np.log(r), 0.0), axis=1)
+        h = posterior_entropy(model.component_posterior(x, t))
         ent_mean.append(h.mean())
         ent_se.append(h.std(ddof=1) / np.sqrt(h.size) if h.size > 1 else 0.0)
         rows.append(

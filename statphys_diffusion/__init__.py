@@ -26,13 +26,16 @@ from .schedules import (
 )
 from .theory import (
     EntropyEstimate,
+    EntropyRate,
     LateInitGaussian,
     SymmetryBreaking,
     central_fixed_point,
     conditional_entropy,
+    entropy_rate,
     fixed_points_1d,
     gaussian_late_init,
     mutual_information,
+    mutual_information_immse,
     speciation_time,
     stability_eigenvalues,
     symmetry_breaking_time,
@@ -43,6 +46,9 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "mutual_information_immse",
+    "EntropyRate",
+    "entropy_rate",
     "EntropyEstimate",
     "conditional_entropy",
     "mutual_information",

@@ -131,6 +131,47 @@ class CovarianceSet:
                 out = out + (d - m) * np.log(c)
             return out
 
+    def dlogdet(self, a2: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
+        """Partial derivatives of log det S_k: (tr(S_k^{-1} Sigma_k), tr(S_k^{-1})), each (K,).
+
+        d/dt log det S_k = (a^2)' tr(S_k^{-1} Sigma_k) + (s^2)' tr(S_k^{-1}) (Jacobi's formula).
+        """
+        d = self.d
+        if self.kind == "isotropic":
+            c = a2 * self.var + s2
+            return d * self.var / c, d / c
+        if self.kind == "diagonal":
+            c = a2 * self.var + s2
+            return (self.var / c).sum(axis=1), (1.0 / c).sum(axis=1)
+        c = a2 * self.var + s2
+        e = a2 * self.lam + c[:, None]
+        t1 = ((self.lam + self.var[:, None]) / e).sum(axis=1)
+        t2 = (1.0 / e).sum(axis=1)
+        m = self.basis.shape[2]
+        if m < d:
+            t1 = t1 + (d - m) * self.var / c
+            t2 = t2 + (d - m) / c
+        return t1, t2
+
+    def quad_cov(self, k: int, g: np.ndarray) -> np.ndarray:
+        """Row-wise g^T Sigma_k g for rows g of shape (M, d)."""
+        if self.kind == "isotropic":
+            return self.var[k] * np.einsum("ij,ij->i", g, g)
+        if self.kind == "diagonal":
+            return np.einsum("ij,j,ij->i", g, self.var[k], g)
+        proj = g @ self.basis[k]
+        return np.einsum("ij,j,ij->i", proj, self.lam[k], proj) + self.var[k] * np.einsum("ij,ij->i", g, g)
+
+    def subset(self, idx: np.ndarray) -> CovarianceSet:
+        """The covariances of components ``idx`` only."""
+        return CovarianceSet(
+            self.kind,
+            self.d,
+            var=self.var[idx],
+            basis=None if self.basis is None else self.basis[idx],
+            lam=None if self.lam is None else self.lam[idx],
+        )
+
     def apply_prec(self, k: int, y: np.ndarray, a2: float, s2: float) -> np.ndarray:
         """S_k^{-1} y for rows y of shape (M, d)."""
         if self.kind == "isotropic":

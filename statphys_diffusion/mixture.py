@@ -222,6 +222,53 @@ class GaussianMixture:
         new.schedule = schedule
         return new
 
+    def conditional(self, y) -> GaussianMixture:
+        """The class-conditional model p(x | y) (components of class ``y``, weights renormalised).
+
+        Every quantity of the returned mixture (score, denoiser, ...) is the
+        class-conditional one at any t, since the forward kernel is linear.
+        """
+        codes = self._require_labels()
+        hit = np.flatnonzero(self._classes == y)
+        if hit.size == 0:
+            raise ValueError(f"y={y!r} is not a class of this model (classes: {self._classes.tolist()})")
+        cache = self.__dict__.setdefault("_cond_cache", {})
+        c = int(hit[0])
+        if c not in cache:
+            idx = np.flatnonzero((codes == c) & (self._weights > 0))
+            if idx.size == 0:
+                raise ValueError(f"class y={y!r} has zero prior weight: p(x | y) is undefined")
+            sub = object.__new__(GaussianMixture)
+            sub._means = self._means[idx]
+            sub._cov = self._cov.subset(idx)
+            sub._weights = self._weights[idx] / self._weights[idx].sum()
+            sub._log_w = np.log(sub._weights)
+            sub._codes = np.zeros(idx.size, np.int64)
+            sub._classes = self._classes[[c]]
+            sub.schedule = self.schedule
+            sub._mu_cache = {k: np.ascontiguousarray(v[idx]) for k, v in self._mu_cache.items()}
+            sub._musq = self._musq[idx]
+            cache[c] = sub
+        sub = cache[c]
+        if sub.schedule is not self.schedule:
+            sub = sub.with_schedule(self.schedule)
+        return sub
+
+    def _by_class(self, method: str, x, t, y) -> np.ndarray:
+        """Evaluate ``method`` of p(x | y_i) row by row (rows grouped by class)."""
+        x = _checks.as_points(x, self.dim)
+        self._require_labels()
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 0:
+            return getattr(self.conditional(y_arr.item()), method)(x, t)
+        if y_arr.shape != (x.shape[0],):
+            raise ValueError(f"y must be a scalar class or have shape ({x.shape[0]},) (one class per row of x)")
+        out = np.empty(x.shape, dtype=x.dtype)
+        for c in np.unique(y_arr):
+            sel = y_arr == c
+            out[sel] = getattr(self.conditional(c.item()), method)(x[sel], t)
+        return out
+
     def mean(self) -> np.ndarray:
         """Data mean E[x_0], shape (d,)."""
         return self._weights @ self._means
@@ -343,8 +390,14 @@ class GaussianMixture:
             return self._run_iso(x, a, s2)[0]
         return self._run_generic(x, a, s2)[0]
 
-    def score(self, x, t) -> np.ndarray:
-        """Score grad_x log p_t(x), shape (M, d), dtype of x."""
+    def score(self, x, t, y=None) -> np.ndarray:
+        """Score grad_x log p_t(x), shape (M, d), dtype of x.
+
+        With ``y`` (a class, or one class per row) the class-conditional score
+        grad_x log p_t(x | y).
+        """
+        if y is not None:
+            return self._by_class("score", x, t, y)
         x, t, a, s2 = self._prep(x, t)
         path = self._path()
         if path == "small":
@@ -355,8 +408,14 @@ class GaussianMixture:
             out = self._run_generic(x, a, s2, score=True)[1]
         return out.astype(x.dtype, copy=False)
 
-    def denoise(self, x, t) -> np.ndarray:
-        """Posterior mean E[x_0 | x_t = x] = (x + sigma_t^2 s_t(x)) / alpha_t, shape (M, d)."""
+    def denoise(self, x, t, y=None) -> np.ndarray:
+        """Posterior mean E[x_0 | x_t = x] = (x + sigma_t^2 s_t(x)) / alpha_t, shape (M, d).
+
+        With ``y`` (a class, or one class per row) the class-conditional
+        denoiser E[x_0 | x_t = x, y].
+        """
+        if y is not None:
+            return self._by_class("denoise", x, t, y)
         x, t, a, s2 = self._prep(x, t)
         if a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import statphys_diffusion as sd
@@ -26,6 +26,8 @@ def test_quadrature_matches_monte_carlo(sep, w0, t):
     # they must agree within 4 standard errors (plus 1e-9 for the quadrature)
     m = _mix1d(sep, w0)
     q = sd.conditional_entropy(m, t)
+    # when H is tiny its mass sits in events rarer than 1/n and the MC standard error means nothing
+    assume(q.value[0] > 1e-3)
     mc = sd.conditional_entropy(m, t, method="monte_carlo", n=20000, rng=np.random.default_rng(0))
     assert q.method == "quadrature" and mc.method == "monte_carlo"
     assert abs(q.value[0] - mc.value[0]) <= 4 * mc.stderr[0] + 1e-9

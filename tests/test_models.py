@@ -289,3 +289,31 @@ def test_hessian_operator_matches_dense_hessian(kind):
     H = model.hessian(x[None], 0.3)[0]
     op = model.hessian_operator(x, 0.3)
     np.testing.assert_allclose(op @ np.eye(d), H, rtol=1e-9, atol=1e-9 * np.abs(H).max())
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "full", "empirical"])
+def test_class_conditional_denoisers_average_to_the_unconditional_one(kind):
+    # law of total expectation: D(x) = sum_c p(c | x) D(x, c); and the score likewise
+    # through p(x) = sum_c pi_c p(x | c): s(x) = sum_c p(c | x) s(x | c)
+    rng = np.random.default_rng(4)
+    if kind == "isotropic":
+        m = sd.GaussianMixture.isotropic(rng.standard_normal((5, 3)), rng.uniform(0.1, 1, 5), labels=[0, 1, 1, 2, 2])
+    elif kind == "full":
+        a = rng.standard_normal((4, 2, 2))
+        m = sd.GaussianMixture.full(
+            rng.standard_normal((4, 2)), a @ a.transpose(0, 2, 1) + 0.1 * np.eye(2), labels=[3, 3, 7, 9]
+        )
+    else:
+        m = sd.EmpiricalDistribution(rng.standard_normal((50, 12)), labels=np.arange(50) % 4)
+    x = rng.standard_normal((6, m.dim))
+    post = m.class_posterior(x, 0.4)
+    for method in ("denoise", "score"):
+        per_class = np.stack([getattr(m, method)(x, 0.4, y=c) for c in m.classes], axis=1)
+        np.testing.assert_allclose(np.einsum("mc,mcd->md", post, per_class), getattr(m, method)(x, 0.4), atol=1e-10)
+    rows = m.classes[np.arange(6) % len(m.classes)]
+    one_by_one = np.stack([m.denoise(x[i : i + 1], 0.4, y=rows[i])[0] for i in range(6)])
+    np.testing.assert_allclose(m.denoise(x, 0.4, y=rows), one_by_one)
+    with pytest.raises(ValueError, match="not a class"):
+        m.denoise(x, 0.4, y=123)
+    with pytest.raises(ValueError, match="one class per row"):
+        m.denoise(x, 0.4, y=rows[:3])

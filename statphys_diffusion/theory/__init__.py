@@ -1,5 +1,7 @@
 """Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
 
+from .entropy_rate import EntropyRate, entropy_rate
+from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
 from .late_init import LateInitGaussian, gaussian_late_init
 from .symmetry_breaking import (
@@ -23,6 +25,9 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "mutual_information_immse",
+    "EntropyRate",
+    "entropy_rate",
     "EntropyEstimate",
     "conditional_entropy",
     "mutual_information",

@@ -16,6 +16,7 @@ from .conventions import (
 from .empirical import EmpiricalDistribution
 from .manifold import LinearManifold
 from .mixture import Draws, GaussianMixture
+from .online_posterior import OnlineClassifier, OnlineTrack
 from .schedules import (
     VPSDE,
     DiscreteSchedule,
@@ -46,6 +47,8 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "OnlineClassifier",
+    "OnlineTrack",
     "mutual_information_immse",
     "EntropyRate",
     "entropy_rate",

@@ -1,0 +1,191 @@
+r"""The optimal Bayes classifier computed online along a discrete reverse chain.
+
+A DDPM ancestral chain moves x_{n+1} -> x_n with the Gaussian kernel
+N(m(x_{n+1}), s_n^2 I), m = c_x x_{n+1} + c_0 D(x_{n+1}) (the posterior
+q(x_n | x_{n+1}, x_0) with x_0 replaced by the denoiser). Conditioning on a
+class c replaces D by the class-conditional denoiser D(x, c), giving
+m_c. Bayes' rule along the chain (DESIGN.md, "Online class posterior"; the
+update used by Dynamic Negative Guidance, Koulischer et al. ICLR 2025) is
+
+    log p_n(c) = log p_{n+1}(c) - ( |x_n - m_c|^2 - |x_n - m|^2 ) / (2 s_n^2),
+
+renormalised over classes. Since m_c - m = c_0 (D(x, c) - D(x)), the update
+only needs the denoiser differences. With exact denoisers and vanishing step
+size the tracked posterior tends to the exact p_t(c | x_t) (the forward chain
+y -> x_0 -> x_t -> x_t' is Markov, so p(c | x_T, ..., x_t) = p(c | x_t)); at
+finite steps the Gaussian kernels are approximations and so is the posterior.
+
+Works with anything that has ``schedule``, ``denoise(x, t)`` and
+``denoise(x, t, y=c)``: exact models and wrapped networks alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from . import _checks
+from .samplers import DDPMAncestral, _bridge, initial_noise
+
+__all__ = ["OnlineClassifier", "OnlineTrack"]
+
+
+@dataclass(frozen=True)
+class OnlineTrack:
+    """A reverse chain and the class posterior tracked along it.
+
+    Attributes
+    ----------
+    times : (S + 1,) decreasing grid, times[0] = t_start
+    x : (M, d) final states
+    classes : (C,)
+    log_posterior : (S + 1, M, C)
+        log p_n(c) after each step (row 0: the prior at t_start).
+    trajectory : (S + 1, M, d) or None
+    """
+
+    times: np.ndarray
+    x: np.ndarray
+    classes: np.ndarray
+    log_posterior: np.ndarray
+    trajectory: np.ndarray | None
+
+    @property
+    def posterior(self) -> np.ndarray:
+        """p_n(c), shape (S + 1, M, C)."""
+        return np.exp(self.log_posterior)
+
+    def entropy(self) -> np.ndarray:
+        """Entropy of the tracked posterior per step and chain, shape (S + 1, M), nats."""
+        p = self.posterior
+        with np.errstate(invalid="ignore"):
+            return -np.where(p > 0, p * self.log_posterior, 0.0).sum(axis=2)
+
+
+class OnlineClassifier:
+    """Generate with DDPM ancestral steps and track p(c | x_n) by Bayes' rule.
+
+    Parameters
+    ----------
+    n_steps : int
+    times : (S + 1,) decreasing array, optional
+        Explicit grid (overrides ``n_steps``/``spacing``).
+    spacing : {"uniform", "log_snr", ...}
+        As for the samplers.
+    prior : {"model", "uniform", "exact"} or (C,) array
+        log p at t_start: the model's class weights, uniform, the exact
+        posterior at x_start (exact models only), or given probabilities.
+    progress : bool
+    """
+
+    def __init__(
+        self, n_steps: int = 100, *, times=None, spacing: str = "uniform", prior="model", progress: bool = False
+    ):
+        self._grid_maker = DDPMAncestral(n_steps, times=times, spacing=spacing)
+        self.prior = prior
+        self.progress = bool(progress)
+
+    def __repr__(self) -> str:
+        return f"OnlineClassifier(n_steps={self._grid_maker.n_steps}, prior={self.prior!r})"
+
+    def _log_prior(self, model, classes, x, t) -> np.ndarray:
+        m, c = x.shape[0], classes.size
+        if isinstance(self.prior, str):
+            if self.prior == "uniform":
+                p = np.full(c, 1.0 / c)
+            elif self.prior == "model":
+                if not hasattr(model, "class_weights"):
+                    raise ValueError("prior='model' needs model.class_weights; pass prior='uniform' or probabilities")
+                p = np.asarray(model.class_weights, dtype=np.float64)
+            elif self.prior == "exact":
+                if not hasattr(model, "class_posterior"):
+                    raise ValueError("prior='exact' needs model.class_posterior")
+                with np.errstate(divide="ignore"):
+                    return np.log(model.class_posterior(x, t))
+            else:
+                raise ValueError(f"prior must be 'model', 'uniform', 'exact' or probabilities, got {self.prior!r}")
+        else:
+            p = _checks.as_float_array(self.prior, "prior", dtype=np.float64, ndim=1)
+            if p.shape != (c,) or np.any(p < 0) or abs(p.sum() - 1) > 1e-8:
+                raise ValueError(f"prior must be {c} non-negative probabilities summing to 1")
+        with np.errstate(divide="ignore"):
+            return np.broadcast_to(np.log(p), (m, c)).copy()
+
+    def run(
+        self,
+        model,
+        x_init=None,
+        *,
+        n: int | None = None,
+        t_start: float | None = None,
+        t_end: float | None = None,
+        rng: np.random.Generator | None = None,
+        return_trajectory: bool = False,
+        classes=None,
+    ) -> OnlineTrack:
+        """Run ``n`` chains (or from ``x_init``) from t_start to t_end, tracking the class posterior.
+
+        ``classes`` defaults to ``model.classes``; give it for networks.
+        """
+        for attr in ("schedule", "denoise"):
+            if not hasattr(model, attr):
+                raise ValueError("model must have a `schedule` and `denoise(x, t[, y])`")
+        cls = getattr(model, "classes", None) if classes is None else np.asarray(classes)
+        if cls is None:
+            raise ValueError("model has no classes (unlabelled): pass classes=... or label the model")
+        cls = np.asarray(cls)
+        if cls.ndim != 1 or cls.size < 2:
+            raise ValueError("classes must be a 1-D array of at least 2 class labels")
+        schedule = model.schedule
+        grid = self._grid_maker._grid(schedule, t_start, t_end)
+        if rng is None:
+            rng = np.random.default_rng()
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("rng must be a numpy.random.Generator")
+        if x_init is None:
+            if n is None or not hasattr(model, "dim"):
+                raise ValueError("give x_init, or n for a model with `dim`")
+            x = initial_noise(schedule, _checks.check_positive_int(n, "n"), model.dim, grid[0], rng)
+        else:
+            x = _checks.as_float_array(x_init, "x_init", dtype=np.float64)
+            if x.ndim != 2:
+                raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
+            x = x.copy()
+        logp = np.empty((grid.size, x.shape[0], cls.size))
+        logp[0] = self._log_prior(model, cls, x, float(grid[0]))
+        traj = np.empty((grid.size,) + x.shape) if return_trajectory else None
+        if traj is not None:
+            traj[0] = x
+        steps = range(grid.size - 1)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="online classifier", leave=False)
+        for i in steps:
+            t, t_next = float(grid[i]), float(grid[i + 1])
+            a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
+            cx, c0 = ar * s1 / s0, a1 * v / s0
+            var = v * s1 / s0
+            d_all = np.asarray(model.denoise(x, t), dtype=np.float64)
+            mean = cx * x + c0 * d_all
+            x_new = mean + np.sqrt(var) * rng.standard_normal(x.shape)
+            if var <= 0:  # deterministic last step (t_next = t_min with sigma = 0): no likelihood to update with
+                logp[i + 1] = logp[i]
+                x = x_new
+                if traj is not None:
+                    traj[i + 1] = x
+                continue
+            r = x_new - mean
+            upd = np.empty((x.shape[0], cls.size))
+            for j, c in enumerate(cls):
+                delta = c0 * (np.asarray(model.denoise(x, t, y=c), dtype=np.float64) - d_all)
+                # |r - delta|^2 - |r|^2 = |delta|^2 - 2 r.delta
+                upd[:, j] = -(np.einsum("ij,ij->i", delta, delta) - 2 * np.einsum("ij,ij->i", r, delta)) / (2 * var)
+            lp = logp[i] + upd
+            logp[i + 1] = lp - logsumexp(lp, axis=1, keepdims=True)
+            x = x_new
+            if traj is not None:
+                traj[i + 1] = x
+        return OnlineTrack(times=grid, x=x, classes=cls, log_posterior=logp, trajectory=traj)

@@ -40,6 +40,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="training points (subsample) for the symmetry-breaking times; 0 skips them (default 1000)",
     )
+    pr.add_argument(
+        "--info-draws",
+        type=int,
+        default=1000,
+        help="labelled data: training points for the per-class entropy-rate peaks; 0 skips them (default 1000)",
+    )
     pr.add_argument("--quick", action="store_true", help="CIFAR-10: 100 images per class (minutes -> seconds)")
     pr.add_argument("--cache-dir", default=None, help=f"decoded-array cache (else ${datasets.ENV_CACHE})")
     pr.add_argument("--out", default="report", help="output directory (default ./report)")
@@ -54,6 +60,8 @@ def _predict(args) -> int:
         raise ValueError(f"--n must be at least 2, got {args.n}")
     if args.sb_points < 0:
         raise ValueError(f"--sb-points must be >= 0, got {args.sb_points}")
+    if args.info_draws < 0:
+        raise ValueError(f"--info-draws must be >= 0, got {args.info_draws}")
     if args.n_query < 2:
         raise ValueError(f"--n-query must be at least 2, got {args.n_query}")
     schedule = SCHEDULES[args.schedule]()
@@ -79,11 +87,13 @@ def _predict(args) -> int:
         qi = rng.choice(test.images.shape[0], min(args.n_query, test.images.shape[0]), replace=False)
         queries = test.as_points()[qi]
         source = f"CIFAR-10 JPEG zip {path}" + (" (quick: 100 images per class)" if args.quick else "")
+        class_names = train.class_names
     else:
         n = 2000 if args.n is None else args.n
         model, points, labels = datasets.synthetic_dataset(args.data, n, rng)
         queries = model.sample(args.n_query, 0.0, rng).x0
         source = f"synthetic '{args.data}': {datasets.SYNTHETIC[args.data][0]}"
+        class_names = None
     config = ReportConfig(
         data=args.data,
         n_train=int(points.shape[0]),
@@ -94,6 +104,8 @@ def _predict(args) -> int:
         n_times=args.n_times,
         source=source,
         sb_points=args.sb_points,
+        info_draws=args.info_draws,
+        extra={"class_names": list(class_names)} if class_names is not None else {},
     )
     report = make_report(
         points, queries, labels=labels, config=config, schedule=schedule, out=Path(args.out), progress=progress

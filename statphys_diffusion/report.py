@@ -44,6 +44,7 @@ class ReportConfig:
     n_times: int
     source: str
     sb_points: int = 1000
+    info_draws: int = 1000
     extra: dict = field(default_factory=dict)
 
 
@@ -247,6 +248,73 @@ def collapse_section(
     return md, rows
 
 
+def information_section(
+    model: EmpiricalDistribution,
+    times: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+    out: Path,
+    class_names=None,
+    progress: bool = True,
+) -> tuple[str, list[dict]]:
+    """Per-class entropy-rate profiles of the labelled exact empirical model (Handke et al. 2025).
+
+    dH(Y | X_t)/dt by the pathwise derivative of the common-random-number Monte
+    Carlo estimator over ``n_draws`` training points; the peak of each class's
+    profile is the time at which that class is decided in reverse time.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .theory.entropy_rate import entropy_rate
+
+    t0 = time.time()
+    est = entropy_rate(model, times, n=n_draws, rng=rng, progress=progress)
+    sch = model.schedule
+    lin = DiscreteSchedule.linear(1000)
+    rows, lines = [], []
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for c, lab in enumerate(est.classes):
+        name = str(class_names[int(lab)]) if class_names is not None else str(lab)
+        tp, se = float(est.peak_time[c]), float(est.peak_time_stderr[c])
+        k = _ddpm_index(tp, sch, lin)
+        rows.append(
+            {
+                "quantity": f"entropy_rate_peak_time_class_{name}",
+                "value": tp,
+                "se": se,
+                "ddpm_index": k,
+                "peak_rate": float(np.max(est.class_rate[c])),
+                "draws": int(est.class_counts[c]),
+            }
+        )
+        edge = " (grid edge)" if tp in (float(times[0]), float(times[-1])) else ""
+        lines.append(f"| {name} | {int(est.class_counts[c])} | {tp:.4g} +- {se:.2g}{edge} | {k} |")
+        ax.plot(times, est.class_rate[c], color=f"C{c % 10}", lw=1, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"t ({type(sch).__name__})")
+    ax.set_ylabel("dH(Y | X_t)/dt given the class [nats / unit t]")
+    ax.set_title(f"Per-class entropy rate, exact empirical model (N = {model.n_points})")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(_fig_path(out, "entropy_rate.png"), dpi=120)
+    plt.close(fig)
+    md = (
+        "## Class decisions: entropy-rate peaks (exact empirical model)\n\n"
+        f"dH(Y | X_t)/dt per true class, {n_draws} draws from the training set noised with common random numbers, "
+        f"pathwise derivative (no finite differences); the peak is where the class is decided in reverse "
+        f"time (Handke et al. 2025). Standard errors by bootstrap over draws; the grid has {times.size} "
+        f"log-spaced times (factor {float(times[1] / times[0]):.3g} apart), which limits the resolution "
+        f"when the s.e. is smaller. {time.time() - t0:.0f} s.\n\n"
+        "| class | draws | peak t +- s.e. | DDPM linear index |\n|---|---|---|---|\n"
+        + "\n".join(lines)
+        + "\n\n![entropy rate](figures/entropy_rate.png)\n"
+    )
+    return md, rows
+
+
 def make_report(
     points: np.ndarray,
     queries: np.ndarray,
@@ -273,6 +341,9 @@ def make_report(
     if config.sb_points > 0:
         sections.append(symmetry_section(points, schedule, config.sb_points, rng, progress))
     sections.append(collapse_section(model, queries, times, rng, out, progress))
+    if labels is not None and config.info_draws > 0:
+        names = config.extra.get("class_names")
+        sections.append(information_section(model, times, config.info_draws, rng, out, names, progress))
     header = (
         f"# statphys_diffusion predictions: {config.data}\n\n"
         f"Data: {config.source}; N = {config.n_train} training points in d = {config.dim}; "

@@ -104,6 +104,14 @@ def test_predict_synthetic_end_to_end(tmp_path):
     model, pts, _ = datasets.synthetic_dataset("gmm1d", 300, np.random.default_rng(0))
     lam = np.var(pts[:, 0], ddof=1)
     assert float(rows["speciation_time"]["value"]) == pytest.approx(0.5 * np.log1p(lam), rel=1e-10)
+    # labelled data: per-class entropy-rate peaks; the two classes are mirror images, so their
+    # peaks agree within the bootstrap errors
+    assert "entropy-rate peaks" in text and (out / "figures" / "entropy_rate.png").is_file()
+    p0, p1 = rows["entropy_rate_peak_time_class_0"], rows["entropy_rate_peak_time_class_1"]
+    # (or within one step of the 6-point grid, which limits the resolution when the s.e. is 0)
+    diff = abs(np.log(float(p0["value"]) / float(p1["value"])))
+    grid_step = np.log(3.0 / 1e-3) / 5
+    assert diff <= max(4 * np.hypot(float(p0["se"]), float(p1["se"])) / float(p0["value"]), grid_step)
 
 
 def test_predict_reports_missing_cifar(monkeypatch, tmp_path, capsys):

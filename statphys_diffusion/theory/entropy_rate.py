@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import _checks
 from .. import _resp_rate as rr
-from .information import _labelled, _quadrature_components_1d, _times
+from .information import QUAD_MAX_COMPONENTS, _labelled, _quadrature_components_1d, _times
 
 __all__ = ["EntropyRate", "entropy_rate"]
 
@@ -59,7 +59,8 @@ class EntropyRate:
     generated_rate, generated_rate_stderr : (C, T)
         Conditioned on the generated class (always Monte Carlo; NaN for a class
         no draw was generated in).
-    generated_counts : (C,) draws per generated class
+    class_counts, generated_counts : (C,)
+        Monte Carlo draws per true class and per generated class.
     peak_time, peak_time_stderr : (C,)
         Time of the largest true-class rate (refined by a parabola in log t
         through the grid maximum and its neighbours), with a bootstrap standard
@@ -81,6 +82,7 @@ class EntropyRate:
     class_rate_stderr: np.ndarray
     generated_rate: np.ndarray
     generated_rate_stderr: np.ndarray
+    class_counts: np.ndarray
     generated_counts: np.ndarray
     peak_time: np.ndarray
     peak_time_stderr: np.ndarray
@@ -242,7 +244,7 @@ def entropy_rate(
         used for the generated-class profiles in quadrature mode.
     rng : numpy Generator, optional
     method : {"auto", "quadrature", "monte_carlo"}
-        ``auto``: quadrature for 1-D mixtures, Monte Carlo otherwise.
+        ``auto``: quadrature for 1-D mixtures of at most 32 components, Monte Carlo otherwise.
     n_bootstrap : int
         Bootstrap resamples for the standard error of each peak time.
     progress : bool
@@ -274,7 +276,9 @@ def entropy_rate(
         rng = np.random.default_rng()
     if not isinstance(rng, np.random.Generator):
         raise ValueError("rng must be a numpy.random.Generator")
-    use_quad = method == "quadrature" or (method == "auto" and model.dim == 1)
+    use_quad = method == "quadrature" or (
+        method == "auto" and model.dim == 1 and model.n_components <= QUAD_MAX_COMPONENTS
+    )
     h, hd, true_codes, gen_codes = _monte_carlo(model, ts, n, rng, progress)
     n_cls = w_cls.size
     boot_rng = np.random.default_rng(rng.integers(2**63))
@@ -333,6 +337,7 @@ def entropy_rate(
         class_rate_stderr=cls_se,
         generated_rate=gen_rate,
         generated_rate_stderr=gen_se,
+        class_counts=np.bincount(true_codes, minlength=n_cls),
         generated_counts=counts,
         peak_time=peak,
         peak_time_stderr=peak_se,

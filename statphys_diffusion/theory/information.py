@@ -24,6 +24,10 @@ from .. import _checks
 
 __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
 
+# ``method="auto"`` integrates 1-D mixtures with at most this many components (one integral per
+# component, each costing K): larger ones (1-D empirical data sets) go to Monte Carlo.
+QUAD_MAX_COMPONENTS = 32
+
 
 @dataclass(frozen=True)
 class EntropyEstimate:
@@ -86,12 +90,20 @@ def _quadrature_components_1d(model, t: float, *, rate: bool = False) -> np.ndar
     onehot = np.zeros((mus.size, len(model.classes)))
     onehot[np.arange(mus.size), model._require_labels()] = 1.0
     out = np.empty((2, mus.size))
+    iso = model.covariance_type == "isotropic"
+    mu_row = model.means.T  # (1, K)
     for k, (mu, v) in enumerate(zip(mus, vs)):
         sk = np.sqrt(a * a * v + s * s)
         skd = (da2 * v + ds2) / (2 * sk)
 
         def f(z, mu=mu, sk=sk, skd=skd):
-            ell, lrate = rr.generic_logits_and_rates(model, (a * mu + sk * z)[:, None], (ad * mu + skd * z)[:, None], t)
+            x, xd = (a * mu + sk * z)[:, None], (ad * mu + skd * z)[:, None]
+            if iso:
+                ell, lrate = rr.isotropic_logits_and_rates(
+                    model, x @ mu_row, xd @ mu_row, x[:, 0] ** 2, x[:, 0] * xd[:, 0], t
+                )
+            else:
+                ell, lrate = rr.generic_logits_and_rates(model, x, xd, t)
             _, _, h, hdot = rr.class_posterior_and_rate(ell, lrate, onehot)
             phi = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
             return np.stack([h * phi, hdot * phi], axis=1)
@@ -119,7 +131,8 @@ def conditional_entropy(
         Monte Carlo sample size (one set of draws shared by all times).
     rng : numpy Generator, optional
     method : {"auto", "quadrature", "monte_carlo"}
-        ``auto`` uses quadrature for 1-D Gaussian mixtures, Monte Carlo otherwise.
+        ``auto`` uses quadrature for 1-D Gaussian mixtures of at most 32
+        components, Monte Carlo otherwise.
 
     Returns
     -------
@@ -132,9 +145,10 @@ def conditional_entropy(
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
     has_quad = model.dim == 1 and hasattr(model, "covariances") and hasattr(model, "means")
+    small = has_quad and model.n_components <= QUAD_MAX_COMPONENTS
     if method == "quadrature" and not has_quad:
         raise ValueError("method='quadrature' needs a 1-D Gaussian mixture")
-    if method == "quadrature" or (method == "auto" and has_quad):
+    if method == "quadrature" or (method == "auto" and small):
         vals = np.array([model.weights @ _quadrature_components_1d(model, t) for t in ts])
         return EntropyEstimate(ts, vals, np.zeros_like(vals), "quadrature")
     n = _checks.check_positive_int(n, "n")

@@ -26,17 +26,21 @@ from .schedules import (
     VarianceExploding,
 )
 from .theory import (
+    CollapseCurve,
     EntropyEstimate,
     EntropyRate,
     LateInitGaussian,
     SymmetryBreaking,
     central_fixed_point,
+    collapse_snr,
+    collapse_time,
     conditional_entropy,
     entropy_rate,
     fixed_points_1d,
     gaussian_late_init,
     mutual_information,
     mutual_information_immse,
+    posterior_collapse,
     speciation_time,
     stability_eigenvalues,
     symmetry_breaking_time,
@@ -47,6 +51,10 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CollapseCurve",
+    "collapse_snr",
+    "collapse_time",
+    "posterior_collapse",
     "OnlineClassifier",
     "OnlineTrack",
     "mutual_information_immse",

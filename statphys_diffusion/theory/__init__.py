@@ -1,5 +1,6 @@
 """Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
 
+from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
 from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
@@ -25,6 +26,10 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "CollapseCurve",
+    "collapse_snr",
+    "collapse_time",
+    "posterior_collapse",
     "mutual_information_immse",
     "EntropyRate",
     "entropy_rate",

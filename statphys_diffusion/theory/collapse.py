@@ -1,0 +1,223 @@
+r"""Collapse of the empirical model onto training points: predicted and measured (result 2).
+
+Predicted (annealed, random-energy argument; Biroli, Bonnaire, de Bortoli &
+Mezard, "Dynamical regimes of diffusion models", 2024). The exact empirical
+denoiser weighs training point i by r_i(x) proportional to
+exp(-|x - alpha y_i|^2 / (2 sigma^2)). Take x = alpha y_1 + sigma eps noised
+from training point y_1 (what the reverse dynamics of the empirical model
+visit), with the other points y_j independent draws from data of covariance
+Lambda (eigenvalues lambda_k) in d dimensions. The weight of y_1 is
+exp(-|eps|^2 / 2) ~ exp(-d/2). The others sum, in the annealed approximation
+sum_j -> N E_y, to
+
+    N E_y exp(-|x - alpha y|^2 / (2 sigma^2))
+        = N prod_k (1 + alpha^2 lambda_k / sigma^2)^(-1/2) exp(-sum_k x_k^2 / (2 (sigma^2 + alpha^2 lambda_k)))
+        ~ N prod_k (1 + alpha^2 lambda_k / sigma^2)^(-1/2) exp(-d/2)
+
+(Gaussian integral per eigendirection; x_k^2 ~ sigma^2 + alpha^2 lambda_k for
+typical x). The two are equal, r_1 = 1/2, when
+
+    log N = 1/2 sum_k log(1 + snr_t lambda_k),   snr_t = alpha_t^2 / sigma_t^2,
+
+which defines the collapse time t_C: for t < t_C the posterior sits on the
+training point the trajectory came from (memorisation). Isotropic data
+(lambda_k = lambda): snr_C = (N^(2/d) - 1) / lambda. The right-hand side
+increases with snr, so the root is unique; it is found by bracketing in log snr.
+
+Measured: :func:`posterior_collapse` noises training points (or fresh data)
+and reports the entropy H of the posterior over training points, its
+participation ratio 1 / sum_i r_i^2 and the weight of the point of origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _checks
+from ..schedules import OrnsteinUhlenbeck, Schedule
+from .information import _posterior_entropy, _times
+
+__all__ = ["collapse_snr", "collapse_time", "CollapseCurve", "posterior_collapse"]
+
+
+def _spectrum(eigenvalues) -> np.ndarray:
+    lam = _checks.as_float_array(eigenvalues, "eigenvalues", dtype=np.float64)
+    lam = np.atleast_1d(lam)
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError("eigenvalues must be a non-empty 1-D array (the data covariance spectrum)")
+    if np.any(lam < 0):
+        raise ValueError("eigenvalues must be non-negative (a covariance spectrum)")
+    if not np.any(lam > 0):
+        raise ValueError("eigenvalues must contain a positive value (zero-variance data never collapses)")
+    return lam
+
+
+def collapse_snr(n_points, eigenvalues) -> float:
+    """snr_C solving log N = 1/2 sum_k log(1 + snr lambda_k) (Biroli et al. 2024).
+
+    Parameters
+    ----------
+    n_points : int >= 2
+        Training-set size N.
+    eigenvalues : (d,) array
+        Data covariance spectrum (zeros allowed: directions without variance do not count).
+    """
+    from scipy.optimize import brentq
+
+    n = _checks.check_positive_int(n_points, "n_points")
+    if n < 2:
+        raise ValueError(f"n_points must be at least 2 (one point cannot collapse), got {n}")
+    lam = _spectrum(eigenvalues)
+    lam = lam[lam > 0]
+    target = np.log(n)
+
+    def f(log_snr):
+        return 0.5 * np.sum(np.log1p(np.exp(log_snr) * lam)) - target
+
+    lo, hi = -50.0, 50.0
+    while f(hi) < 0:
+        hi += 50.0
+    return float(np.exp(brentq(f, lo, hi, xtol=1e-14, rtol=1e-14)))
+
+
+def collapse_time(n_points, eigenvalues, schedule: Schedule | None = None) -> float:
+    """Predicted collapse time t_C of the empirical model of N points (Biroli et al. 2024).
+
+    Returns the time at which alpha_t^2 / sigma_t^2 = :func:`collapse_snr`
+    on ``schedule`` (default Ornstein-Uhlenbeck: t_C = 1/2 log(1 + 1/snr_C)).
+    Raises if the schedule cannot reach that snr.
+    """
+    schedule = OrnsteinUhlenbeck() if schedule is None else schedule
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    return float(schedule.t_of_snr(collapse_snr(n_points, eigenvalues)))
+
+
+@dataclass(frozen=True)
+class CollapseCurve:
+    """Posterior over training points versus t (means with standard errors over queries).
+
+    Attributes
+    ----------
+    times : (T,)
+    entropy, entropy_stderr : (T,)  entropy of r_i(x_t) in nats
+    participation, participation_stderr : (T,)  1 / sum_i r_i^2 (effective number of points)
+    origin_weight, origin_weight_stderr : (T,)
+        Weight r_i of the training point each query was noised from (NaN for fresh data).
+    source : {"training", "fresh"}
+    n_points : int
+    """
+
+    times: np.ndarray
+    entropy: np.ndarray
+    entropy_stderr: np.ndarray
+    participation: np.ndarray
+    participation_stderr: np.ndarray
+    origin_weight: np.ndarray
+    origin_weight_stderr: np.ndarray
+    source: str
+    n_points: int
+
+    def measured_collapse_time(self, level: float = 0.5) -> float:
+        """Largest t where the mean origin weight reaches ``level`` (log-linear interpolation).
+
+        For fresh queries (no origin) the criterion is participation <= 1 / level.
+        NaN if the curve never crosses.
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level}")
+        if self.source == "training":
+            y = self.origin_weight - level
+        else:
+            y = 1.0 / level - self.participation
+        above = np.nonzero(y >= 0)[0]
+        if above.size == 0:
+            return float("nan")
+        i = int(above.max())
+        if i == self.times.size - 1:
+            return float(self.times[i])
+        # y crosses from >= 0 at times[i] to < 0 at times[i + 1]: interpolate in log t
+        u0, u1 = np.log(self.times[i]), np.log(self.times[i + 1])
+        frac = y[i] / (y[i] - y[i + 1])
+        return float(np.exp(u0 + frac * (u1 - u0)))
+
+
+def posterior_collapse(
+    model,
+    times,
+    *,
+    queries=None,
+    n: int = 256,
+    rng: np.random.Generator | None = None,
+    progress: bool = False,
+) -> CollapseCurve:
+    """Measure how concentrated the exact posterior over training points is at each time.
+
+    Parameters
+    ----------
+    model : EmpiricalDistribution
+    times : (T,) forward times (t > t_min)
+    queries : (M, d) array, optional
+        Fresh clean data (not training points) to noise; by default ``n``
+        training points drawn uniformly (with their point of origin recorded).
+    n : int
+        Number of training points to noise when ``queries`` is None.
+    rng : numpy Generator, optional
+    progress : bool
+
+    Returns
+    -------
+    CollapseCurve
+        One eps per query shared by all times (common random numbers).
+    """
+    if not hasattr(model, "component_posterior") or not hasattr(model, "n_components"):
+        raise ValueError("model must be an EmpiricalDistribution (or a mixture with component_posterior)")
+    if model.n_components < 2:
+        raise ValueError("model must have at least 2 training points")
+    ts = _times(times, model.schedule)
+    if rng is None:
+        rng = np.random.default_rng()
+    if queries is None:
+        n = _checks.check_positive_int(n, "n")
+        origin = rng.choice(model.n_components, size=n, p=model.weights)
+        x0 = model.means[origin]
+        source = "training"
+    else:
+        x0 = _checks.as_points(queries, model.dim, "queries")
+        origin = None
+        source = "fresh"
+    eps = rng.standard_normal(x0.shape)
+    m = x0.shape[0]
+    out = {k: np.empty(ts.size) for k in ("h", "hs", "p", "ps", "w", "ws")}
+    it = range(ts.size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="posterior collapse", leave=False)
+    for j in it:
+        t = ts[j]
+        x = float(model.schedule.alpha(t)) * x0 + float(model.schedule.sigma(t)) * eps
+        r = model.component_posterior(x, t)
+        h = _posterior_entropy(r)
+        pr = 1.0 / np.einsum("ij,ij->i", r, r)
+        se = np.sqrt(1.0 / m) if m > 1 else np.nan
+        out["h"][j], out["hs"][j] = h.mean(), h.std(ddof=1) * se if m > 1 else np.nan
+        out["p"][j], out["ps"][j] = pr.mean(), pr.std(ddof=1) * se if m > 1 else np.nan
+        if origin is not None:
+            w = r[np.arange(m), origin]
+            out["w"][j], out["ws"][j] = w.mean(), w.std(ddof=1) * se if m > 1 else np.nan
+        else:
+            out["w"][j] = out["ws"][j] = np.nan
+    return CollapseCurve(
+        times=ts,
+        entropy=out["h"],
+        entropy_stderr=out["hs"],
+        participation=out["p"],
+        participation_stderr=out["ps"],
+        origin_weight=out["w"],
+        origin_weight_stderr=out["ws"],
+        source=source,
+        n_points=model.n_components,
+    )

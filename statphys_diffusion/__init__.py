@@ -16,6 +16,7 @@ from .conventions import (
 from .empirical import EmpiricalDistribution
 from .manifold import LinearManifold
 from .mixture import Draws, GaussianMixture
+from .nearest import NearestNeighbours, memorized_fraction, nearest_neighbours, trajectory_collapse_times
 from .online_posterior import OnlineClassifier, OnlineTrack
 from .schedules import (
     VPSDE,
@@ -51,6 +52,10 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "NearestNeighbours",
+    "nearest_neighbours",
+    "memorized_fraction",
+    "trajectory_collapse_times",
     "CollapseCurve",
     "collapse_snr",
     "collapse_time",

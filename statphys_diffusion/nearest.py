@@ -1,0 +1,164 @@
+r"""Nearest training points: the memorisation metric for samples and along trajectories.
+
+Memorisation test (Yoon et al. 2023; used by Pham et al. 2025 and Achilli et al.
+2024): a sample x is a copy of the training set when its nearest training
+point is much closer than the second nearest,
+
+    ratio(x) = |x - NN_1(x)| / |x - NN_2(x)| < threshold   (1/3 by default).
+
+Distances are streamed over the training set in chunks with one GEMM per chunk
+(|x|^2 - 2 x.y + |y|^2) keeping a running top-k, so N = 50,000 and d = 3,072
+need memory for one (M, chunk) block only; the k distances kept at the end are
+recomputed directly as |x - y| (no cancellation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["NearestNeighbours", "nearest_neighbours", "memorized_fraction", "trajectory_collapse_times"]
+
+
+@dataclass(frozen=True)
+class NearestNeighbours:
+    """The k nearest training points of each sample.
+
+    Attributes
+    ----------
+    distances : (M, k) Euclidean distances, increasing along each row
+    indices : (M, k) rows of the training set
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """|x - NN_1| / |x - NN_2| per sample (0 for an exact copy), shape (M,)."""
+        if self.distances.shape[1] < 2:
+            raise ValueError("the ratio needs k >= 2 neighbours")
+        d1, d2 = self.distances[:, 0], self.distances[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(d1 == 0, 0.0, d1 / d2)
+
+
+def _check_train(train, d=None) -> np.ndarray:
+    y = _checks.as_float_array(train, "train")
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise ValueError(f"train must have shape (N, d) with N >= 2, got {y.shape}")
+    if d is not None and y.shape[1] != d:
+        raise ValueError(f"train must have d = {d} columns to match the samples, got {y.shape[1]}")
+    return y
+
+
+def _top_k(x: np.ndarray, y: np.ndarray, k: int, scale: float, chunk: int) -> np.ndarray:
+    """Indices (M, k) of the k smallest |x - scale * y_i|, streamed over chunks of y."""
+    m = x.shape[0]
+    xx = np.einsum("ij,ij->i", x, x)
+    best_d = np.full((m, k), np.inf)
+    best_i = np.zeros((m, k), dtype=np.int64)
+    for lo in range(0, y.shape[0], chunk):
+        yc = y[lo : lo + chunk]
+        dist = xx[:, None] - 2 * scale * (x @ yc.T) + (scale * scale) * np.einsum("ij,ij->i", yc, yc)[None, :]
+        kk = min(k, yc.shape[0])
+        part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
+        cand_d = np.concatenate([best_d, np.take_along_axis(dist, part, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, part + lo], axis=1)
+        keep = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+        best_d = np.take_along_axis(cand_d, keep, axis=1)
+        best_i = np.take_along_axis(cand_i, keep, axis=1)
+    return best_i
+
+
+def nearest_neighbours(samples, train, *, k: int = 2, chunk: int = 4096) -> NearestNeighbours:
+    """The ``k`` nearest rows of ``train`` (N, d) to each row of ``samples`` (M, d).
+
+    Candidates come from the streamed GEMM expansion; their distances are then
+    recomputed exactly and re-sorted, so ties and rounding in the expansion
+    cannot reorder clearly separated neighbours.
+    """
+    x = _checks.as_float_array(samples, "samples")
+    if x.ndim != 2:
+        raise ValueError(f"samples must have shape (M, d), got {x.shape}")
+    y = _check_train(train, x.shape[1])
+    k = _checks.check_positive_int(k, "k")
+    if k > y.shape[0]:
+        raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
+    chunk = _checks.check_positive_int(chunk, "chunk")
+    dtype = np.result_type(x.dtype, y.dtype)
+    idx = _top_k(x.astype(dtype, copy=False), y.astype(dtype, copy=False), k, 1.0, chunk)
+    x64 = x.astype(np.float64, copy=False)
+    dist = np.sqrt(((x64[:, None, :] - y[idx].astype(np.float64)) ** 2).sum(axis=2))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return NearestNeighbours(np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1))
+
+
+def memorized_fraction(
+    ratio,
+    threshold: float = 1 / 3,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float, float]:
+    """Fraction of samples with ratio < ``threshold`` and a percentile-bootstrap interval.
+
+    Returns (fraction, lower, upper).
+    """
+    r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)
+    if r.size == 0:
+        raise ValueError("ratio must be non-empty")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
+    rng = np.random.default_rng(0) if rng is None else rng
+    hit = (r < threshold).astype(np.float64)
+    boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size
+    q = (1 - confidence) / 2
+    return float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))
+
+
+def trajectory_collapse_times(
+    trajectory, times, train, schedule, *, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Last time the nearest (noised) training point changes along each reverse trajectory.
+
+    At step s the nearest training point is argmin_i |x_s - alpha_{t_s} y_i| (the
+    component of largest weight of the exact isotropic empirical posterior). The
+    collapse time of a chain is the time of the step after which that index never
+    changes again (``times[0]`` if it never changes).
+
+    Parameters
+    ----------
+    trajectory : (S + 1, M, d) states along ``times``
+    times : (S + 1,) decreasing times of ``schedule``
+    train : (N, d)
+    schedule : Schedule
+
+    Returns
+    -------
+    (collapse_times (M,), nearest_index (S + 1, M))
+    """
+    tr = _checks.as_float_array(trajectory, "trajectory")
+    if tr.ndim != 3:
+        raise ValueError(f"trajectory must have shape (S + 1, M, d), got {tr.shape}")
+    ts = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
+    if ts.shape[0] != tr.shape[0]:
+        raise ValueError(f"times must have one entry per trajectory step ({tr.shape[0]}), got {ts.shape[0]}")
+    if ts.size > 1 and np.any(np.diff(ts) >= 0):
+        raise ValueError("times must be strictly decreasing (reverse time)")
+    y = _check_train(train, tr.shape[2])
+    chunk = _checks.check_positive_int(chunk, "chunk")
+    idx = np.empty(tr.shape[:2], dtype=np.int64)
+    for s, t in enumerate(ts):
+        a = float(schedule.alpha(_checks.check_time(float(t), schedule, "times")))
+        idx[s] = _top_k(tr[s], y.astype(tr.dtype, copy=False), 1, a, chunk)[:, 0]
+    changed = idx[1:] != idx[:-1]  # (S, M): step s -> s+1 changed
+    last = np.where(changed.any(axis=0), changed.shape[0] - np.argmax(changed[::-1], axis=0), 0)
+    return ts[last], idx

@@ -27,11 +27,13 @@ from .schedules import (
     VarianceExploding,
 )
 from .theory import (
+    AttractorCensus,
     CollapseCurve,
     EntropyEstimate,
     EntropyRate,
     LateInitGaussian,
     SymmetryBreaking,
+    attractor_census,
     central_fixed_point,
     collapse_snr,
     collapse_time,
@@ -52,6 +54,8 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttractorCensus",
+    "attractor_census",
     "NearestNeighbours",
     "nearest_neighbours",
     "memorized_fraction",

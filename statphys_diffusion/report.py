@@ -343,7 +343,10 @@ def make_report(
     sections.append(collapse_section(model, queries, times, rng, out, progress))
     if labels is not None and config.info_draws > 0:
         names = config.extra.get("class_names")
-        sections.append(information_section(model, times, config.info_draws, rng, out, names, progress))
+        # a finer grid than the other sections use, over the range where H(Y | X_t) moves (OU 0.05 to 6)
+        info_times = np.array([schedule.t_of_snr(ou.snr(t)) for t in np.geomspace(0.05, 6.0, 40)])
+        info_times = info_times[(info_times > schedule.t_min) & (info_times <= schedule.t_max)]
+        sections.append(information_section(model, info_times, config.info_draws, rng, out, names, progress))
     header = (
         f"# statphys_diffusion predictions: {config.data}\n\n"
         f"Data: {config.source}; N = {config.n_train} training points in d = {config.dim}; "

@@ -1,5 +1,6 @@
 """Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
 
+from .attractors import AttractorCensus, attractor_census
 from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
 from .immse import mutual_information_immse
@@ -26,6 +27,8 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "AttractorCensus",
+    "attractor_census",
     "CollapseCurve",
     "collapse_snr",
     "collapse_time",

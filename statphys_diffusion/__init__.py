@@ -33,6 +33,7 @@ from .theory import (
     EntropyRate,
     LateInitGaussian,
     SymmetryBreaking,
+    TangentJacobian,
     attractor_census,
     central_fixed_point,
     collapse_snr,
@@ -47,6 +48,7 @@ from .theory import (
     speciation_time,
     stability_eigenvalues,
     symmetry_breaking_time,
+    tangent_jacobian,
     top_hessian_eigenpairs,
     track_central_fixed_point,
 )
@@ -54,6 +56,8 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "TangentJacobian",
+    "tangent_jacobian",
     "AttractorCensus",
     "attractor_census",
     "NearestNeighbours",

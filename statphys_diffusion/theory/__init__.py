@@ -3,6 +3,7 @@
 from .attractors import AttractorCensus, attractor_census
 from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
+from .geometric import TangentJacobian, tangent_jacobian
 from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
 from .late_init import LateInitGaussian, gaussian_late_init
@@ -27,6 +28,8 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "TangentJacobian",
+    "tangent_jacobian",
     "AttractorCensus",
     "attractor_census",
     "CollapseCurve",

@@ -99,12 +99,25 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
     fig.tight_layout()
     fig.savefig(_fig_path(out, "spectrum.png"), dpi=120)
     plt.close(fig)
+    from .theory.collapse import collapse_snr
+
+    n_pts = points.shape[0]
+    snr_c = collapse_snr(n_pts, ev) if n_pts >= 2 and top > 0 else float("nan")
+    try:
+        t_c = float(schedule.t_of_snr(snr_c))
+    except ValueError:  # outside the schedule's range
+        t_c = float("nan")
+    k_c = _ddpm_index(float(OrnsteinUhlenbeck().t_of_snr(snr_c)), OrnsteinUhlenbeck(), lin) if np.isfinite(t_c) else ""
     md = (
-        "## Data covariance and speciation time\n\n"
+        "## Data covariance, speciation and predicted collapse\n\n"
         f"Top eigenvalue Lambda = {top:.4g}, trace = {ev.sum():.4g}, participation ratio "
         f"(sum lambda)^2 / sum lambda^2 = {pr:.3g}.\n\n"
         f"Speciation time t_S (alpha_t^2 Lambda = sigma_t^2; Biroli et al. 2024): **t_S = {t_s:.4g}** "
         f"in {schedule!r}, DDPM linear-schedule step index {k_s} (of 1000).\n\n"
+        f"Predicted collapse time of the exact empirical model of these N = {n_pts} points "
+        "(annealed: log N = 1/2 sum_k log(1 + snr lambda_k); Biroli et al. 2024): "
+        f"**t_C = {t_c:.4g}** (DDPM linear-schedule step index {k_c}); below it in reverse time the "
+        "exact empirical posterior sits on the training point a trajectory came from.\n\n"
         "![spectrum](figures/spectrum.png) (eigenvalues in spectrum.csv)\n"
     )
     rows = [
@@ -112,6 +125,7 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         {"quantity": "participation_ratio", "value": pr},
         {"quantity": "speciation_time", "value": t_s},
         {"quantity": "speciation_ddpm_index", "value": k_s},
+        {"quantity": "collapse_time_predicted", "value": t_c, "ddpm_index": k_c},
     ]
     return md, rows
 

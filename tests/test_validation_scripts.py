@@ -43,3 +43,14 @@ def test_semantic_information_quick(tmp_path):
     peaks = {(p["mixture"], p["separation"]): p["peak_t"] for p in out["toy"]["peaks"]}
     # wider separation: the decision is made earlier in reverse time (larger t)
     assert peaks[("two", 2.0)] < peaks[("two", 4.0)] < peaks[("two", 8.0)]
+
+
+def test_memorization_quick(tmp_path):
+    out = _load("memorization").main(["--quick", "--part", "collapse", "--out", str(tmp_path)])
+    for name in ("collapse_phase.png", "collapse_phase.csv", "collapse_times.csv"):
+        assert (tmp_path / name).is_file()
+    for row in out["collapse"]["isotropic_d200"]:
+        # the annealed prediction within 10% of the measured collapse even at quick sizes
+        assert abs(row["t_C_measured_origin"] / row["t_C_predicted"] - 1) < 0.1
+    out = _load("memorization").main(["--quick", "--part", "geometric", "--out", str(tmp_path)])
+    assert (tmp_path / "geometric_memorization.png").is_file()

@@ -14,6 +14,7 @@ from .conventions import (
     time_to_ddpm_index,
 )
 from .empirical import EmpiricalDistribution
+from .guidance import DynamicNegativeGuidance, NegativePrompting, SafeLatentDiffusion
 from .manifold import LinearManifold
 from .mixture import Draws, GaussianMixture
 from .nearest import NearestNeighbours, memorized_fraction, nearest_neighbours, trajectory_collapse_times
@@ -56,6 +57,9 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "NegativePrompting",
+    "SafeLatentDiffusion",
+    "DynamicNegativeGuidance",
     "TangentJacobian",
     "tangent_jacobian",
     "AttractorCensus",

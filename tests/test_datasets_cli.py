@@ -125,3 +125,18 @@ def test_predict_bad_arguments(tmp_path, capsys):
     assert cli.main(["predict", "--data", "nope", "--out", str(tmp_path)]) == 2
     assert "data must be" in capsys.readouterr().err
     assert cli.main(["predict", "--data", "gmm1d", "--n", "1", "--out", str(tmp_path)]) == 2
+
+
+def test_class_gaussian_model_from_images():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(30, 4, 4, 3), dtype=np.uint8)
+    labels = np.arange(30) % 3
+    ds = datasets.ImageDataset(imgs, labels, ("a", "b", "c"), "test")
+    m = datasets.class_gaussian(ds, 2, ridge=1e-3)
+    x = (imgs.astype(float) / 127.5 - 1).reshape(30, 2, 2, 2, 2, 3).mean(axis=(2, 4)).reshape(30, -1)
+    for c in range(3):
+        np.testing.assert_allclose(m.means[c], x[labels == c].mean(0))
+        np.testing.assert_allclose(m.covariances[c], np.cov(x[labels == c].T) + 1e-3 * np.eye(12), atol=1e-12)
+    np.testing.assert_allclose(m.class_weights, 1 / 3)
+    with pytest.raises(ValueError, match="divide"):
+        datasets.class_gaussian(ds, 3)

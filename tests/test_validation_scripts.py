@@ -54,3 +54,13 @@ def test_memorization_quick(tmp_path):
         assert abs(row["t_C_measured_origin"] / row["t_C_predicted"] - 1) < 0.1
     out = _load("memorization").main(["--quick", "--part", "geometric", "--out", str(tmp_path)])
     assert (tmp_path / "geometric_memorization.png").is_file()
+
+
+def test_negative_guidance_quick(tmp_path):
+    rows = _load("negative_guidance").main(["--quick", "--part", "1d", "--out", str(tmp_path)])
+    assert (tmp_path / "negative_guidance.png").is_file()
+    by = {(r["method"], r["scale"]): r for r in rows}
+    # exact DNG removes the class; no guidance leaves about its prior weight 0.3
+    assert by[("DNG exact", 1.0)]["removed_mass"] < 0.01 < 0.2 < by[("none", 0.0)]["removed_mass"]
+    # a large constant negative-prompting scale removes it too, but distorts the rest (far from exact safe draws)
+    assert by[("NP", 10.0)]["sw1_to_safe"] > 10 * by[("DNG exact", 1.0)]["sw1_to_safe"]

@@ -184,22 +184,7 @@ def cifar_class_gaussian(size: int, schedule, ridge: float = 1e-4) -> sd.Gaussia
     if path is None:
         return None
     ds = datasets.load_cifar10_zip(path, "train", progress=False)
-    img = ds.images.astype(np.float64) / 127.5 - 1.0
-    f = 32 // size
-    img = img.reshape(img.shape[0], size, f, size, f, 3).mean(axis=(2, 4))
-    x = img.reshape(img.shape[0], -1)
-    means, covs, w = [], [], []
-    for c in range(len(ds.class_names)):
-        xc = x[ds.labels == c]
-        m = xc.mean(0)
-        z = xc - m
-        means.append(m)
-        covs.append(z.T @ z / (xc.shape[0] - 1) + ridge * np.eye(x.shape[1]))
-        w.append(xc.shape[0])
-    w = np.asarray(w, dtype=np.float64)
-    return sd.GaussianMixture.full(
-        np.stack(means), np.stack(covs), w / w.sum(), labels=np.arange(len(w)), schedule=schedule
-    )
+    return datasets.class_gaussian(ds, size, ridge=ridge, schedule=schedule)
 
 
 def _gli_runs(model, name, steps, seeds, n, t_late, n_ref, rows, progress_label):

@@ -132,7 +132,7 @@ def plot(rows: list[dict], out: Path) -> None:
     plt = _plt()
     names = list(dict.fromkeys(r["problem"] for r in rows))
     keys = [
-        ("removed_rate", "removed-class rate"),
+        ("removed_mass", "mean p(removed | x) of the samples"),
         ("balance_kl", "KL of kept-class balance"),
         ("sw1_to_safe", "SW1 to exact safe draws"),
     ]
@@ -163,8 +163,11 @@ def plot(rows: list[dict], out: Path) -> None:
             ax.set_xscale("log")
             ax.set_xlabel("guidance scale w")
             ax.set_title(f"{name}: {title}", fontsize=9)
-            if k != "balance_kl":
-                ax.set_yscale("symlog", linthresh=1e-3)
+            if k == "removed_mass":
+                ax.set_yscale("symlog", linthresh=1e-4)
+                ax.set_ylim(bottom=0)
+            elif k == "sw1_to_safe":
+                ax.set_yscale("log")
             if i == 0 and j == 0:
                 ax.legend(fontsize=6)
     fig.tight_layout()
@@ -177,9 +180,19 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small sizes: checks the pipeline, not the science")
     p.add_argument("--part", default="all", choices=["all", "1d", "2d", "cifar"])
     p.add_argument("--out", default=str(FIGURES))
+    p.add_argument("--replot", action="store_true", help="redraw the figure from negative_guidance.csv only")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        import csv
+
+        rows = [
+            {k: (v if k in ("problem", "method") else float(v)) for k, v in r.items()}
+            for r in csv.DictReader(open(out / "negative_guidance.csv"))
+        ]
+        plot(rows, out)
+        return rows
     rows: list[dict] = []
     for name, (model, removed) in problems(args.quick).items():
         if args.part not in ("all", name):

@@ -1,0 +1,10 @@
+"""Torch side: small DDPMs that train on a CPU and adapters that feed any network to the analysis tools.
+
+Needs the optional ``torch`` extra (``pip install torch==2.13.0`` gives the CPU build).
+"""
+
+from .adapter import TorchScoreModel
+from .models import CONFIGS, MLPDenoiser, UNet, build
+from .train import TrainConfig, TrainResult, train
+
+__all__ = ["TorchScoreModel", "MLPDenoiser", "UNet", "CONFIGS", "build", "TrainConfig", "TrainResult", "train"]

@@ -3,8 +3,18 @@
 Needs the optional ``torch`` extra (``pip install torch==2.13.0`` gives the CPU build).
 """
 
-from .adapter import TorchScoreModel
+from .adapter import TorchScoreModel, from_diffusers
 from .models import CONFIGS, MLPDenoiser, UNet, build
 from .train import TrainConfig, TrainResult, train
 
-__all__ = ["TorchScoreModel", "MLPDenoiser", "UNet", "CONFIGS", "build", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "TorchScoreModel",
+    "from_diffusers",
+    "MLPDenoiser",
+    "UNet",
+    "CONFIGS",
+    "build",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+]

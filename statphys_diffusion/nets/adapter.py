@@ -11,7 +11,8 @@ t - 1 on a :class:`~statphys_diffusion.schedules.DiscreteSchedule` (diffusers'
 x (M, d) are reshaped to ``image_shape`` for convolutional networks.
 
 The Jacobian of the denoiser is reached only through products:
-J v by forward-mode (``torch.func.jvp``) and J^T v by reverse mode; the top-k
+J v by forward mode (``torch.func.jvp``, with attention on the math kernel,
+which has forward-mode rules) and J^T v by reverse mode; the top-k
 spectrum of its symmetric part (J + J^T)/2 by Lanczos (scipy ``eigsh``) on
 those products, never a dense d x d matrix unless :meth:`dense_jacobian` is
 called. For an exact score the Jacobian is symmetric (a posterior covariance
@@ -28,7 +29,7 @@ import numpy as np
 from .. import _checks
 from ..schedules import DiscreteSchedule, Schedule
 
-__all__ = ["TorchScoreModel"]
+__all__ = ["TorchScoreModel", "from_diffusers"]
 
 
 def _torch():
@@ -37,6 +38,17 @@ def _torch():
     except ImportError as exc:  # pragma: no cover - exercised only without torch
         raise ImportError("statphys_diffusion.nets needs torch: pip install torch (CPU build: torch==2.13.0)") from exc
     return torch
+
+
+def _math_attention():
+    """Context selecting the math scaled-dot-product-attention kernel (differentiable in every mode)."""
+    import contextlib
+
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 class TorchScoreModel:
@@ -201,7 +213,9 @@ class TorchScoreModel:
         torch = _torch()
         xt = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self._dtype, device=self._device)
         vt = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self._dtype, device=self._device)
-        _, out = torch.func.jvp(self._denoise_fn(t, y), (xt,), (vt,))
+        # attention runs on the plain "math" kernel, the one with forward-mode rules
+        with _math_attention():
+            _, out = torch.func.jvp(self._denoise_fn(t, y), (xt,), (vt,))
         return out.detach().double().cpu().numpy()
 
     def vjp(self, x, t, v, y=None) -> np.ndarray:
@@ -209,8 +223,10 @@ class TorchScoreModel:
         torch = _torch()
         xt = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self._dtype, device=self._device)
         vt = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self._dtype, device=self._device)
-        _, fn = torch.func.vjp(self._denoise_fn(t, y), xt)
-        return fn(vt)[0].detach().double().cpu().numpy()
+        with _math_attention():
+            _, fn = torch.func.vjp(self._denoise_fn(t, y), xt)
+            out = fn(vt)[0]
+        return out.detach().double().cpu().numpy()
 
     def dense_jacobian(self, x, t, y=None) -> np.ndarray:
         """Dense dD_t/dx at one point x (d,) or (1, d): a d x d matrix (small d only)."""
@@ -218,7 +234,8 @@ class TorchScoreModel:
         x = np.asarray(x, dtype=np.float64).reshape(1, -1)
         xt = torch.as_tensor(x, dtype=self._dtype, device=self._device)
         f = self._denoise_fn(t, y)
-        jac = torch.autograd.functional.jacobian(lambda z: f(z.reshape(1, -1))[0], xt[0])
+        with _math_attention():
+            jac = torch.autograd.functional.jacobian(lambda z: f(z.reshape(1, -1))[0], xt[0])
         return jac.detach().double().cpu().numpy()
 
     def jacobian_spectrum(self, x, t, k: int = 10, *, y=None, which: str = "LA", tol: float = 1e-6) -> np.ndarray:
@@ -242,3 +259,42 @@ class TorchScoreModel:
         op = LinearOperator((d, d), matvec=mv, dtype=np.float64)
         vals = eigsh(op, k=k, which=which, tol=tol, return_eigenvectors=False)
         return np.sort(vals)[::-1]
+
+
+class _DiffusersEps:
+    """nn.Module view of a diffusers UNet2DModel: (x, tau[, y]) -> eps = unet(x, tau).sample."""
+
+    def __new__(cls, unet):
+        torch = _torch()
+
+        class _Wrap(torch.nn.Module):
+            def __init__(self, unet):
+                super().__init__()
+                self.unet = unet
+
+            def forward(self, x, tau, y=None):
+                kwargs = {} if y is None else {"class_labels": y}
+                return self.unet(x, tau, **kwargs).sample
+
+        return _Wrap(unet)
+
+
+def from_diffusers(unet, scheduler, **kwargs) -> TorchScoreModel:
+    """Wrap a diffusers ``UNet2DModel`` trained with a ``DDPMScheduler`` (epsilon prediction).
+
+    The schedule is rebuilt from the scheduler's configuration
+    (:meth:`DiscreteSchedule.from_diffusers`, bit-identical ``alphas_cumprod``); the
+    network gets the DDPM index t - 1 as its timestep. ``kwargs`` go to
+    :class:`TorchScoreModel` (``image_shape`` defaults to the UNet's
+    (in_channels, sample_size, sample_size)).
+    """
+    cfg = scheduler.config
+    if getattr(cfg, "prediction_type", "epsilon") != "epsilon":
+        raise ValueError(f"only epsilon-prediction schedulers are supported, got {cfg.prediction_type!r}")
+    schedule = DiscreteSchedule.from_diffusers(
+        cfg.beta_schedule, cfg.num_train_timesteps, float(cfg.beta_start), float(cfg.beta_end)
+    )
+    size = unet.config.sample_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    kwargs.setdefault("image_shape", (unet.config.in_channels,) + size)
+    return TorchScoreModel(_DiffusersEps(unet), schedule, time_input="index", **kwargs)

@@ -8,8 +8,11 @@ the repository. The zip holds ``train/<class>/NNNN.jpg`` and
 JPEG re-encoding makes pixels differ slightly from the official binary
 release). Decoded arrays are cached as ``.npz`` in ``cache_dir`` (default
 ``$STATPHYS_DIFFUSION_CACHE`` or ``~/.cache/statphys_diffusion``), written
-atomically. The full loaders (official tarball, folders, resizing) come with
-the network side.
+atomically. :func:`load_cifar10` reads any of the three forms users have, the
+zip, the official ``cifar-10-python.tar.gz`` (pickled batches) and an
+image-folder tree ``<root>/<split>/<class>/*``, and applies the training-subset,
+resolution and grayscale options; :func:`download_cifar10` fetches the official
+archive and checks its MD5.
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageDataset", "class_gaussian", "find_cifar10", "load_cifar10_zip", "synthetic_dataset", "SYNTHETIC"]
+__all__ = [
+    "ImageDataset",
+    "class_gaussian",
+    "download_cifar10",
+    "find_cifar10",
+    "load_cifar10",
+    "load_cifar10_folder",
+    "load_cifar10_tar",
+    "load_cifar10_zip",
+    "synthetic_dataset",
+    "SYNTHETIC",
+]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ENV_PATH = "STATPHYS_DIFFUSION_CIFAR10"
@@ -123,25 +137,199 @@ def load_cifar10_zip(
             files = sorted(entries[c])[:max_per_class]
             names += files
             labels += [ci] * len(files)
-        from PIL import Image
-
-        it = names
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(names, desc=f"decoding CIFAR-10 {split}", leave=False)
-        images = None
-        for i, name in enumerate(it):
-            with Image.open(io.BytesIO(zf.read(name))) as im:
-                arr = np.asarray(im.convert("RGB"))
-            if images is None:
-                images = np.empty((len(names),) + arr.shape, dtype=np.uint8)
-            if arr.shape != images.shape[1:]:
-                raise ValueError(f"image {name!r} has shape {arr.shape}, expected {images.shape[1:]}")
-            images[i] = arr
+        images = _decode(names, zf.read, progress, f"decoding CIFAR-10 {split}")
     labels = np.asarray(labels, dtype=np.int64)
     _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
     return ImageDataset(images, labels, classes, str(path))
+
+
+def _decode(names, read, progress: bool, desc: str) -> np.ndarray:
+    """Decode image files (PNG/JPEG) given their names and a reader of their bytes into (N, H, W, 3) uint8."""
+    from PIL import Image
+
+    it = names
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(names, desc=desc, leave=False)
+    images = None
+    for i, name in enumerate(it):
+        try:
+            with Image.open(io.BytesIO(read(name))) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except OSError as err:
+            raise ValueError(f"image {name!r} cannot be decoded: {err}") from None
+        if images is None:
+            images = np.empty((len(names),) + arr.shape, dtype=np.uint8)
+        if arr.shape != images.shape[1:]:
+            raise ValueError(f"image {name!r} has shape {arr.shape}, expected {images.shape[1:]}")
+        images[i] = arr
+    return images
+
+
+def _cache_key(path: Path, *parts) -> str:
+    st = path.stat()
+    return hashlib.sha1("|".join(map(str, (path.resolve(), st.st_size, st.st_mtime_ns) + parts)).encode()).hexdigest()
+
+
+def load_cifar10_folder(
+    path, split: str = "train", *, cache_dir=None, max_per_class: int | None = None, progress: bool = True
+) -> ImageDataset:
+    """Decode an image-folder tree ``path/<split>/<class>/*.png|jpg`` (sorted order, labels = sorted folders)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(path) / split
+    if not root.is_dir():
+        raise ValueError(f"{str(root)!r} is not a directory (expected <root>/{split}/<class>/*.png)")
+    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+    names, labels = [], []
+    for ci, c in enumerate(classes):
+        files = sorted(f for f in (root / c).iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = files[:max_per_class]
+        names += files
+        labels += [ci] * len(files)
+    if not names:
+        raise ValueError(f"no images under {str(root)!r}/<class>/")
+    key = hashlib.sha1("|".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in names).encode()).hexdigest()
+    cache = _cache_dir(cache_dir) / f"cifar10-folder-{split}-{key[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return ImageDataset(z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(path))
+    images = _decode(names, lambda f: Path(f).read_bytes(), progress, f"decoding {split} images")
+    labels = np.asarray(labels, dtype=np.int64)
+    _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
+    return ImageDataset(images, labels, classes, str(path))
+
+
+def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageDataset:
+    """Read the official ``cifar-10-python.tar.gz`` (pickled batches of 10,000 rows of 3,072 uint8, CHW order)."""
+    import pickle
+    import tarfile
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    cache = _cache_dir(cache_dir) / f"cifar10-tar-{split}-{_cache_key(path, split)[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return ImageDataset(z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(path))
+    wanted = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    try:
+        tf = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError) as err:
+        raise ValueError(f"path {str(path)!r} is not a readable tar archive: {err}") from None
+    with tf:
+        members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+        missing = [w for w in wanted + ["batches.meta"] if w not in members]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks CIFAR-10 batches {missing}")
+        try:
+            meta = pickle.load(tf.extractfile(members["batches.meta"]), encoding="bytes")
+            batches = [pickle.load(tf.extractfile(members[w]), encoding="bytes") for w in wanted]
+        except Exception as err:  # corrupt pickles
+            raise ValueError(f"{str(path)!r} holds corrupt CIFAR-10 batches: {err}") from None
+    classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in meta[b"label_names"])
+    data = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"CIFAR-10 batches must hold rows of 3072 bytes, got shape {data.shape}")
+    images = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    labels = np.concatenate([np.asarray(b[b"labels"], dtype=np.int64) for b in batches])
+    _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
+    return ImageDataset(images, labels, classes, str(path))
+
+
+def load_cifar10(
+    path=None,
+    split: str = "train",
+    *,
+    cache_dir=None,
+    n: int | None = None,
+    classes=None,
+    size: int = 32,
+    grayscale: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> ImageDataset:
+    """CIFAR-10 from a zip, the official tar.gz or an image-folder tree, with subset and resolution options.
+
+    Parameters
+    ----------
+    path : zip, .tar.gz or directory; default :func:`find_cifar10`
+    split : {"train", "test"}
+    n : int, optional
+        Keep a random subset of n images (chosen with ``seed``, after the class filter).
+    classes : list of class names, optional
+        Keep these classes only; labels are re-indexed in the given order.
+    size : int
+        Area-average down to size x size (must divide 32).
+    grayscale : bool
+        Luma Y = 0.299 R + 0.587 G + 0.114 B, kept as one channel.
+    """
+    p = find_cifar10(path) if path is not None else find_cifar10()
+    if p is None:
+        raise ValueError("CIFAR-10 not found: pass path=... (zip, cifar-10-python.tar.gz or folder)")
+    p = Path(p)
+    if p.is_dir():
+        ds = load_cifar10_folder(p, split, cache_dir=cache_dir, progress=progress)
+    elif p.name.endswith((".tar.gz", ".tgz", ".tar")):
+        ds = load_cifar10_tar(p, split, cache_dir=cache_dir)
+    else:
+        ds = load_cifar10_zip(p, split, cache_dir=cache_dir, progress=progress)
+    images, labels, names = ds.images, ds.labels, ds.class_names
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise ValueError(f"unknown class names {unknown}; the data set has {list(names)}")
+        old = [names.index(c) for c in classes]
+        keep = np.isin(labels, old)
+        remap = {o: i for i, o in enumerate(old)}
+        images, labels = images[keep], np.array([remap[v] for v in labels[keep]], dtype=np.int64)
+        names = tuple(classes)
+    if n is not None:
+        if int(n) != n or n < 1 or n > images.shape[0]:
+            raise ValueError(f"n must be an integer in [1, {images.shape[0]}], got {n!r}")
+        idx = np.sort(np.random.default_rng(seed).choice(images.shape[0], int(n), replace=False))
+        images, labels = images[idx], labels[idx]
+    side = images.shape[1]
+    if int(size) != size or size < 1 or side % size:
+        raise ValueError(f"size must divide the image side {side}, got {size!r}")
+    if size != side or grayscale:
+        x = images.astype(np.float64)
+        f = side // size
+        x = x.reshape(x.shape[0], size, f, size, f, x.shape[3]).mean(axis=(2, 4))
+        if grayscale:
+            x = (x @ np.array([0.299, 0.587, 0.114]))[..., None]
+        images = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return ImageDataset(images, labels, names, ds.source)
+
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
+def download_cifar10(dest_dir, *, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Path:
+    """Download the official CIFAR-10 archive into ``dest_dir`` and verify its MD5 (atomic rename).
+
+    Needs network access (not available on the machines this package is tested on).
+    """
+    import urllib.request
+
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / "cifar-10-python.tar.gz"
+    if target.is_file() and hashlib.md5(target.read_bytes()).hexdigest() == md5:
+        return target
+    tmp = target.with_name(target.name + f".{os.getpid()}.part")
+    urllib.request.urlretrieve(url, tmp)
+    got = hashlib.md5(tmp.read_bytes()).hexdigest()
+    if got != md5:
+        tmp.unlink()
+        raise ValueError(f"checksum mismatch for {url}: md5 {got}, expected {md5}")
+    os.replace(tmp, target)
+    return target
 
 
 # -- synthetic data sets ---------------------------------------------------------

@@ -140,3 +140,86 @@ def test_class_gaussian_model_from_images():
     np.testing.assert_allclose(m.class_weights, 1 / 3)
     with pytest.raises(ValueError, match="divide"):
         datasets.class_gaussian(ds, 3)
+
+
+def _write_all_formats(root, rng):
+    """The same 3 classes x 4 images (PNG, lossless) as a zip, a folder tree and an official-style tar.gz."""
+    import io
+    import pickle
+    import tarfile
+    import zipfile
+
+    from PIL import Image
+
+    names = ["cat", "dog", "frog"]
+    imgs = {s: rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8) for s in ("train", "test")}
+    labels = np.repeat(np.arange(3), 4)
+    zpath = root / "c.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for s, arr in imgs.items():
+            for i, (im, lab) in enumerate(zip(arr, labels)):
+                buf = io.BytesIO()
+                Image.fromarray(im).save(buf, format="PNG")
+                zf.writestr(f"{s}/{names[lab]}/{i:04d}.png", buf.getvalue())
+                d = root / "tree" / s / names[lab]
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{i:04d}.png").write_bytes(buf.getvalue())
+    tpath = root / "cifar-10-python.tar.gz"
+    with tarfile.open(tpath, "w:gz") as tf:
+
+        def add(name, obj):
+            data = pickle.dumps(obj)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        add("batches.meta", {b"label_names": [n.encode() for n in names]})
+        rows = imgs["train"].transpose(0, 3, 1, 2).reshape(12, -1)
+        # five training batches as in the official release (here split 3/3/2/2/2)
+        for b, sl in enumerate([slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10), slice(10, 12)], start=1):
+            add(f"data_batch_{b}", {b"data": rows[sl], b"labels": labels[sl].tolist()})
+        add("test_batch", {b"data": imgs["test"].transpose(0, 3, 1, 2).reshape(12, -1), b"labels": labels.tolist()})
+    return zpath, root / "tree", tpath, imgs, labels
+
+
+def test_loaders_give_identical_arrays_in_every_format(tmp_path):
+    zpath, tree, tpath, imgs, labels = _write_all_formats(tmp_path, np.random.default_rng(0))
+    cache = tmp_path / "cache"
+    for split in ("train", "test"):
+        got = [datasets.load_cifar10(p, split, cache_dir=cache, progress=False) for p in (zpath, tree, tpath)]
+        for ds in got:
+            np.testing.assert_array_equal(ds.images, imgs[split])
+            np.testing.assert_array_equal(ds.labels, labels)
+            assert ds.class_names == ("cat", "dog", "frog")
+    # options: class filter (re-indexed), subset, resolution, grayscale
+    sub = datasets.load_cifar10(tpath, classes=["frog", "cat"], n=5, size=8, grayscale=True, cache_dir=cache, seed=1)
+    assert sub.images.shape == (5, 8, 8, 1) and sub.class_names == ("frog", "cat") and set(sub.labels) <= {0, 1}
+    full = imgs["train"].astype(float).reshape(12, 8, 4, 8, 4, 3).mean(axis=(2, 4)) @ [0.299, 0.587, 0.114]
+    keep = np.flatnonzero(np.isin(labels, [2, 0]))
+    chosen = keep[np.sort(np.random.default_rng(1).choice(keep.size, 5, replace=False))]
+    np.testing.assert_array_equal(sub.images[..., 0], np.rint(full[chosen]).astype(np.uint8))
+    # second load comes from the cache
+    assert any(cache.glob("cifar10-tar-train-*.npz"))
+
+
+def test_loader_bad_input(tmp_path):
+    zpath, tree, tpath, _, _ = _write_all_formats(tmp_path, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="unknown class names"):
+        datasets.load_cifar10(zpath, classes=["cat", "horse"], cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="size must divide"):
+        datasets.load_cifar10(zpath, size=5, cache_dir=tmp_path, progress=False)
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"this is not a tar archive")
+    with pytest.raises(ValueError, match="tar archive"):
+        datasets.load_cifar10(bad, cache_dir=tmp_path)
+    (tree / "train" / "dog" / "0099.png").write_bytes(b"corrupt")
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        datasets.load_cifar10_folder(tree, cache_dir=tmp_path / "c2", progress=False)
+    odd = tmp_path / "odd"
+    (odd / "train" / "a").mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(odd / "train" / "a" / "0.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(odd / "train" / "a" / "1.png")
+    with pytest.raises(ValueError, match="shape"):
+        datasets.load_cifar10_folder(odd, cache_dir=tmp_path / "c3", progress=False)

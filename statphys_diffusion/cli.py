@@ -1,10 +1,13 @@
-"""Command line: ``statphys-diffusion predict`` (the main job).
+"""Command line: ``statphys-diffusion predict`` (the main job), ``train`` and ``sample`` (torch).
 
 Examples
 --------
 statphys-diffusion predict --out report                  # CIFAR-10 from ../shared/data
 statphys-diffusion predict --data gmm2d --n 2000 --out r2
 statphys-diffusion predict --data-path cifar10-jpeg.zip --quick --schedule ddpm-linear
+statphys-diffusion train --size 16 --n 5000 --config tiny --steps 2000 --out runs/tiny16
+statphys-diffusion train --classes cat,dog --conditional --config small --steps 20000 --out runs/catdog
+statphys-diffusion sample --run runs/tiny16 --n 64 --steps 100 --out samples.npz
 """
 
 from __future__ import annotations
@@ -50,7 +53,104 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--cache-dir", default=None, help=f"decoded-array cache (else ${datasets.ENV_CACHE})")
     pr.add_argument("--out", default="report", help="output directory (default ./report)")
     pr.add_argument("--no-progress", action="store_true", help="switch progress bars off")
+    tr = sub.add_parser(
+        "train",
+        help="train a small DDPM on CIFAR-10 (needs torch); rerun the same command to resume",
+        description="Train a UNet with the epsilon objective; writes run.json and checkpoint.pt into --out.",
+    )
+    tr.add_argument("--data-path", default=None, help="CIFAR-10 zip, cifar-10-python.tar.gz or folder tree")
+    tr.add_argument("--size", type=int, default=16, help="resolution (area downsampling of 32 x 32; default 16)")
+    tr.add_argument("--n", type=int, default=None, help="training images (random subset; default all)")
+    tr.add_argument("--classes", default=None, help="comma-separated class names to keep (default all)")
+    tr.add_argument("--grayscale", action="store_true")
+    tr.add_argument("--config", default="tiny", help="network size: tiny (minutes) or small (about an hour)")
+    tr.add_argument("--schedule", default="ddpm-linear", choices=sorted(SCHEDULES))
+    tr.add_argument("--conditional", action="store_true", help="class-conditional with label dropout 0.1")
+    tr.add_argument("--steps", type=int, default=2000)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--no-progress", action="store_true")
+    sa = sub.add_parser(
+        "sample",
+        help="sample from a trained run (needs torch)",
+        description="Draw images from a run with DDPM ancestral or DDIM steps; writes .npz and a .png grid.",
+    )
+    sa.add_argument("--run", required=True, help="run directory written by `train`")
+    sa.add_argument("--n", type=int, default=64)
+    sa.add_argument("--steps", type=int, default=100)
+    sa.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"])
+    sa.add_argument("--class", dest="y", default=None, help="class name (conditional runs)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--out", default="samples.npz")
+    sa.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _nets():
+    try:
+        from . import nets
+    except ImportError as err:
+        raise ValueError(f"train and sample need torch ({err}); pip install torch==2.13.0") from None
+    return nets
+
+
+def _train(args) -> int:
+    nets = _nets()
+    from .nets.run import train_images
+
+    cfg = nets.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
+    out = train_images(
+        args.out,
+        data_path=args.data_path,
+        size=args.size,
+        n=args.n,
+        classes=classes,
+        grayscale=args.grayscale,
+        config=args.config,
+        schedule=args.schedule,
+        conditional=args.conditional,
+        train_config=cfg,
+        progress=not args.no_progress,
+    )
+    print(f"trained: {out}")
+    return 0
+
+
+def _sample(args) -> int:
+    _nets()
+    from .nets.run import sample_run
+
+    imgs = sample_run(
+        args.run,
+        args.n,
+        steps=args.steps,
+        sampler=args.sampler,
+        y=args.y,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, images=imgs)
+    _save_grid(imgs, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _save_grid(imgs: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    n, h, w, c = imgs.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.zeros((rows * (h + 1) + 1, cols * (w + 1) + 1, c), dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = imgs[i]
+    Image.fromarray(grid[..., 0] if c == 1 else grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), 0).save(path)
 
 
 def _predict(args) -> int:
@@ -119,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "predict":
             return _predict(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "sample":
+            return _sample(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

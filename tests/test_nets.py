@@ -176,3 +176,47 @@ def test_diffusers_unet_adapter_on_a_random_model():
     out = sd.samplers.DDPMAncestral(times=[t, t - 1.0]).sample(model, x_init=x, rng=np.random.default_rng(0))
     assert out.x.shape == (3, 192) and np.all(np.isfinite(out.x))
     assert np.all(np.isfinite(model.jvp(x[:1], t, np.ones((1, 192)))))
+
+
+def test_train_and_sample_commands_end_to_end(tmp_path):
+    from PIL import Image
+
+    from statphys_diffusion import cli
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        d = tmp_path / "tree" / "train" / c
+        d.mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    run = tmp_path / "run"
+    args = ["train", "--data-path", str(tmp_path / "tree"), "--size", "8", "--steps", "6", "--batch-size", "4"]
+    args += ["--conditional", "--out", str(run), "--no-progress"]
+    assert cli.main(args) == 0
+    assert (run / "run.json").is_file() and (run / "checkpoint.pt").is_file()
+    # rerunning the finished command resumes at the last step and does nothing more
+    assert cli.main(args) == 0
+    out = tmp_path / "s.npz"
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--run",
+                str(run),
+                "--n",
+                "4",
+                "--steps",
+                "5",
+                "--class",
+                "dog",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    imgs = np.load(out)["images"]
+    assert imgs.shape == (4, 8, 8, 3) and imgs.dtype == np.uint8 and out.with_suffix(".png").is_file()
+    assert cli.main(["sample", "--run", str(run), "--class", "horse", "--out", str(out), "--no-progress"]) == 2
+    assert cli.main(["sample", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2

@@ -1,0 +1,139 @@
+"""Training runs on image data sets and sampling from them (behind ``statphys-diffusion train`` / ``sample``).
+
+A run directory holds ``run.json`` (everything needed to rebuild the network and
+its schedule: configuration, resolution, channels, classes, schedule name,
+training hyper-parameters) and ``checkpoint.pt`` (atomic, resumable: running
+the same ``train`` command again continues where a killed run stopped).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import datasets
+from .._io import atomic_write_text
+from ..report import SCHEDULES
+from .adapter import TorchScoreModel
+from .models import build
+from .train import TrainConfig, train
+
+__all__ = ["train_images", "load_run", "sample_run"]
+
+
+def train_images(
+    out,
+    *,
+    data_path=None,
+    size: int = 16,
+    n: int | None = None,
+    classes=None,
+    grayscale: bool = False,
+    config: str = "tiny",
+    schedule: str = "ddpm-linear",
+    conditional: bool = False,
+    train_config: TrainConfig | None = None,
+    progress: bool = True,
+    dataset: datasets.ImageDataset | None = None,
+) -> Path:
+    """Train a UNet (``config``) on CIFAR-10 (or ``dataset``) images in [-1, 1]; returns the run directory."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+    tc = train_config or TrainConfig()
+    if dataset is None:
+        dataset = datasets.load_cifar10(
+            data_path, "train", n=n, classes=classes, size=size, grayscale=grayscale, seed=tc.seed, progress=progress
+        )
+    imgs = dataset.images.astype(np.float32) / 127.5 - 1.0
+    x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+    meta = {
+        "config": config,
+        "in_channels": int(x.shape[1]),
+        "size": int(x.shape[2]),
+        "schedule": schedule,
+        "conditional": bool(conditional),
+        "class_names": list(dataset.class_names),
+        "n_train": int(x.shape[0]),
+        "source": dataset.source,
+        "train": asdict(tc),
+    }
+    run_json = out / "run.json"
+    if run_json.is_file():
+        old = json.loads(run_json.read_text())
+        if old != meta:
+            raise ValueError(f"{run_json} describes another run; use a new --out directory")
+    atomic_write_text(run_json, json.dumps(meta, indent=2))
+    torch.manual_seed(tc.seed)
+    n_cls = len(dataset.class_names) if conditional else 0
+    net = build(config, in_channels=x.shape[1], n_classes=n_cls)
+    sch = SCHEDULES[schedule]()
+    train(
+        net,
+        x,
+        sch,
+        tc,
+        labels=dataset.labels if conditional else None,
+        n_classes=n_cls,
+        checkpoint=out / "checkpoint.pt",
+        progress=progress,
+    )
+    return out
+
+
+def load_run(out, *, ema: bool = True) -> tuple[TorchScoreModel, dict]:
+    """The trained network of a run directory as a score model, and its run.json."""
+    out = Path(out)
+    if not (out / "run.json").is_file() or not (out / "checkpoint.pt").is_file():
+        raise ValueError(f"{str(out)!r} is not a finished or resumable run (run.json and checkpoint.pt)")
+    meta = json.loads((out / "run.json").read_text())
+    n_cls = len(meta["class_names"]) if meta["conditional"] else 0
+    net = build(meta["config"], in_channels=meta["in_channels"], n_classes=n_cls)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    net.load_state_dict(state["ema" if ema else "net"])
+    net.eval()
+    model = TorchScoreModel(
+        net,
+        SCHEDULES[meta["schedule"]](),
+        image_shape=(meta["in_channels"], meta["size"], meta["size"]),
+        classes=np.arange(n_cls) if n_cls else None,
+    )
+    return model, meta
+
+
+def sample_run(
+    out, n: int = 64, *, steps: int = 100, sampler: str = "ddpm", y=None, seed: int = 0, progress: bool = True
+) -> np.ndarray:
+    """Samples (n, H, W, C) uint8 from a run with the package's samplers (DDPM ancestral or DDIM)."""
+    from ..samplers import DDIM, DDPMAncestral
+
+    model, meta = load_run(out)
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    cls = DDPMAncestral if sampler == "ddpm" else DDIM
+    if y is not None:
+        if not meta["conditional"]:
+            raise ValueError("this run is unconditional: y is not available")
+        names = meta["class_names"]
+        code = names.index(y) if isinstance(y, str) and y in names else y
+        if code not in range(len(names)):
+            raise ValueError(f"y must be a class name or index of {names}, got {y!r}")
+
+        class _Cond:
+            schedule, dim = model.schedule, model.dim
+
+            def score(self, x, t):
+                return model.score(x, t, y=code)
+
+        target = _Cond()
+    else:
+        target = model
+    # down to t_min: the last DDPM/DDIM step returns the x0 prediction, the network is never asked at t = 0
+    res = cls(steps, progress=progress).sample(target, n=n, rng=np.random.default_rng(seed))
+    img = res.x.reshape(n, meta["in_channels"], meta["size"], meta["size"]).transpose(0, 2, 3, 1)
+    return np.clip(np.rint((img + 1.0) * 127.5), 0, 255).astype(np.uint8)

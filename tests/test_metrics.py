@@ -31,3 +31,30 @@ def test_bad_input():
         sliced_wasserstein(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="x"):
         sliced_wasserstein(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+def test_frechet_distance_closed_forms():
+    from statphys_diffusion.metrics import frechet_distance, frechet_distance_gaussian
+
+    # 1-D: (mu1 - mu2)^2 + (s1 - s2)^2
+    assert frechet_distance_gaussian([1.0], [[4.0]], [-2.0], [[9.0]]) == pytest.approx(9.0 + 1.0, rel=1e-12)
+    # commuting (diagonal) covariances: sum of per-axis 1-D distances
+    v1, v2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 0.1, 0.5])
+    ref = np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2) + 1.0
+    assert frechet_distance_gaussian([0, 0, 1.0], np.diag(v1), [0, 0, 0.0], np.diag(v2)) == pytest.approx(
+        ref, rel=1e-12
+    )
+    # non-commuting: against scipy.linalg.sqrtm of cov1 cov2
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 4, 4))
+    c1, c2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    ref = np.trace(c1 + c2 - 2 * np.real(sqrtm(c1 @ c2)))
+    assert frechet_distance_gaussian(np.zeros(4), c1, np.zeros(4), c2) == pytest.approx(ref, rel=1e-8)
+    # sample version: identical samples give 0, and a shift of 2 along one axis gives 4
+    x = rng.standard_normal((500, 3))
+    assert abs(frechet_distance(x, x)) < 1e-9
+    assert frechet_distance(x, x + [2.0, 0, 0]) == pytest.approx(4.0, rel=1e-9)
+    with pytest.raises(ValueError, match="same width"):
+        frechet_distance(x, x[:, :2])

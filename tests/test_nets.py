@@ -220,3 +220,41 @@ def test_train_and_sample_commands_end_to_end(tmp_path):
     assert imgs.shape == (4, 8, 8, 3) and imgs.dtype == np.uint8 and out.with_suffix(".png").is_file()
     assert cli.main(["sample", "--run", str(run), "--class", "horse", "--out", str(out), "--no-progress"]) == 2
     assert cli.main(["sample", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_classifier_learns_and_serves_as_posterior_and_feature_space():
+    from statphys_diffusion.metrics import frechet_distance
+    from statphys_diffusion.nets import classifier as clf
+
+    rng = np.random.default_rng(0)
+    # two classes of 8 x 8 images: a bright blob on the left or on the right half
+    x = 0.3 * rng.standard_normal((400, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 2, 400)
+    x[y == 0, :, :, :4] += 1.0
+    x[y == 1, :, :, 4:] += 1.0
+    torch.manual_seed(0)
+    net = clf.SmallCNN(1, 2, width=8)
+    losses = clf.train_classifier(net, x, y, steps=150, batch_size=64, progress=False)
+    with torch.no_grad():
+        acc = (net(torch.as_tensor(x)).argmax(1).numpy() == y).mean()
+    assert acc > 0.95 and np.mean(losses[-20:]) < np.mean(losses[:20])
+    f = clf.features(net, x)
+    assert f.shape == (400, net.feature_dim)
+    # FD_own: the two classes are far apart in feature space, two halves of one class are close
+    fa, fb = f[y == 0], f[y == 1]
+    assert frechet_distance(fa[: len(fa) // 2], fa[len(fa) // 2 :]) < 0.1 * frechet_distance(fa, fb)
+    # noise-conditional version as the class posterior of a wrapped network
+    sch = sd.OrnsteinUhlenbeck()
+    torch.manual_seed(1)
+    nc = clf.SmallCNN(1, 2, width=8, noise_conditional=True)
+    clf.train_classifier(nc, x, y, steps=150, batch_size=64, schedule=sch, progress=False)
+    model = nets.TorchScoreModel(
+        nets.MLPDenoiser(64, hidden=8, depth=1),
+        sch,
+        classes=[0, 1],
+        classifier=clf.log_posterior_fn(nc, sch, (1, 8, 8)),
+    )
+    xt = 0.95 * x.reshape(400, 64) + 0.3 * rng.standard_normal((400, 64))
+    post = model.class_posterior(xt, 0.05)
+    np.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-6)
+    assert (post.argmax(1) == y).mean() > 0.9

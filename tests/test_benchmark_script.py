@@ -19,3 +19,16 @@ def test_bench_kernels_quick(tmp_path):
     for r in table:
         tol = 1e-4 if r["dtype"] == "float32" else 1e-10
         assert float(r["max_abs_diff"]) < tol
+
+
+def test_bench_training_quick(tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+    spec = importlib.util.spec_from_file_location("bench_training", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--quick", "--batch", "4", "--out", str(tmp_path / "t.csv")])
+    assert len(rows) == 2 and all(r["images_per_s"] > 0 for r in rows)
+    assert rows[1]["ratio_to_reference"] == 1.0

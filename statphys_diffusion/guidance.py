@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .samplers import _bridge
+from .samplers import _ddpm_kernel
 
 __all__ = ["NegativePrompting", "SafeLatentDiffusion", "DynamicNegativeGuidance"]
 
@@ -295,8 +295,7 @@ class DynamicNegativeGuidance(_Guided):
             p = np.broadcast_to(self.prior, (x.shape[0], len(self.removed))).copy()
         else:
             x_prev, t_prev, d_prev, dc_prev = prev
-            a1, s1, a0, s0, ar, v = _bridge(self.schedule, t_prev, t)
-            cx, c0, var = ar * s1 / s0, a1 * v / s0, v * s1 / s0
+            cx, c0, var = _ddpm_kernel(self.schedule, t_prev, t)
             p = self._p.copy()
             if var > 0:
                 mean = cx * x_prev + c0 * d_prev

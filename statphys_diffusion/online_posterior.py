@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import _checks
-from .samplers import DDPMAncestral, _bridge, initial_noise
+from .samplers import DDPMAncestral, _ddpm_kernel, initial_noise
 
 __all__ = ["OnlineClassifier", "OnlineTrack"]
 
@@ -165,9 +165,7 @@ class OnlineClassifier:
             steps = tqdm(steps, desc="online classifier", leave=False)
         for i in steps:
             t, t_next = float(grid[i]), float(grid[i + 1])
-            a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
-            cx, c0 = ar * s1 / s0, a1 * v / s0
-            var = v * s1 / s0
+            cx, c0, var = _ddpm_kernel(schedule, t, t_next)
             d_all = np.asarray(model.denoise(x, t), dtype=np.float64)
             mean = cx * x + c0 * d_all
             x_new = mean + np.sqrt(var) * rng.standard_normal(x.shape)

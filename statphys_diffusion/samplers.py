@@ -246,6 +246,12 @@ def _bridge(schedule, t, t_next):
     return a1, s1, a0, s0, ar, v
 
 
+def _ddpm_kernel(schedule, t, t_next):
+    """(c_x, c_0, var): q(x_t' | x_t, x0) = N(c_x x_t + c_0 x0, var I) for t' < t (Ho et al. 2020, eq. 7)."""
+    a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
+    return ar * s1 / s0, a1 * v / s0, v * s1 / s0
+
+
 class DDPMAncestral(_Sampler):
     """Ancestral sampling from q(x_t' | x_t, x0 = D_t(x_t)) between grid times.
 
@@ -255,11 +261,9 @@ class DDPMAncestral(_Sampler):
     """
 
     def _step(self, model, schedule, x, t, t_next, rng):
-        a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)
-        x0 = _denoise(model, x, t)
-        mean = (ar * s1 / s0) * x + (a1 * v / s0) * x0
-        std = np.sqrt(v * s1 / s0)
-        return (mean + std * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
+        cx, c0, var = _ddpm_kernel(schedule, t, t_next)
+        mean = cx * x + c0 * _denoise(model, x, t)
+        return (mean + np.sqrt(var) * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
 
 
 class DDIM(_Sampler):

@@ -14,8 +14,9 @@ coincide, and classifies each fixed point:
   nearest training point (the spacing of point i is its distance to the
   nearest other training point);
 - ``spurious``: not a training point, and stable, i.e. the spectral radius of
-  the Jacobian of D_t at x* is below 1 (power iteration on central-difference
-  Jacobian-vector products, so any denoiser works);
+  the Jacobian of D_t at x* is below 1 (power iteration on Jacobian-vector
+  products: exact Hessian-vector products for mixtures, central differences of
+  ``denoise`` for any other denoiser);
 - ``unstable``: a fixed point whose Jacobian has spectral radius >= 1.
 
 Starts whose iteration did not settle within ``max_iter`` steps are counted as
@@ -77,14 +78,15 @@ class AttractorCensus:
         return out
 
 
-def _spectral_radius(denoise, x: np.ndarray, t: float, rng, n_iter: int = 40) -> np.ndarray:
+def _spectral_radius(model, x: np.ndarray, t: float, rng, n_iter: int = 40) -> np.ndarray:
     """|largest eigenvalue| of the Jacobian of D_t at each row of x (power iteration, batched)."""
+    from .geometric import _jvp
+
     v = rng.standard_normal(x.shape)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    h = 1e-5 * (1.0 + np.linalg.norm(x, axis=1, keepdims=True))
     est = np.zeros(x.shape[0])
     for _ in range(n_iter):
-        jv = (np.asarray(denoise(x + h * v, t)) - np.asarray(denoise(x - h * v, t))) / (2 * h)
+        jv = _jvp(model, x, t, v)
         norm = np.linalg.norm(jv, axis=1)
         est = norm
         v = jv / np.where(norm > 0, norm, 1.0)[:, None]
@@ -190,7 +192,7 @@ def attractor_census(
     pts = np.asarray(reps).reshape(-1, x.shape[1])
     a = pts.shape[0]
     basin = np.bincount(assignment[assignment >= 0], minlength=a) / x.shape[0]
-    radius = _spectral_radius(model.denoise, pts, t, rng) if (check_stability and a) else np.full(a, np.nan)
+    radius = _spectral_radius(model, pts, t, rng) if (check_stability and a) else np.full(a, np.nan)
     near_i = np.full(a, -1, dtype=np.int64)
     near_d = np.full(a, np.nan)
     kind = np.empty(a, dtype=object)

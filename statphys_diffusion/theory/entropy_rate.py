@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import _checks
 from .. import _resp_rate as rr
-from .information import QUAD_MAX_COMPONENTS, _labelled, _quadrature_components_1d, _times
+from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
 
 __all__ = ["EntropyRate", "entropy_rate"]
 
@@ -153,13 +153,6 @@ def _bootstrap_peak(times, per_draw: np.ndarray, rng: np.random.Generator, n_boo
 
 
 # -- Monte Carlo ----------------------------------------------------------------------------
-def _onehot(model) -> np.ndarray:
-    codes = model._require_labels()
-    out = np.zeros((model.n_components, len(model.classes)))
-    out[np.arange(codes.size), codes] = 1.0
-    return out
-
-
 def _generated_codes(model, x0: np.ndarray, comps: np.ndarray) -> np.ndarray:
     """Bayes decision of the clean draw: the component's class for point masses, else argmax p_0(y | x_0)."""
     codes = model._require_labels()

@@ -55,6 +55,14 @@ def _posterior_entropy(p: np.ndarray) -> np.ndarray:
     return -terms.sum(axis=1)
 
 
+def _onehot(model) -> np.ndarray:
+    """(K, C) indicator of each component's class."""
+    codes = model._require_labels()
+    out = np.zeros((model.n_components, len(model.classes)))
+    out[np.arange(codes.size), codes] = 1.0
+    return out
+
+
 def _labelled(model):
     if getattr(model, "labels", None) is None:
         raise ValueError("model must be labelled (pass labels=... when building it) to measure class information")
@@ -87,8 +95,7 @@ def _quadrature_components_1d(model, t: float, *, rate: bool = False) -> np.ndar
     mus, vs = model.means[:, 0], model.covariances[:, 0, 0]
     mids = np.sort(mus)
     mids = 0.5 * (mids[1:] + mids[:-1])
-    onehot = np.zeros((mus.size, len(model.classes)))
-    onehot[np.arange(mus.size), model._require_labels()] = 1.0
+    onehot = _onehot(model)
     out = np.empty((2, mus.size))
     iso = model.covariance_type == "isotropic"
     mu_row = model.means.T  # (1, K)

@@ -4,6 +4,8 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,3 +66,18 @@ def test_negative_guidance_quick(tmp_path):
     assert by[("DNG exact", 1.0)]["removed_mass"] < 0.01 < 0.2 < by[("none", 0.0)]["removed_mass"]
     # a large constant negative-prompting scale removes it too, but distorts the rest (far from exact safe draws)
     assert by[("NP", 10.0)]["sw1_to_safe"] > 10 * by[("DNG exact", 1.0)]["sw1_to_safe"]
+
+
+@pytest.mark.slow
+def test_ddpm_samples_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import cli, datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    run = tmp_path / "run"
+    args = ["train", "--size", "8", "--n", "500", "--steps", "20", "--batch-size", "16", "--conditional"]
+    assert cli.main(args + ["--out", str(run), "--no-progress"]) == 0
+    out = _load("ddpm_samples").main(["--run", str(run), "--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "ddpm_samples.png").is_file()
+    assert 0 <= out["conditional_agreement_mean"] <= 1 and out["fd_own_unconditional_vs_test"] > 0

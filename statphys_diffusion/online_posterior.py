@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import _checks
-from .samplers import DDPMAncestral, _ddpm_kernel, initial_noise
+from .samplers import DDPMAncestral, _ddpm_kernel, _initial_state
 
 __all__ = ["OnlineClassifier", "OnlineTrack"]
 
@@ -140,19 +140,8 @@ class OnlineClassifier:
             raise ValueError("classes must be a 1-D array of at least 2 class labels")
         schedule = model.schedule
         grid = self._grid_maker._grid(schedule, t_start, t_end)
-        if rng is None:
-            rng = np.random.default_rng()
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError("rng must be a numpy.random.Generator")
-        if x_init is None:
-            if n is None or not hasattr(model, "dim"):
-                raise ValueError("give x_init, or n for a model with `dim`")
-            x = initial_noise(schedule, _checks.check_positive_int(n, "n"), model.dim, grid[0], rng)
-        else:
-            x = _checks.as_float_array(x_init, "x_init", dtype=np.float64)
-            if x.ndim != 2:
-                raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
-            x = x.copy()
+        x, rng = _initial_state(model, schedule, float(grid[0]), x_init, n, rng)
+        x = x.astype(np.float64, copy=False)
         logp = np.empty((grid.size, x.shape[0], cls.size))
         logp[0] = self._log_prior(model, cls, x, float(grid[0]))
         traj = np.empty((grid.size,) + x.shape) if return_trajectory else None

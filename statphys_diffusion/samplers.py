@@ -88,6 +88,25 @@ def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Gener
     return (np.sqrt(a * a + s * s) * rng.standard_normal((n, d))).astype(dtype)
 
 
+def _initial_state(model, schedule, t_start: float, x_init, n, rng) -> tuple[np.ndarray, np.random.Generator]:
+    """Validated starting points (a copy of ``x_init``, or ``n`` draws of :func:`initial_noise`) and the rng."""
+    if rng is None:
+        rng = np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("rng must be a numpy.random.Generator")
+    if x_init is None:
+        if n is None:
+            raise ValueError("give either x_init or n")
+        d = getattr(model, "dim", None)
+        if d is None:
+            raise ValueError("model has no `dim`: pass x_init")
+        return initial_noise(schedule, _checks.check_positive_int(n, "n"), d, t_start, rng), rng
+    x = _checks.as_float_array(x_init, "x_init")
+    if x.ndim != 2:
+        raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
+    return x.copy(), rng
+
+
 class _Sampler:
     """Common driver: validation, time grid, trajectory bookkeeping, progress bar."""
 
@@ -153,22 +172,7 @@ class _Sampler:
             raise ValueError("model must have a `schedule` attribute and a `score(x, t)` method")
         schedule = model.schedule
         grid = self._grid(schedule, t_start, t_end)
-        if rng is None:
-            rng = np.random.default_rng()
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError("rng must be a numpy.random.Generator")
-        if x_init is None:
-            if n is None:
-                raise ValueError("give either x_init or n")
-            d = getattr(model, "dim", None)
-            if d is None:
-                raise ValueError("model has no `dim`: pass x_init")
-            x = initial_noise(schedule, _checks.check_positive_int(n, "n"), d, grid[0], rng)
-        else:
-            x = _checks.as_float_array(x_init, "x_init")
-            if x.ndim != 2:
-                raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
-            x = x.copy()
+        x, rng = _initial_state(model, schedule, float(grid[0]), x_init, n, rng)
         traj = np.empty((grid.size,) + x.shape, dtype=x.dtype) if return_trajectory else None
         if traj is not None:
             traj[0] = x

@@ -183,7 +183,7 @@ def train(
             for pe, p in zip(ema.parameters(), net.parameters()):
                 pe.mul_(cfg.ema_decay).add_(p.detach(), alpha=1 - cfg.ema_decay)
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")

@@ -99,9 +99,10 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(names), 8, figsize=(8, len(names) * 1.05))
+    cols = min(8, per_class)
+    fig, axes = plt.subplots(len(names), cols, figsize=(cols, len(names) * 1.05), squeeze=False)
     for r, imgs in enumerate(grids):
-        for c in range(8):
+        for c in range(cols):
             ax = axes[r, c]
             ax.imshow(imgs[c].squeeze(), cmap="gray" if imgs.shape[-1] == 1 else None, interpolation="nearest")
             ax.set_xticks([])

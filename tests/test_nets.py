@@ -258,3 +258,26 @@ def test_classifier_learns_and_serves_as_posterior_and_feature_space():
     post = model.class_posterior(xt, 0.05)
     np.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-6)
     assert (post.argmax(1) == y).mean() > 0.9
+
+
+def test_analysis_tools_take_a_wrapped_network():
+    # a class-conditional MLP, untrained: the tools only need the protocol, and must run and agree
+    # with direct computations where one exists
+    torch.manual_seed(5)
+    net = nets.MLPDenoiser(3, hidden=16, depth=1, n_classes=2).double()
+    model = nets.TorchScoreModel(net, sd.OrnsteinUhlenbeck(), classes=[0, 1])
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    basis = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 2)))[0]
+    tj = sd.tangent_jacobian(model, 0.5, x, basis, n_normal_probes=2)
+    u0 = np.broadcast_to(basis[:, 0], x.shape)
+    ref = np.einsum("ij,ij->i", model.jvp(x, 0.5, u0), u0)
+    np.testing.assert_allclose(tj.tangent[:, 0], ref, rtol=1e-5, atol=1e-7)  # central differences vs forward mode
+    census = sd.attractor_census(model, 0.5, x, max_iter=50)
+    assert census.assignment.shape == (6,)
+    rng = np.random.default_rng(2)
+    track = sd.OnlineClassifier(20, prior="uniform").run(model, x_init=x, t_start=2.0, t_end=0.1, rng=rng)
+    np.testing.assert_allclose(track.posterior.sum(axis=2), 1.0, atol=1e-12)
+    g = sd.DynamicNegativeGuidance(model, 1, posterior="online", prior=0.5)
+    assert np.all(np.isfinite(sd.samplers.DDPMAncestral(10).sample(g, x_init=x, t_start=2.0, t_end=0.1).x))
+    im = sd.mutual_information_immse(model, [0.5], data=(x, np.array([0, 1] * 3)), rng=np.random.default_rng(3))
+    assert np.isfinite(im.value[0]) and im.value[0] >= 0

@@ -104,9 +104,13 @@ def memorized_fraction(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
+    method: str = "bootstrap",
 ) -> tuple[float, float, float]:
-    """Fraction of samples with ratio < ``threshold`` and a percentile-bootstrap interval.
+    """Fraction of samples with ratio < ``threshold`` and a confidence interval.
 
+    ``method="bootstrap"``: percentile bootstrap (resampling the samples), which
+    collapses to [p, p] when every sample or none is memorised. ``method="wilson"``:
+    the Wilson score interval (Wilson 1927), informative at 0 and 1 as well.
     Returns (fraction, lower, upper).
     """
     r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)
@@ -116,9 +120,19 @@ def memorized_fraction(
         raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if method not in ("bootstrap", "wilson"):
+        raise ValueError(f"method must be 'bootstrap' or 'wilson', got {method!r}")
+    hit = (r < threshold).astype(np.float64)
+    if method == "wilson":
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + confidence / 2))
+        n, p = hit.size, hit.mean()
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return float(p), float(max(0.0, centre - half)), float(min(1.0, centre + half))
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
     rng = np.random.default_rng(0) if rng is None else rng
-    hit = (r < threshold).astype(np.float64)
     boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size
     q = (1 - confidence) / 2
     return float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))

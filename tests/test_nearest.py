@@ -72,3 +72,20 @@ def test_bad_input():
         sd.trajectory_collapse_times(np.zeros((3, 2, 3)), [0.1, 0.2, 0.3], train, sd.OrnsteinUhlenbeck())
     with pytest.raises(ValueError, match="one entry per"):
         sd.trajectory_collapse_times(np.zeros((3, 2, 3)), [0.3, 0.2], train, sd.OrnsteinUhlenbeck())
+
+
+def test_wilson_interval_closed_form_and_coverage():
+    # all memorised: p = 1, lower = n / (n + z^2), upper = 1
+    frac, lo, hi = sd.memorized_fraction(np.zeros(200), method="wilson")
+    z = 1.959963984540054
+    assert frac == 1.0 and hi == 1.0 and lo == pytest.approx(200 / (200 + z * z), rel=1e-12)
+    # coverage of the 95% interval by simulation (binomial p = 0.3, n = 100): 2000 repetitions
+    rng = np.random.default_rng(0)
+    cover = 0
+    for _ in range(2000):
+        r = np.where(rng.random(100) < 0.3, 0.0, 1.0)
+        _, lo, hi = sd.memorized_fraction(r, method="wilson")
+        cover += lo <= 0.3 <= hi
+    assert 0.93 < cover / 2000 < 0.97
+    with pytest.raises(ValueError, match="method"):
+        sd.memorized_fraction([0.1], method="exact")

@@ -216,6 +216,7 @@ def part_samples(out: Path, quick: bool) -> dict:
         )
         nn = sd.nearest_neighbours(res.x, train)
         frac, lo, hi = sd.memorized_fraction(nn.ratio, rng=rng)
+        _, w_lo, w_hi = sd.memorized_fraction(nn.ratio, method="wilson")
         t_c, _ = sd.trajectory_collapse_times(res.trajectory, res.times, train, emp.schedule)
         fresh = sd.nearest_neighbours(rng.standard_normal((200, d)), train)
         rows.append(
@@ -224,6 +225,8 @@ def part_samples(out: Path, quick: bool) -> dict:
                 "memorized_fraction": frac,
                 "ci_low": lo,
                 "ci_high": hi,
+                "wilson_low": w_lo,
+                "wilson_high": w_hi,
                 "fresh_memorized_fraction": sd.memorized_fraction(fresh.ratio)[0],
                 "median_ratio": float(np.median(nn.ratio)),
                 "trajectory_t_C_median": float(np.median(t_c)),

@@ -108,6 +108,14 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
     except ValueError:  # outside the schedule's range
         t_c = float("nan")
     k_c = _ddpm_index(float(OrnsteinUhlenbeck().t_of_snr(snr_c)), OrnsteinUhlenbeck(), lin) if np.isfinite(t_c) else ""
+    from .theory.geometric import geometric_memorization
+
+    pos = ev[ev > 1e-12 * top] if top > 0 else ev[:0]
+    if n_pts >= 2 and pos.size:
+        geo = geometric_memorization(n_pts, pos, OrnsteinUhlenbeck().t_min)
+        eff_dim, kept = float(geo.effective_dimension[0]), int(geo.retained_dimensions(0.5)[0])
+    else:
+        eff_dim, kept = float("nan"), -1
     md = (
         "## Data covariance, speciation and predicted collapse\n\n"
         f"Top eigenvalue Lambda = {top:.4g}, trace = {ev.sum():.4g}, participation ratio "
@@ -118,6 +126,10 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         "(annealed: log N = 1/2 sum_k log(1 + snr lambda_k); Biroli et al. 2024): "
         f"**t_C = {t_c:.4g}** (DDPM linear-schedule step index {k_c}); below it in reverse time the "
         "exact empirical posterior sits on the training point a trajectory came from.\n\n"
+        "Geometric memorisation at t -> 0 (annealed prediction for Gaussian data with this spectrum, "
+        "`sd.geometric_memorization`; Achilli et al. 2024): the exact empirical model retains "
+        f"**{kept} of {pos.size}** principal directions at half or more of their posterior variance, "
+        f"an effective dimension sum_k rho_k = {eff_dim:.4g}; lower-variance directions are lost first.\n\n"
         "![spectrum](figures/spectrum.png) (eigenvalues in spectrum.csv)\n"
     )
     rows = [
@@ -126,6 +138,8 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         {"quantity": "speciation_time", "value": t_s},
         {"quantity": "speciation_ddpm_index", "value": k_s},
         {"quantity": "collapse_time_predicted", "value": t_c, "ddpm_index": k_c},
+        {"quantity": "retained_dimensions_t0_predicted", "value": kept},
+        {"quantity": "effective_dimension_t0_predicted", "value": eff_dim},
     ]
     return md, rows
 

@@ -104,6 +104,13 @@ def test_predict_synthetic_end_to_end(tmp_path):
     model, pts, _ = datasets.synthetic_dataset("gmm1d", 300, np.random.default_rng(0))
     lam = np.var(pts[:, 0], ddof=1)
     assert float(rows["speciation_time"]["value"]) == pytest.approx(0.5 * np.log1p(lam), rel=1e-10)
+    # geometric memorisation at t -> 0 in 1-D: rho = u / (1 + u) solves
+    # 1/2 [-log(1 - rho) - rho + rho^2] = log N (the t = 0 limit of K, written in rho)
+    from scipy.optimize import brentq
+
+    rho = brentq(lambda r: 0.5 * (-np.log1p(-r) - r + r * r) - np.log(300), 1e-9, 1 - 1e-15)
+    assert float(rows["effective_dimension_t0_predicted"]["value"]) == pytest.approx(rho, rel=1e-9)
+    assert int(float(rows["retained_dimensions_t0_predicted"]["value"])) == 1
     # labelled data: per-class entropy-rate peaks; the two classes are mirror images, so their
     # peaks agree within the bootstrap errors
     assert "entropy-rate peaks" in text and (out / "figures" / "entropy_rate.png").is_file()

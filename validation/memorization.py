@@ -14,10 +14,13 @@ census     attractors of the exact empirical denoiser x <- D_t(x) (isotropic
 samples    DDPM ancestral samples of the empirical model: nearest-neighbour
            ratio, memorised fraction, and the collapse time along trajectories
            (last change of the nearest training point) against the prediction.
-geometric  Gaussian data on a 4-dimensional linear manifold in d = 30 with
-           variances 4, 1, 1/4, 1/16: projections of the empirical denoiser's
-           Jacobian on each tangent direction relative to the exact manifold
-           model, versus N and t.
+geometric  Gaussian data on a 40-dimensional linear manifold in d = 60, four
+           groups of ten directions with variances 4, 1, 1/4, 1/16: the
+           retained fraction of each direction (empirical posterior variance,
+           i.e. denoiser Jacobian projection, over the exact one) versus N and
+           t against sd.geometric_memorization; and a latent with two-mode
+           directions (largest global, smallest local variance) that are lost
+           before smoother directions of lower variance.
 
 Writes CSV and PNG files into figures/. Usage:
     python validation/memorization.py [--quick] [--part collapse|census|samples|geometric|all]
@@ -250,57 +253,218 @@ def part_samples(out: Path, quick: bool) -> dict:
 
 
 # ------------------------------------------------------------------------ geometric
+GROUP_VARIANCES = (4.0, 1.0, 0.25, 0.0625)
+
+
+def _latent_posterior_ratio(emp, basis, offset, x, t, exact_var):
+    """Mean over queries of the empirical posterior variance of each tangent coordinate over the exact one.
+
+    Equals the mean of u_k^T J u_k (empirical) / (exact) since J = alpha / sigma^2 Cov[x_0 | x_t].
+    Returns (mean, standard error) per coordinate.
+    """
+    w = emp.component_posterior(x, t)
+    z = (emp.points - offset) @ basis
+    mean = w @ z
+    ratio = (w @ z**2 - mean**2) / exact_var
+    return ratio.mean(0), ratio.std(0, ddof=1) / np.sqrt(ratio.shape[0])
+
+
+def _two_mode_posterior_var(xa, alpha, s2, mu, local_var):
+    """Exact posterior variance of a latent coordinate with prior 1/2 N(-mu, v) + 1/2 N(mu, v)."""
+    big_s = alpha**2 * local_var + s2
+    modes = np.array([-mu, mu])
+    lp = -((xa[..., None] - alpha * modes) ** 2) / (2 * big_s)
+    r = np.exp(lp - lp.max(-1, keepdims=True))
+    r /= r.sum(-1, keepdims=True)
+    means = (local_var * alpha * xa[..., None] + s2 * modes) / big_s
+    m = (r * means).sum(-1)
+    return local_var * s2 / big_s + (r * means**2).sum(-1) - m**2
+
+
 def part_geometric(out: Path, quick: bool) -> dict:
+    """Per-direction retention: exact empirical model against the annealed prediction."""
     plt = _plt()
     rng = np.random.default_rng(4)
-    lam = np.array([4.0, 1.0, 0.25, 0.0625])
-    man = sd.LinearManifold.random(30, 4, lam, rng)
-    ns = [30, 300, 3000] if quick else [10, 30, 100, 300, 1000, 3000, 10000]
-    ts = [0.003, 0.03, 0.3] if quick else [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+    per = 10
+    lam = np.repeat(GROUP_VARIANCES, per)
+    m, d = lam.size, 60
+    man = sd.LinearManifold.random(d, m, lam, rng)
+    n_q = 1000 if quick else 4000
+    ns = [30, 300, 3000] if quick else [10, 30, 100, 300, 1000, 3000, 10000, 30000]
+    ts_sweep = [0.01, 0.1] if quick else [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+    t_fix, n_fix = 0.01, 3000
     rows = []
-    for n in ns:
-        emp = sd.EmpiricalDistribution(man.sample(n, 0.0, rng).x0)
-        for t in ts:
-            q = man.sample(100 if quick else 400, t, rng).x
-            tj = sd.tangent_jacobian(emp, t, q, man.basis, n_normal_probes=0)
-            ratio = tj.ratio(man.denoiser_jacobian_eigenvalues(t))
-            med = np.median(tj.tangent, axis=0) / man.denoiser_jacobian_eigenvalues(t)
+    train_all = man.sample(max(ns), 0.0, rng).x0
+    grid = sorted({(n, t_fix) for n in ns} | {(n_fix, t) for t in ts_sweep})
+    for n, t in grid:
+        emp = sd.EmpiricalDistribution(train_all[:n])
+        q = man.sample(n_q, t, rng).x
+        a, s2 = float(man.schedule.alpha(t)), float(man.schedule.sigma2(t))
+        mean, se = _latent_posterior_ratio(emp, man.basis, man.offset, q, t, lam * s2 / (a * a * lam + s2))
+        pred = sd.geometric_memorization(n, lam, t)
+        for g, v in enumerate(GROUP_VARIANCES):
+            sl = slice(g * per, (g + 1) * per)
             rows.append(
                 {
+                    "setup": "gaussian",
                     "N": n,
                     "t": t,
-                    **{f"mean_ratio_lambda_{v:g}": r for v, r in zip(lam, ratio)},
-                    **{f"median_ratio_lambda_{v:g}": r for v, r in zip(lam, med)},
+                    "global_variance": v,
+                    "local_variance": v,
+                    "measured": float(mean[sl].mean()),
+                    "measured_stderr": float(np.sqrt((se[sl] ** 2).mean() / per)),
+                    "predicted": float(pred.retained[0, sl].mean()),
+                    "theta": float(pred.theta[0]),
                 }
             )
+    # clustered directions: largest global variance, smallest local variance
+    mu, s_loc, m_a, m_b = 2.0, 0.25, 4, 12
+    lam_b = (1.0, 0.25)
+
+    def clustered(n):
+        za = rng.choice([-mu, mu], size=(n, m_a)) + s_loc * rng.standard_normal((n, m_a))
+        zb = [np.sqrt(v) * rng.standard_normal((n, m_b)) for v in lam_b]
+        return np.hstack([za, *zb])
+
+    groups = [("clustered", mu**2 + s_loc**2, s_loc**2, slice(0, m_a))] + [
+        ("gaussian", v, v, slice(m_a + i * m_b, m_a + (i + 1) * m_b)) for i, v in enumerate(lam_b)
+    ]
+    local = np.concatenate([np.full(m_a, s_loc**2), np.repeat(lam_b, m_b)])
+    n_clu = [300, 3000] if quick else [100, 300, 1000, 3000, 10000, 30000]
+    t_clu = 0.02
+    z_all = clustered(max(n_clu))
+    for n in n_clu:
+        emp = sd.EmpiricalDistribution(z_all[:n])
+        a, s2 = float(np.exp(-t_clu)), float(-np.expm1(-2 * t_clu))
+        x = a * clustered(n_q) + np.sqrt(s2) * rng.standard_normal((n_q, local.size))
+        exact = np.concatenate(
+            [
+                _two_mode_posterior_var(x[:, :m_a], a, s2, mu, s_loc**2),
+                np.broadcast_to(local[m_a:] * s2 / (a * a * local[m_a:] + s2), (n_q, local.size - m_a)),
+            ],
+            axis=1,
+        )
+        w = emp.component_posterior(x, t_clu)
+        z = emp.points
+        ratio = (w @ z**2 - (w @ z) ** 2) / exact
+        # prediction: Gaussian formula with the local variances; resolving the 2^m_a modes
+        # costs m_a log 2 of the log N budget (at small t every query knows its mode)
+        log_n_eff = np.log(n) - m_a * np.log(2.0)
+        pred = sd.geometric_memorization(np.exp(log_n_eff), local, t_clu).retained[0] if log_n_eff > np.log(2) else None
+        for name, gv, lv, sl in groups:
+            rows.append(
+                {
+                    "setup": "clustered",
+                    "N": n,
+                    "t": t_clu,
+                    "global_variance": gv,
+                    "local_variance": lv,
+                    "measured": float(ratio[:, sl].mean()),
+                    "measured_stderr": float(ratio[:, sl].mean(1).std(ddof=1) / np.sqrt(n_q)),
+                    "predicted": float(pred[sl].mean()) if pred is not None else float("nan"),
+                    "theta": float("nan"),
+                    "kind": name,
+                }
+            )
+    for r in rows:
+        r.setdefault("kind", "gaussian")
     write_rows_csv(out / "geometric_memorization.csv", rows)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k, v in enumerate(lam):
-        for ax, stat in zip(axes, ("mean", "median")):
-            for j, t in enumerate(ts):
-                sel = [r for r in rows if r["t"] == t]
-                ax.plot(
-                    [r["N"] for r in sel],
-                    [r[f"{stat}_ratio_lambda_{v:g}"] for r in sel],
-                    color=f"C{k}",
-                    alpha=0.3 + 0.7 * j / max(1, len(ts) - 1),
-                    marker="o",
-                    ms=2,
-                    label=f"lambda = {v:g}" if j == len(ts) - 1 else None,
-                )
-    for ax, stat in zip(axes, ("mean", "median")):
-        ax.axhline(1.0, color="grey", lw=0.6)
+
+    crit_n = sd.direction_critical_n(lam, t_fix)[::per]
+    crit_t = sd.direction_critical_time(n_fix, lam)[::per]
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    gauss = [r for r in rows if r["setup"] == "gaussian"]
+    for g, v in enumerate(GROUP_VARIANCES):
+        for ax, key, val, var in ((axes[0], "t", t_fix, "N"), (axes[1], "N", n_fix, "t")):
+            sel = sorted((r for r in gauss if r[key] == val and r["global_variance"] == v), key=lambda r: r[var])
+            xs = [r[var] for r in sel]
+            ax.errorbar(
+                xs,
+                [r["measured"] for r in sel],
+                yerr=[r["measured_stderr"] for r in sel],
+                fmt="o",
+                color=f"C{g}",
+                ms=4,
+                label=f"lambda = {v:g} (measured)",
+            )
+            xx = np.geomspace(min(xs), max(xs), 200)
+            if var == "N":
+                yy = [sd.geometric_memorization(n, lam, t_fix).retained[0, g * per] for n in xx]
+            else:
+                yy = sd.geometric_memorization(n_fix, lam, xx).retained[:, g * per]
+            ax.plot(xx, yy, color=f"C{g}", lw=1.2)
+        if crit_n[g] <= max(ns):
+            axes[0].axvline(crit_n[g], color=f"C{g}", ls=":", lw=0.8)
+        if crit_t[g] > 0:
+            axes[1].axvline(crit_t[g], color=f"C{g}", ls=":", lw=0.8)
+    axes[0].set_title(
+        f"t = {t_fix:g}: retained fraction vs N\n(lines: annealed prediction; dotted: critical N_k)", fontsize=9
+    )
+    axes[1].set_title(f"N = {n_fix}: retained fraction vs t\n(dotted: critical t_k)", fontsize=9)
+    for ax, lab in ((axes[0], "N training points"), (axes[1], "t (OU)")):
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("N training points")
-        ax.set_ylabel(f"{stat} u_k^T J u_k / exact")
-        ax.set_title(f"{stat} over queries (darker: larger t, t = {ts[0]:g} to {ts[-1]:g})")
-        ax.legend(fontsize=7)
-    fig.suptitle("Tangent directions of a 4-dim linear manifold in d = 30: empirical vs exact denoiser", fontsize=10)
+        ax.set_xlabel(lab)
+        ax.set_ylabel("mean u_k^T J u_k / exact")
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_ylim(0, 1.1)
+    axes[0].legend(fontsize=7)
+    # effective dimension
+    sel_n = sorted({r["N"] for r in gauss if r["t"] == t_fix})
+    meas_dim = [sum(r["measured"] * per for r in gauss if r["t"] == t_fix and r["N"] == n) for n in sel_n]
+    xx = np.geomspace(min(sel_n), max(sel_n), 200)
+    for tt, ls in ((0.0, "--"), (t_fix, "-"), (0.1, ":")):
+        axes[2].plot(
+            xx,
+            [sd.geometric_memorization(n, lam, tt).effective_dimension[0] for n in xx],
+            "k",
+            ls=ls,
+            lw=1,
+            label=f"predicted, t = {tt:g}" + (" (limit)" if tt == 0 else ""),
+        )
+    axes[2].plot(sel_n, meas_dim, "o", color="C3", label=f"measured, t = {t_fix:g}")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("N training points")
+    axes[2].set_ylabel("sum_k retained fraction (of m = 40)")
+    axes[2].set_title("Effective tangent dimension", fontsize=9)
+    axes[2].legend(fontsize=7)
+    clu = [r for r in rows if r["setup"] == "clustered"]
+    for i, (name, gv, lv, _) in enumerate(groups):
+        sel = sorted((r for r in clu if r["global_variance"] == gv), key=lambda r: r["N"])
+        xs = [r["N"] for r in sel]
+        lab = f"{name}: global var {gv:g}, local {lv:g}"
+        axes[3].errorbar(
+            xs,
+            [r["measured"] for r in sel],
+            yerr=[r["measured_stderr"] for r in sel],
+            fmt="o",
+            color=f"C{i + 4}",
+            ms=4,
+            label=lab,
+        )
+        axes[3].plot(xs, [r["predicted"] for r in sel], color=f"C{i + 4}", lw=1.2)
+    axes[3].set_xscale("log")
+    axes[3].set_ylim(0, 1.1)
+    axes[3].set_xlabel("N training points")
+    axes[3].set_ylabel("mean posterior variance / exact")
+    axes[3].set_title(
+        f"Higher global variance lost first (t = {t_clu:g}):\n"
+        f"{m_a} two-mode directions (+-{mu:g}), lines: local-variance prediction",
+        fontsize=9,
+    )
+    axes[3].legend(fontsize=7)
+    fig.suptitle(
+        "Geometric memorisation: exact empirical model of N points on a 40-dim linear manifold (d = 60) "
+        "against the annealed random-energy prediction",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(out / "geometric_memorization.png", dpi=120)
     plt.close(fig)
-    return {"rows": len(rows)}
+    return {
+        "rows": len(rows),
+        "critical_N_at_t_fix": dict(zip(map(str, GROUP_VARIANCES), crit_n.tolist())),
+        "critical_t_at_N_fix": dict(zip(map(str, GROUP_VARIANCES), crit_t.tolist())),
+    }
 
 
 def main(argv=None):

@@ -3,7 +3,14 @@
 from .attractors import AttractorCensus, attractor_census
 from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
-from .geometric import TangentJacobian, tangent_jacobian
+from .geometric import (
+    GeometricMemorization,
+    TangentJacobian,
+    direction_critical_n,
+    direction_critical_time,
+    geometric_memorization,
+    tangent_jacobian,
+)
 from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
 from .late_init import LateInitGaussian, gaussian_late_init
@@ -30,6 +37,10 @@ from .symmetry_breaking import (
 __all__ = [
     "TangentJacobian",
     "tangent_jacobian",
+    "GeometricMemorization",
+    "geometric_memorization",
+    "direction_critical_n",
+    "direction_critical_time",
     "AttractorCensus",
     "attractor_census",
     "CollapseCurve",

@@ -16,6 +16,49 @@ few points carry the weight. :func:`tangent_jacobian` measures the projections
 for any denoiser (exact Hessian-vector products when the model has ``hvp``,
 central differences of ``denoise`` otherwise); ``ratio`` against the exact
 manifold model says which directions a model retains.
+
+Predicted (:func:`geometric_memorization`): annealed random-energy computation
+for Gaussian latents. Tangent coordinates z ~ N(0, diag(lambda)) (m of them),
+N training points z_i, a fresh query x = alpha z* + sigma eps (its normal part
+is the same for every training point and drops out). The weights are
+w_i propto exp(-E_i), E_i = sum_k (x_k - alpha z_ik)^2 / (2 sigma^2): a
+random-energy model with i.i.d. energies. Write a_k = snr_t lambda_k and let
+p_theta be the prior tilted by exp(-theta E) (per direction Gaussian with
+variance lambda_k / (1 + theta a_k)). Its relative entropy to the prior,
+averaged over queries, is
+
+    K(theta) = sum_k 1/2 [ log(1 + theta a_k) - theta a_k / (1 + theta a_k)
+                           + theta^2 a_k (1 + a_k) / (1 + theta a_k)^2 ],
+
+with K(1) = 1/2 sum_k log(1 + a_k), the mutual information I(z; x_t) (so
+theta = 1 reproduces the collapse criterion of :mod:`.collapse`). If
+log N >= K(1) the posterior is sampled by many points (theta = 1). Otherwise
+the model freezes: the points that carry the weight are the N e^{-K(theta)} = O(1)
+points of the theta-tilted region, log N = K(theta*), theta* < 1; in the REM
+the Gibbs weights among them are Poisson-Dirichlet with E[1 - sum_i w_i^2] = theta*,
+and, because the density of states at the edge is exactly exponential, the
+positions of those points are independent of their weights and distributed as
+p_theta*. Hence E[Cov_w(z_k)] = theta* lambda_k / (1 + theta* a_k) and the
+retained fraction of direction k (the measured Jacobian projection over the
+exact manifold's, averaged over queries) is
+
+    rho_k = theta* (1 + a_k) / (1 + theta* a_k).
+
+At t -> 0 (theta* a_k -> c lambda_k) this is c lambda_k / (1 + c lambda_k),
+with c solving the t = 0 limit of log N = K: a direction survives when its
+variance exceeds 1/c, the squared nearest-neighbour scale of the training set.
+rho_k is increasing in lambda_k for every N and t: with Gaussian latents the
+*lower*-variance directions are lost first. What enters is the local variance
+along a direction; a direction whose large global variance comes from
+well-separated modes (a clustered latent) has a small local variance and is
+lost before smoother directions of lower global variance, which is the
+condition under which higher-variance directions go first (shown in
+validation/memorization.py). Direction k is lost (rho_k < level) when
+log N < K(theta_k), theta_k = level / (1 + a_k (1 - level)): closed forms for
+the critical dataset size at a given t (:func:`direction_critical_n`) and, by
+bracketing in snr, for the critical time at a given N
+(:func:`direction_critical_time`). The annealed average is exact as m -> infinity
+with log N / m fixed; for m of tens it is 10-30 % optimistic (see the tests).
 """
 
 from __future__ import annotations
@@ -25,8 +68,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from ..schedules import OrnsteinUhlenbeck, Schedule
 
-__all__ = ["TangentJacobian", "tangent_jacobian"]
+__all__ = [
+    "TangentJacobian",
+    "tangent_jacobian",
+    "GeometricMemorization",
+    "geometric_memorization",
+    "direction_critical_n",
+    "direction_critical_time",
+]
 
 
 @dataclass(frozen=True)
@@ -111,3 +162,180 @@ def tangent_jacobian(
             acc += np.einsum("ij,ij->i", _jvp(model, xq, t, v), v)
         normal = acc / n_normal_probes
     return TangentJacobian(t=t, tangent=tan, normal=normal)
+
+
+# ------------------------------------------------------------ annealed prediction
+def _variances(variances) -> np.ndarray:
+    lam = np.atleast_1d(_checks.as_float_array(variances, "variances", dtype=np.float64))
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError("variances must be a non-empty 1-D array (one tangent variance per direction)")
+    if np.any(lam <= 0):
+        raise ValueError("variances must be strictly positive (a direction without variance is not a direction)")
+    return lam
+
+
+def _n_points(n_points) -> float:
+    if isinstance(n_points, bool):
+        raise ValueError("n_points must be a number >= 2")
+    n = float(n_points)
+    if not np.isfinite(n) or n < 2:
+        raise ValueError(f"n_points must be finite and at least 2 (one point has no spread), got {n_points!r}")
+    return n
+
+
+def _kl(theta: float, a: np.ndarray) -> float:
+    """K(theta) for finite a (module docstring); theta may be 0."""
+    ta = theta * a
+    return float(0.5 * np.sum(np.log1p(ta) - ta / (1.0 + ta) + theta * ta * (1.0 + a) / (1.0 + ta) ** 2))
+
+
+def _kl0(c: float, lam: np.ndarray) -> float:
+    """t -> 0 limit of K with theta a_k -> c lambda_k."""
+    u = c * lam
+    return float(0.5 * np.sum(np.log1p(u) - u / (1.0 + u) + (u / (1.0 + u)) ** 2))
+
+
+def _solve_increasing(f, target: float, lo: float, hi: float) -> float:
+    """Root of the increasing f(x) = target for x in (lo, hi], bracketing in log x."""
+    from scipy.optimize import brentq
+
+    llo, lhi = np.log(lo), np.log(hi)
+    while f(np.exp(lhi)) < target:
+        lhi += 10.0
+    while f(np.exp(llo)) > target:
+        llo -= 10.0
+    return float(np.exp(brentq(lambda v: f(np.exp(v)) - target, llo, lhi, xtol=1e-13, rtol=1e-13)))
+
+
+def _retained(log_n: float, lam: np.ndarray, snr: float) -> tuple[float, np.ndarray]:
+    """(theta*, rho) at one snr; snr = inf is the t -> 0 limit (theta* reported as 0)."""
+    if not np.isfinite(snr):
+        c = _solve_increasing(lambda c: _kl0(c, lam), log_n, 1e-6 / lam.max(), 1e6 / lam.min())
+        return 0.0, c * lam / (1.0 + c * lam)
+    a = snr * lam
+    if _kl(1.0, a) <= log_n:
+        return 1.0, np.ones_like(lam)
+    theta = _solve_increasing(lambda th: _kl(th, a), log_n, 1e-300, 1.0)
+    return theta, theta * (1.0 + a) / (1.0 + theta * a)
+
+
+def _schedule(schedule) -> Schedule:
+    schedule = OrnsteinUhlenbeck() if schedule is None else schedule
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    return schedule
+
+
+def _level(level) -> float:
+    lv = float(level)
+    if not 0.0 < lv < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    return lv
+
+
+@dataclass(frozen=True)
+class GeometricMemorization:
+    """Predicted per-direction retention of the empirical model of N points on a linear manifold.
+
+    Attributes
+    ----------
+    times : (T,) times (t = schedule.t_min is the t -> 0 limit)
+    variances : (m,) tangent variances lambda_k
+    n_points : float
+    theta : (T,) freezing parameter theta* (1: not frozen; 0 reported at t -> 0)
+    retained : (T, m) rho_k, the predicted E[u_k^T J u_k] / exact
+    """
+
+    times: np.ndarray
+    variances: np.ndarray
+    n_points: float
+    theta: np.ndarray
+    retained: np.ndarray
+
+    @property
+    def effective_dimension(self) -> np.ndarray:
+        """(T,) sum_k rho_k: the soft count of retained tangent dimensions."""
+        return self.retained.sum(axis=1)
+
+    def retained_dimensions(self, level: float = 0.5) -> np.ndarray:
+        """(T,) number of directions with rho_k >= level."""
+        return (self.retained >= _level(level)).sum(axis=1)
+
+
+def geometric_memorization(n_points, variances, times, schedule: Schedule | None = None) -> GeometricMemorization:
+    """Predicted fraction of each tangent direction that the empirical model of N points retains.
+
+    rho_k = theta* (1 + a_k) / (1 + theta* a_k), a_k = snr_t lambda_k, with
+    log N = K(theta*) (module docstring; theta* = 1 when log N >= 1/2 sum_k
+    log(1 + a_k)). Annealed random-energy computation for Gaussian latent
+    coordinates on a linear manifold (the exact empirical denoiser's Jacobian,
+    projected on u_k and averaged over fresh queries, over the exact model's);
+    the setting of Achilli et al., "Losing dimensions" (arXiv 2410.08727).
+
+    Parameters
+    ----------
+    n_points : number >= 2
+        Training-set size N.
+    variances : (m,) positive
+        Tangent variances lambda_k (normal directions do not enter).
+    times : scalar or (T,)
+        Times in the schedule's range; ``schedule.t_min`` (t = 0 for OU/VP)
+        gives the t -> 0 limit c lambda_k / (1 + c lambda_k).
+    schedule : Schedule, default OrnsteinUhlenbeck()
+    """
+    log_n = np.log(_n_points(n_points))
+    lam = _variances(variances)
+    sch = _schedule(schedule)
+    ts = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if ts.ndim != 1 or ts.size == 0:
+        raise ValueError("times must be a scalar or a non-empty 1-D array")
+    ts = np.array([_checks.check_time(float(t), sch, "times") for t in ts])
+    theta = np.empty(ts.size)
+    rho = np.empty((ts.size, lam.size))
+    for i, t in enumerate(ts):
+        theta[i], rho[i] = _retained(log_n, lam, float(sch.snr(t)))
+    return GeometricMemorization(times=ts, variances=lam, n_points=float(np.exp(log_n)), theta=theta, retained=rho)
+
+
+def direction_critical_n(
+    variances, t: float = 0.0, schedule: Schedule | None = None, *, level: float = 0.5
+) -> np.ndarray:
+    """(m,) training-set size below which direction k retains less than ``level`` at time t.
+
+    rho_k < level exactly when log N < K(theta_k) with theta_k = level / (1 + a_k (1 - level))
+    (K increases with theta), so N_k = exp(K(theta_k)); at t -> 0,
+    c_k = level / ((1 - level) lambda_k) in the t = 0 limit of K.
+    """
+    lam = _variances(variances)
+    sch = _schedule(schedule)
+    lv = _level(level)
+    snr = float(sch.snr(_checks.check_time(t, sch, "t")))
+    if not np.isfinite(snr):
+        return np.array([np.exp(_kl0(lv / ((1.0 - lv) * lk), lam)) for lk in lam])
+    a = snr * lam
+    return np.array([np.exp(_kl(lv / (1.0 + ak * (1.0 - lv)), a)) for ak in a])
+
+
+def direction_critical_time(n_points, variances, schedule: Schedule | None = None, *, level: float = 0.5) -> np.ndarray:
+    """(m,) time below which direction k retains less than ``level`` (0: never lost, t > t_min).
+
+    Direction k is lost at snr s when g_k(s) = K(theta_k(s), s lambda) exceeds log N
+    (:func:`direction_critical_n`); g_k increases with s, from 0 to its t -> 0 limit,
+    so the crossing is unique when log N is below that limit, found by bracketing in log snr.
+    """
+    log_n = np.log(_n_points(n_points))
+    lam = _variances(variances)
+    sch = _schedule(schedule)
+    lv = _level(level)
+    out = np.zeros(lam.size)
+    for k, lk in enumerate(lam):
+        if _kl0(lv / ((1.0 - lv) * lk), lam) <= log_n:
+            continue
+
+        def g(s, lk=lk):
+            a = s * lam
+            return _kl(lv / (1.0 + s * lk * (1.0 - lv)), a)
+
+        s_k = _solve_increasing(g, log_n, 1e-8 / lam.max(), 1e8 / lam.min())
+        out[k] = float(sch.t_of_snr(s_k))
+    return out

@@ -27,6 +27,7 @@ from .schedules import (
     Schedule,
     VarianceExploding,
 )
+from .sweep import config_hash, run_sweep
 from .theory import (
     AttractorCensus,
     CollapseCurve,
@@ -61,6 +62,8 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "config_hash",
+    "run_sweep",
     "NegativePrompting",
     "SafeLatentDiffusion",
     "DynamicNegativeGuidance",

@@ -281,3 +281,24 @@ def test_analysis_tools_take_a_wrapped_network():
     assert np.all(np.isfinite(sd.samplers.DDPMAncestral(10).sample(g, x_init=x, t_start=2.0, t_end=0.1).x))
     im = sd.mutual_information_immse(model, [0.5], data=(x, np.array([0, 1] * 3)), rng=np.random.default_rng(3))
     assert np.isfinite(im.value[0]) and im.value[0] >= 0
+
+
+def test_cached_run_trains_once_and_keys_on_the_configuration(tmp_path):
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets.run import cached_run, run_key
+
+    rng = np.random.default_rng(0)
+    ds = datasets.ImageDataset(rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), np.zeros(6, int), ("a",), "mem")
+    tc = nets.TrainConfig(steps=3, batch_size=4, checkpoint_every=1)
+    kw = dict(size=8, n=6, config="tiny", train_config=tc)
+    out = cached_run(tmp_path, dataset=ds, progress=False, **kw)
+    stamp = (out / "checkpoint.pt").stat().st_mtime_ns
+    assert cached_run(tmp_path, dataset=ds, progress=False, **kw) == out
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == stamp  # reused, not retrained
+    other = cached_run(
+        tmp_path, dataset=ds, progress=False, **dict(kw, train_config=nets.TrainConfig(steps=4, batch_size=4))
+    )
+    assert other != out and other.parent == out.parent
+    assert run_key(**kw)["train"]["steps"] == 3
+    with pytest.raises(ValueError, match="unknown run arguments"):
+        run_key(lr=1.0)

@@ -22,7 +22,7 @@ from .adapter import TorchScoreModel
 from .models import build
 from .train import TrainConfig, train
 
-__all__ = ["train_images", "load_run", "sample_run"]
+__all__ = ["train_images", "cached_run", "load_run", "sample_run"]
 
 
 def train_images(
@@ -84,6 +84,50 @@ def train_images(
         progress=progress,
     )
     return out
+
+
+def run_key(**kwargs) -> dict:
+    """The configuration that identifies a :func:`train_images` run (for :func:`cached_run`)."""
+    allowed = {"data_path", "size", "n", "classes", "grayscale", "config", "schedule", "conditional", "train_config"}
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise ValueError(f"unknown run arguments {sorted(unknown)}; allowed: {sorted(allowed)}")
+    key = {
+        "size": 16,
+        "n": None,
+        "classes": None,
+        "grayscale": False,
+        "config": "tiny",
+        "schedule": "ddpm-linear",
+        "conditional": False,
+    }
+    key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config")})
+    if key["classes"] is not None:
+        key["classes"] = list(key["classes"])
+    key["train"] = asdict(kwargs.get("train_config") or TrainConfig())
+    # the data set by file name (the same zip anywhere gives the same run)
+    key["data"] = Path(kwargs["data_path"]).name if kwargs.get("data_path") is not None else "default"
+    return key
+
+
+def cached_run(root, *, progress: bool = True, dataset: datasets.ImageDataset | None = None, **kwargs) -> Path:
+    """Train, resume or reuse the :func:`train_images` run keyed by its configuration's hash.
+
+    The run lives in ``root/<config>-<hash>`` with ``hash = sweep.config_hash(run_key(**kwargs))``;
+    a finished run is returned as it is, a killed one resumes from its checkpoint.
+    ``dataset`` (an in-memory data set) is not part of the key: pass a ``data_path``-free
+    configuration that names it uniquely (e.g. through ``n`` and ``classes``) or a fresh ``root``.
+    """
+    from ..sweep import config_hash
+
+    key = run_key(**kwargs)
+    out = Path(root) / f"{key['config']}-{config_hash(key)}"
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file() and (out / "run.json").is_file():
+        state = torch.load(ckpt, weights_only=False, map_location="cpu")
+        if state["step"] >= key["train"]["steps"]:
+            return out
+    return train_images(out, progress=progress, dataset=dataset, **kwargs)
 
 
 def load_run(out, *, ema: bool = True) -> tuple[TorchScoreModel, dict]:

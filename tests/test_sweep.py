@@ -1,0 +1,78 @@
+"""The sweep engine: local, process pool and Dask runs agree; cached jobs are not recomputed."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import statphys_diffusion as sd
+
+
+def square(config):
+    return {"y": config["x"] ** 2, "pid": os.getpid()}
+
+
+def counting(config):
+    """Appends to a log file so that the test can count the calls."""
+    with open(config["log"], "a") as fh:
+        fh.write(f"{config['x']}\n")
+    if config["x"] == config.get("fail_at"):
+        raise RuntimeError("killed")
+    return config["x"] * 10
+
+
+def test_config_hash_is_order_free_and_rejects_non_json():
+    assert sd.config_hash({"a": 1, "b": [1, 2]}) == sd.config_hash({"b": [1, 2], "a": 1})
+    assert sd.config_hash({"a": 1}) != sd.config_hash({"a": 2})
+    with pytest.raises(ValueError, match="JSON"):
+        sd.config_hash({"a": np.float64("nan")})
+    with pytest.raises(ValueError, match="JSON"):
+        sd.config_hash({"a": object()})
+
+
+def test_local_and_process_pool_give_the_same_results_in_order():
+    configs = [{"x": x} for x in range(7)]
+    one = sd.run_sweep(square, configs, progress=False)
+    pool = sd.run_sweep(square, configs, workers=2, progress=False)
+    assert [r["y"] for r in one] == [x * x for x in range(7)] == [r["y"] for r in pool]
+    assert {r["pid"] for r in one} == {os.getpid()}
+    assert os.getpid() not in {r["pid"] for r in pool}
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_jobs(tmp_path):
+    log = tmp_path / "calls.txt"
+    configs = [{"x": x, "log": str(log)} for x in range(5)]
+    bad = [dict(c, fail_at=3) for c in configs]
+    with pytest.raises(RuntimeError, match="killed"):
+        sd.run_sweep(counting, bad, cache_dir=tmp_path / "cache", progress=False)
+    # the failed sweep's configs differ (fail_at): the finished ones are cached under their own hash
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 3
+    log.write_text("")
+    res = sd.run_sweep(counting, configs, cache_dir=tmp_path / "cache2", progress=False)
+    assert res == [0, 10, 20, 30, 40]
+    log.write_text("")
+    again = sd.run_sweep(counting, configs, cache_dir=tmp_path / "cache2", progress=False)
+    assert again == res and log.read_text() == ""  # nothing recomputed
+    stored = json.loads(next((tmp_path / "cache2").glob("*.json")).read_text())
+    assert set(stored) == {"config", "result"}
+
+
+def test_dask_local_cluster_runs_the_same_sweep():
+    distributed = pytest.importorskip("distributed")
+    configs = [{"x": x} for x in range(6)]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl:
+        with distributed.Client(cl) as client:
+            res = sd.run_sweep(square, configs, scheduler=client, progress=False)
+            by_address = sd.run_sweep(square, configs, scheduler=cl.scheduler_address, progress=False)
+    assert [r["y"] for r in res] == [x * x for x in range(6)] == [r["y"] for r in by_address]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="workers"):
+        sd.run_sweep(square, [{"x": 1}], workers=0)
+    with pytest.raises(ValueError, match="callable"):
+        sd.run_sweep(3, [{"x": 1}])
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="scheduler"):
+        sd.run_sweep(square, [{"x": 1}], scheduler=42, progress=False)

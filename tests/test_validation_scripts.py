@@ -81,3 +81,35 @@ def test_ddpm_samples_quick(tmp_path):
     out = _load("ddpm_samples").main(["--run", str(run), "--quick", "--out", str(tmp_path)])
     assert (tmp_path / "ddpm_samples.png").is_file()
     assert 0 <= out["conditional_agreement_mean"] <= 1 and out["fd_own_unconditional_vs_test"] > 0
+
+
+def test_network_memorization_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    args = ["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    out = _load("network_memorization").main(args)
+    assert (tmp_path / "network_memorization_quick.png").is_file()
+    rows = list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv")))
+    assert [int(r["N"]) for r in rows] == [2, 8]
+    # the exact empirical model finds its training points as attractors (it memorises)
+    assert all(int(r["exact_census_n_memorized"]) >= 1 for r in rows)
+    # a rerun comes from the per-job cache and the cached networks: same numbers
+    again = _load("network_memorization").main(args)
+    assert again["memorized_half_crossing_N"] == out["memorized_half_crossing_N"]
+    assert list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv"))) == rows
+
+
+def test_network_guidance_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    rows, summary = _load("network_guidance").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "r")])
+    assert (tmp_path / "network_guidance_quick.png").is_file()
+    assert [r["method"] for r in rows][0] == "none" and len(rows) == 4
+    assert all(0 <= r["removed_rate"] <= 1 and r["fd_own_vs_kept_test"] > 0 for r in rows)
+    assert 0 <= summary["false_removed_rate_on_kept_test"] <= 1

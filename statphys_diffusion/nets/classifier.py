@@ -18,7 +18,7 @@ from ..schedules import Schedule
 from .models import timestep_embedding
 from .train import _draw_times
 
-__all__ = ["SmallCNN", "train_classifier", "features", "log_posterior_fn"]
+__all__ = ["SmallCNN", "train_classifier", "cached_classifier", "features", "log_posterior_fn"]
 
 
 class SmallCNN(nn.Module):
@@ -102,6 +102,43 @@ def train_classifier(
         losses.append(loss.item())
     net.eval()
     return losses
+
+
+def cached_classifier(
+    path, images, labels, *, n_classes: int, width: int = 32, steps: int = 3000, batch_size: int = 128, seed: int = 0
+) -> SmallCNN:
+    """A clean-image :class:`SmallCNN` trained once and stored at ``path`` (state dict and its settings).
+
+    A file written with other settings (or another training-set size) is refused rather than reused.
+    """
+    from pathlib import Path
+
+    x = np.asarray(images, dtype=np.float32)
+    settings = {
+        "in_channels": int(x.shape[1]),
+        "n_classes": int(n_classes),
+        "width": int(width),
+        "steps": int(steps),
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "n_train": int(x.shape[0]),
+    }
+    path = Path(path)
+    torch.manual_seed(seed)
+    net = SmallCNN(settings["in_channels"], n_classes, width=width)
+    if path.is_file():
+        state = torch.load(path, weights_only=False)
+        if state["settings"] != settings:
+            raise ValueError(f"{path} holds a classifier trained with {state['settings']}, not {settings}")
+        net.load_state_dict(state["net"])
+        net.eval()
+        return net
+    train_classifier(net, x, labels, steps=steps, batch_size=batch_size, seed=seed, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"net": net.state_dict(), "settings": settings}, tmp)
+    tmp.replace(path)
+    return net
 
 
 def features(net: SmallCNN, images, batch_size: int = 512) -> np.ndarray:

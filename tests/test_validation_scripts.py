@@ -113,3 +113,16 @@ def test_network_guidance_quick(tmp_path):
     assert [r["method"] for r in rows][0] == "none" and len(rows) == 4
     assert all(0 <= r["removed_rate"] <= 1 and r["fd_own_vs_kept_test"] > 0 for r in rows)
     assert 0 <= summary["false_removed_rate_on_kept_test"] <= 1
+
+
+def test_network_entropy_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    rows, peaks, summary = _load("network_entropy").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)])
+    assert (tmp_path / "network_entropy_quick.png").is_file() and len(peaks) == 10
+    # H(Y | X_t) of the exact model lies in [0, log 10] and grows towards log 10 at large t
+    h = [r["H_exact"] for r in rows]
+    assert all(-1e-9 <= v <= 2.303 for v in h) and h[-1] > h[0]

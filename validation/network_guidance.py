@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import statphys_diffusion as sd
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _networks  # noqa: E402
+
+import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import frechet_distance
 
@@ -43,31 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = {"prior": 0.01, "temperature": 0.2, "offset": 2e-4, "p_max": 0.8}
 
 
-def _net_images(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
-
-
 def _setup(cfg: dict):
     """The conditional network, the evaluation classifier and the test set (all cached)."""
     from statphys_diffusion import datasets
-    from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets import classifier as clf
-    from statphys_diffusion.nets.run import cached_run, load_run
 
-    tc = TrainConfig(**cfg["train"])
-    kw = {"size": cfg["size"], "n": cfg["n_train"], "config": cfg["config"], "conditional": True}
-    run = cached_run(cfg["runs"], data_path=cfg["data"], progress=cfg["progress"], train_config=tc, **kw)
-    model, meta = load_run(run)
-    train = datasets.load_cifar10(cfg["data"], "train", size=cfg["size"], progress=False)
+    model, meta = _networks.conditional_network(cfg)
     test = datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False)
-    net = clf.cached_classifier(
-        Path(cfg["runs"]) / f"classifier-{cfg['size']}-{cfg['clf_steps']}.pt",
-        _net_images(train.images),
-        train.labels,
-        n_classes=len(train.class_names),
-        steps=cfg["clf_steps"],
-    )
-    return model, meta, net, test
+    return model, meta, _networks.evaluation_classifier(cfg), test
 
 
 def job(cfg: dict) -> dict:
@@ -103,7 +89,7 @@ def job(cfg: dict) -> dict:
     q = freq / max(freq.sum(), 1e-12)
     balance = float(np.sum(np.where(q > 0, q * np.log(np.maximum(q, 1e-300) * len(kept)), 0.0)))
     test_kept = test.images[test.labels != removed]
-    f_test = clf.features(net, _net_images(test_kept))
+    f_test = clf.features(net, _networks.net_images(test_kept))
     f_s = clf.features(net, imgs)
     fd = frechet_distance(f_s, f_test)
     return {
@@ -125,7 +111,7 @@ def references(cfg: dict) -> dict:
 
     model, meta, net, test = _setup(cfg)
     removed = meta["class_names"].index(cfg["removed"])
-    x = _net_images(test.images)
+    x = _networks.net_images(test.images)
     with torch.no_grad():
         pred = net(torch.as_tensor(x)).argmax(1).numpy()
     kept = test.labels != removed

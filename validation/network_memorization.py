@@ -47,7 +47,8 @@ JACOBIAN_SNR = 0.99 / 0.01  # near step 28 (alpha_bar ~ 0.99)
 
 
 def _points(images: np.ndarray) -> np.ndarray:
-    return images.reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
+    """uint8 (N, H, W, C) -> rows in [-1, 1] in the network's (C, H, W) order."""
+    return images.transpose(0, 3, 1, 2).reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
 
 
 def _empirical_jacobian_eigs(train: np.ndarray, x: np.ndarray, t: float, schedule) -> np.ndarray:

@@ -58,6 +58,13 @@ def test_lanczos_top_eigenvalues_match_the_dense_jacobian():
     v = np.random.default_rng(3).standard_normal((1, 8))
     np.testing.assert_allclose(model.jvp(x[None], 0.4, v)[0], dense @ v[0], rtol=1e-10)
     np.testing.assert_allclose(model.vjp(x[None], 0.4, v)[0], dense.T @ v[0], rtol=1e-10)
+    # hvp: the symmetrised Hessian of log p_t, against central differences of the score
+    sch = model.schedule
+    a, s2 = float(sch.alpha(0.4)), float(sch.sigma2(0.4))
+    h = 1e-5
+    fd = (model.score(x[None] + h * v, 0.4) - model.score(x[None] - h * v, 0.4))[0] / (2 * h)
+    fd_t = (a * dense.T @ v[0] - v[0]) / s2  # the transpose part, from the dense Jacobian
+    np.testing.assert_allclose(model.hvp(x[None], 0.4, v)[0], 0.5 * (fd + fd_t), rtol=1e-7, atol=1e-8)
 
 
 def test_tiny_ddpm_approaches_the_exact_score_of_a_2d_mixture():

@@ -126,3 +126,19 @@ def test_network_entropy_quick(tmp_path):
     # H(Y | X_t) of the exact model lies in [0, log 10] and grows towards log 10 at large t
     h = [r["H_exact"] for r in rows]
     assert all(-1e-9 <= v <= 2.303 for v in h) and h[-1] > h[0]
+
+
+def test_network_symmetry_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    rows, gl_rows, summary = _load("network_symmetry").main(
+        ["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)]
+    )
+    assert (tmp_path / "network_symmetry_quick.png").is_file()
+    # the exact centre is stable at the largest t (margin < 0) and the GLI rows start at t_S
+    assert rows[-1]["exact_margin"] < 0
+    assert {r["init"] for r in gl_rows} == {"standard", "GLI"}
+    assert all(r["t_start"] == pytest.approx(summary["t_S"]) for r in gl_rows if r["init"] == "GLI")

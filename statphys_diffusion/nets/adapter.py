@@ -228,6 +228,19 @@ class TorchScoreModel:
             out = fn(vt)[0]
         return out.detach().double().cpu().numpy()
 
+    def hvp(self, x, t, v, y=None) -> np.ndarray:
+        """Symmetrised Hessian of log p_t times v: (alpha sym(J) v - v) / sigma^2, shape (M, d).
+
+        From s_t = (alpha D_t - x) / sigma^2 (Tweedie), H = (alpha J - I) / sigma^2 with J the
+        denoiser Jacobian. A network's J is not exactly symmetric; the symmetric part
+        (J + J^T) / 2 is the Hessian of the closest gradient field, which is what Lanczos
+        and MINRES (theory.symmetry_breaking) need. One jvp and one vjp.
+        """
+        a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
+        v = np.asarray(v, dtype=np.float64)
+        jv = 0.5 * (self.jvp(x, t, v, y) + self.vjp(x, t, v, y))
+        return (a * jv - v) / s2
+
     def dense_jacobian(self, x, t, y=None) -> np.ndarray:
         """Dense dD_t/dx at one point x (d,) or (1, d): a d x d matrix (small d only)."""
         torch = _torch()

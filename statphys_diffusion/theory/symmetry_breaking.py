@@ -102,12 +102,12 @@ def fixed_point_residual(model, x, t, dynamics: str = "sde") -> np.ndarray:
 def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DENSE_MAX):
     """Largest k eigenvalues (descending) and eigenvectors (columns) of H_t at one point x (d,).
 
-    Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim`` (512), otherwise
+    Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim`` (512) when the model has one, otherwise
     Lanczos (scipy ``eigsh``) on Hessian-vector products, never forming H.
     """
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)
     d = x.shape[1]
-    if d <= dense_max_dim:
+    if d <= dense_max_dim and hasattr(model, "hessian"):
         w, v = np.linalg.eigh(model.hessian(x, t)[0])
         return w[::-1][:k], v[:, ::-1][:, :k]
     from scipy.sparse.linalg import eigsh
@@ -142,7 +142,9 @@ def stability_eigenvalues(model, x, t, dynamics: str = "sde", k: int = 1) -> np.
     return _drift_scale(model.schedule, t, dynamics) * (a + lam)
 
 
-def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float = 1e-10, max_iter: int = 100):
+def central_fixed_point(
+    model, t, dynamics: str = "sde", x0=None, *, tol: float = 1e-10, max_iter: int = 100, linear_rtol: float = 1e-10
+):
     """Newton's method on F(x) = a_t x + s_t(x) from ``x0`` (default: the large-t guess).
 
     The default start alpha_t m / (1 - a_t sigma_t^2) (m the data mean) is the
@@ -151,7 +153,8 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
     products otherwise. Converged when F is at the rounding level of its terms
     or the step is below ``tol`` (1 + |x|) (stiff models: the rounding level of
     s grows like eps |x| / smallest noisy variance). Raises ValueError if it
-    does not converge.
+    does not converge. ``linear_rtol`` is the MINRES tolerance of each Newton step
+    (networks in float32: about 1e-4, the level of their rounding).
     """
     _check_dynamics(dynamics)
     sch = model.schedule
@@ -176,7 +179,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
         # point the Jacobian is nearly singular and Newton steps stall at ~eps/margin)
         if float(np.abs(F).max()) <= 1e-13 * (float(np.abs(a * x).max()) + float(np.abs(sx).max()) + 1e-300):
             return x[0]
-        if d <= _DENSE_MAX:
+        if d <= _DENSE_MAX and hasattr(model, "hessian"):
             J = a * np.eye(d) + model.hessian(x, t)[0]
             try:
                 delta = np.linalg.solve(J, -F[0])
@@ -186,7 +189,7 @@ def central_fixed_point(model, t, dynamics: str = "sde", x0=None, *, tol: float 
             from scipy.sparse.linalg import minres
 
             H = _hessian_operator(model, x[0], t)
-            delta, _ = minres(H, -F[0], shift=-a, rtol=1e-10, maxiter=min(5 * d, 1000))
+            delta, _ = minres(H, -F[0], shift=-a, rtol=linear_rtol, maxiter=min(5 * d, 1000))
         x = x + delta
         if not np.all(np.isfinite(x)):
             break

@@ -221,7 +221,10 @@ def _plot(rows, results, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax = axes[0]
     mem = [r["memorized"] for r in rows]
-    err = [[m - r["memorized_lo"] for m, r in zip(mem, rows)], [r["memorized_hi"] - m for m, r in zip(mem, rows)]]
+    err = [
+        [max(0.0, m - r["memorized_lo"]) for m, r in zip(mem, rows)],
+        [max(0.0, r["memorized_hi"] - m) for m, r in zip(mem, rows)],
+    ]
     ax.errorbar(ns, mem, yerr=err, fmt="o-", label="samples memorised (ratio < 1/3)")
     ax.plot(ns, [1 - m for m in mem], "s--", label="samples not copies (generalising)")
     ax.set_xscale("log")

@@ -142,3 +142,12 @@ def test_network_symmetry_quick(tmp_path):
     assert rows[-1]["exact_margin"] < 0
     assert {r["init"] for r in gl_rows} == {"standard", "GLI"}
     assert all(r["t_start"] == pytest.approx(summary["t_S"]) for r in gl_rows if r["init"] == "GLI")
+
+
+def test_network_manifold_quick(tmp_path):
+    pytest.importorskip("torch")
+    rows = _load("network_manifold").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)])
+    assert (tmp_path / "network_manifold_quick.png").is_file() and [r["N"] for r in rows] == [30, 300]
+    # the exact empirical model has no normal component, and more points keep more of each direction
+    assert all(abs(r["empirical_normal"]) < 1e-8 for r in rows)
+    assert rows[1]["empirical_ratio_1"] > rows[0]["empirical_ratio_1"]

@@ -32,6 +32,11 @@ def net_images(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
 
 
+def flat_points(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float64 rows (N, C*H*W) in [-1, 1], in the networks' (C, H, W) order."""
+    return images.transpose(0, 3, 1, 2).reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
+
+
 def conditional_network(cfg: dict):
     """(TorchScoreModel, run.json) of the cached class-conditional run described by ``cfg``."""
     from statphys_diffusion.nets import TrainConfig

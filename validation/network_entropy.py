@@ -82,7 +82,7 @@ def main(argv=None):
     sch = model.schedule
     train = _networks.training_set(cfg)
     exact = sd.EmpiricalDistribution(
-        _networks.net_images(train.images).reshape(len(train.images), -1).astype(np.float64),
+        _networks.flat_points(train.images),
         labels=train.labels,
         schedule=sch,
     )
@@ -125,7 +125,7 @@ def main(argv=None):
     # network: I-MMSE on held-out images
     test = datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False)
     pick = np.random.default_rng(3).choice(len(test.images), n_immse, replace=False)
-    x0 = _networks.net_images(test.images[pick]).reshape(n_immse, -1).astype(np.float64)
+    x0 = _networks.flat_points(test.images[pick])
     im = sd.mutual_information_immse(model, ts, data=(x0, test.labels[pick]), rng=np.random.default_rng(4))
     h_y = float(np.log(len(names)))
     online_mean = ent.mean(axis=1)

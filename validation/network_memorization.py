@@ -32,23 +32,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import statphys_diffusion as sd
-from statphys_diffusion._io import write_rows_csv
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _networks  # noqa: E402
+
+import statphys_diffusion as sd  # noqa: E402
+from statphys_diffusion._io import write_rows_csv  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 ROOT = Path(__file__).resolve().parents[1]
 CENSUS_SNR = 0.896 / 0.104  # DDPM linear schedule near step 100: alpha_bar ~ 0.896
 JACOBIAN_SNR = 0.99 / 0.01  # near step 28 (alpha_bar ~ 0.99)
-
-
-def _points(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, C) -> rows in [-1, 1] in the network's (C, H, W) order."""
-    return images.transpose(0, 3, 1, 2).reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
 
 
 def _empirical_jacobian_eigs(train: np.ndarray, x: np.ndarray, t: float, schedule) -> np.ndarray:
@@ -83,7 +82,7 @@ def job(cfg: dict) -> dict:
     )
     model, meta = load_run(run)
     sch = model.schedule
-    train = _points(train_ds.images)
+    train = _networks.flat_points(train_ds.images)
     rng = np.random.default_rng(cfg["seed"])
     res = {"N": n, "run": str(Path(run).name), "steps": cfg["steps"]}
     # 1. samples and the distance-ratio test
@@ -95,7 +94,7 @@ def job(cfg: dict) -> dict:
     # 2. census of the network's denoiser
     t_c = float(sch.t_of_snr(CENSUS_SNR))
     a, s = float(sch.alpha(t_c)), float(sch.sigma(t_c))
-    test = _points(datasets.load_cifar10(None, "test", size=cfg["size"], progress=False).images)
+    test = _networks.flat_points(datasets.load_cifar10(None, "test", size=cfg["size"], progress=False).images)
     cues = test[rng.choice(test.shape[0], cfg["n_cues"], replace=False)]
     noised = train[rng.integers(0, n, cfg["n_cues"])] + (s / a) * rng.standard_normal((cfg["n_cues"], train.shape[1]))
     census = sd.attractor_census(
@@ -135,7 +134,7 @@ def _predicted_local_dim(ns, size: int) -> tuple[list, list]:
     from statphys_diffusion import datasets
     from statphys_diffusion.report import SCHEDULES
 
-    x = _points(datasets.load_cifar10(None, "train", size=size, progress=False).images)
+    x = _networks.flat_points(datasets.load_cifar10(None, "train", size=size, progress=False).images)
     xc = x - x.mean(0)
     ev = np.clip(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[::-1], 0, None)
     ev = ev[ev > 1e-12 * ev[0]]

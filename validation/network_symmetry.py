@@ -92,7 +92,7 @@ def main(argv=None):
     model, meta = _networks.conditional_network(cfg)
     sch = model.schedule
     train = _networks.training_set(cfg)
-    x_train = _networks.net_images(train.images).reshape(len(train.images), -1).astype(np.float64)
+    x_train = _networks.flat_points(train.images)
     exact = sd.EmpiricalDistribution(x_train, schedule=sch)
     mean = x_train.mean(axis=0)
     top_cov = float(np.linalg.eigvalsh(np.cov(x_train, rowvar=False))[-1])

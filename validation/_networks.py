@@ -7,9 +7,12 @@ time). Quick mode: a "tiny" UNet on 500 images at 8 x 8 for 30 steps (the pipeli
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FULL = {
     "size": 16,
@@ -73,3 +76,25 @@ def evaluation_classifier(cfg: dict):
         n_classes=len(train.class_names),
         steps=cfg["clf_steps"],
     )
+
+
+def parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """Command line shared by the network_* scripts: --quick, --out, --runs, --data."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--out", default=str(ROOT / "figures"))
+    p.add_argument("--runs", default=str(ROOT / "runs"))
+    p.add_argument("--data", default=None, help="CIFAR-10 zip, tar.gz or folder (default: found beside the checkout)")
+    return p
+
+
+def setup(args) -> tuple[dict, Path]:
+    """(network configuration for --quick or full, output folder): finds CIFAR-10, creates the folder."""
+    from statphys_diffusion import datasets
+
+    data = args.data or datasets.find_cifar10()
+    if data is None:
+        raise SystemExit("CIFAR-10 not found: pass --data")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return dict(QUICK if args.quick else FULL, data=str(data), runs=str(Path(args.runs))), out

@@ -20,7 +20,6 @@ Writes figures/network_entropy.{csv,png,json} (and *_peaks.csv). Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -33,9 +32,6 @@ import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
-
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _peak(times: np.ndarray, h: np.ndarray, coarse: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -55,23 +51,13 @@ def _peak(times: np.ndarray, h: np.ndarray, coarse: int) -> tuple[np.ndarray, np
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="the quick network and few draws: the pipeline only")
-    p.add_argument("--out", default=str(FIGURES))
-    p.add_argument("--runs", default=str(ROOT / "runs"))
-    p.add_argument("--data", default=None)
-    args = p.parse_args(argv)
+    args = _networks.parser(__doc__, "the quick network and few draws: the pipeline only").parse_args(argv)
     import torch
 
     from statphys_diffusion import datasets
 
     torch.set_num_threads(2)
-    data = args.data or datasets.find_cifar10()
-    if data is None:
-        raise SystemExit("CIFAR-10 not found: pass --data")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = dict(_networks.QUICK if args.quick else _networks.FULL, data=str(data), runs=args.runs)
+    cfg, out = _networks.setup(args)
     n_chains = 40 if args.quick else 500
     chain_steps = 20 if args.quick else 200
     n_exact = 200 if args.quick else 3000

@@ -27,7 +27,6 @@ Jobs (method, scale) run through sd.run_sweep and are cached. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -42,8 +41,6 @@ import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import frechet_distance
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
-ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = {"prior": 0.01, "temperature": 0.2, "offset": 2e-4, "p_max": 0.8}
 
 
@@ -128,46 +125,20 @@ def references(cfg: dict) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a few-step network on 8 x 8 images: the pipeline only")
-    p.add_argument("--out", default=str(FIGURES))
-    p.add_argument("--runs", default=str(ROOT / "runs"))
-    p.add_argument("--data", default=None, help="CIFAR-10 zip, tar.gz or folder (default: found beside the checkout)")
+    p = _networks.parser(__doc__, "a few-step network on 8 x 8 images: the pipeline only")
     p.add_argument("--removed", default="automobile")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local)")
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
-    from statphys_diffusion import datasets
-
-    data = args.data or datasets.find_cifar10()
-    if data is None:
-        raise SystemExit("CIFAR-10 not found: pass --data")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    base, out = _networks.setup(args)
     if args.quick:
-        base = {
-            "size": 8,
-            "n_train": 500,
-            "config": "tiny",
-            "train": {"steps": 30, "batch_size": 16, "lr": 2e-3},
-            "clf_steps": 50,
-            "sample_steps": 10,
-            "n_samples": 32,
-        }
+        base.update(sample_steps=10, n_samples=32)
         sweep = [("none", 0.0), ("NP", 1.0), ("DNG online (Bayes)", 1.0), ("DNG online (reference)", 5.0)]
     else:
-        base = {
-            "size": 16,
-            "n_train": None,
-            "config": "small",
-            "train": {"steps": 15000, "batch_size": 64, "lr": 5e-4},
-            "clf_steps": 3000,
-            "sample_steps": 100,
-            "n_samples": 500,
-        }
+        base.update(sample_steps=100, n_samples=500)
         sweep = [("none", 0.0)] + [("NP", w) for w in (0.5, 1.0, 2.0, 4.0)]
         sweep += [("DNG online (Bayes)", w) for w in (1.0, 2.0, 5.0)] + [("DNG online (reference)", 5.0)]
-    base.update(data=str(data), removed=args.removed, seed=0, runs=str(Path(args.runs)), threads=2, progress=False)
+    base.update(removed=args.removed, seed=0, threads=2, progress=False)
     t0 = time.time()
     refs = references(base)  # trains (or loads) the network and the classifier once, before the jobs
     configs = [dict(base, method=m, scale=w) for m, w in sweep]

@@ -25,7 +25,6 @@ Writes figures/network_symmetry*.{csv,png,json}. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -41,9 +40,6 @@ from statphys_diffusion import theory as th  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
 from statphys_diffusion.metrics import frechet_distance  # noqa: E402
 from statphys_diffusion.samplers import DDIM  # noqa: E402
-
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _crossing(ts, margin) -> float:
@@ -70,24 +66,14 @@ def _top_eigenvalue(model, x, t: float) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="the quick network, few times and samples: the pipeline only")
-    p.add_argument("--out", default=str(FIGURES))
-    p.add_argument("--runs", default=str(ROOT / "runs"))
-    p.add_argument("--data", default=None)
-    args = p.parse_args(argv)
+    args = _networks.parser(__doc__, "the quick network, few times and samples: the pipeline only").parse_args(argv)
     import torch
 
     from statphys_diffusion import datasets
     from statphys_diffusion.nets import classifier as clf
 
     torch.set_num_threads(2)
-    data = args.data or datasets.find_cifar10()
-    if data is None:
-        raise SystemExit("CIFAR-10 not found: pass --data")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = dict(_networks.QUICK if args.quick else _networks.FULL, data=str(data), runs=args.runs)
+    cfg, out = _networks.setup(args)
     t0 = time.time()
     model, meta = _networks.conditional_network(cfg)
     sch = model.schedule

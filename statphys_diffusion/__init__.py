@@ -19,6 +19,7 @@ from .manifold import LinearManifold
 from .mixture import Draws, GaussianMixture
 from .nearest import NearestNeighbours, memorized_fraction, nearest_neighbours, trajectory_collapse_times
 from .online_posterior import OnlineClassifier, OnlineTrack
+from .regime import REGIMES, RegimeMap, regime_map
 from .schedules import (
     VPSDE,
     DiscreteSchedule,
@@ -62,6 +63,9 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "REGIMES",
+    "RegimeMap",
+    "regime_map",
     "config_hash",
     "run_sweep",
     "NegativePrompting",

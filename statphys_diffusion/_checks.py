@@ -81,6 +81,9 @@ def check_labels(labels, k: int, name: str = "labels") -> tuple[np.ndarray, np.n
 
 
 def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+    """A positive integer (an int, or an integral float); bool, None, NaN, inf and strings are refused."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    ok = ok and bool(np.isfinite(value)) and float(value) == int(value) and int(value) >= 1
+    if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)

@@ -70,6 +70,19 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--prediction",
+        default="eps",
+        choices=["eps", "x0", "v", "edm"],
+        help="what the network predicts (default eps; x0, v or edm converge at low noise)",
+    )
+    tr.add_argument(
+        "--noise",
+        default="uniform",
+        choices=["uniform", "lognormal", "logsnr"],
+        help="training noise levels: uniform DDPM index (default), EDM log-normal, or uniform in log-SNR",
+    )
+    tr.add_argument("--device", default=None, help="torch device to train on (default: cpu)")
     tr.add_argument("--out", required=True, help="run directory")
     tr.add_argument("--no-progress", action="store_true")
     sa = sub.add_parser(
@@ -83,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"])
     sa.add_argument("--class", dest="y", default=None, help="class name (conditional runs)")
     sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--device", default=None, help="torch device to sample on (default: cpu)")
     sa.add_argument("--out", default="samples.npz")
     sa.add_argument("--no-progress", action="store_true")
     return p
@@ -100,7 +114,14 @@ def _train(args) -> int:
     nets = _nets()
     from .nets.run import train_images
 
-    cfg = nets.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    cfg = nets.TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        prediction=args.prediction,
+        noise=args.noise,
+    )
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
     out = train_images(
         args.out,
@@ -114,6 +135,7 @@ def _train(args) -> int:
         conditional=args.conditional,
         train_config=cfg,
         progress=not args.no_progress,
+        device=args.device,
     )
     print(f"trained: {out}")
     return 0
@@ -131,6 +153,7 @@ def _sample(args) -> int:
         y=args.y,
         seed=args.seed,
         progress=not args.no_progress,
+        device=args.device,
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -391,17 +391,4 @@ def class_gaussian(dataset: ImageDataset, size: int = 32, *, ridge: float = 1e-4
     img = dataset.images.astype(np.float64) / 127.5 - 1.0
     f = side // size
     img = img.reshape(img.shape[0], size, f, size, f, img.shape[3]).mean(axis=(2, 4))
-    x = img.reshape(img.shape[0], -1)
-    means, covs, w = [], [], []
-    classes = np.unique(dataset.labels)
-    for c in classes:
-        xc = x[dataset.labels == c]
-        if xc.shape[0] < 2:
-            raise ValueError(f"class {c} has fewer than 2 images: no covariance")
-        m = xc.mean(0)
-        z = xc - m
-        means.append(m)
-        covs.append(z.T @ z / (xc.shape[0] - 1) + ridge * np.eye(x.shape[1]))
-        w.append(xc.shape[0])
-    w = np.asarray(w, dtype=np.float64)
-    return GaussianMixture.full(np.stack(means), np.stack(covs), w / w.sum(), labels=classes, schedule=schedule)
+    return GaussianMixture.fit(img.reshape(img.shape[0], -1), dataset.labels, ridge=ridge, schedule=schedule)

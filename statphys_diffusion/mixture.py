@@ -153,6 +153,51 @@ class GaussianMixture:
         return cls(means, covariances, weights, covariance_type="full", labels=labels, schedule=schedule)
 
     @classmethod
+    def fit(cls, data, labels=None, *, ridge: float = 1e-4, schedule=None) -> GaussianMixture:
+        """The Gaussian (``labels=None``) or class-Gaussian mixture of a data array.
+
+        One full-covariance component per class: the class's sample mean and unbiased
+        sample covariance plus ``ridge`` * I (keeps it positive definite when a class has
+        fewer points than dimensions), weighted by the class frequency. These are the
+        smooth "generalising" references of :func:`statphys_diffusion.regime_map`: exact
+        scores, denoisers and class posteriors at every noise level.
+
+        Parameters
+        ----------
+        data : (N, d) array
+        labels : (N,) integer array, optional
+            Class of each row; each class needs at least 2 rows.
+        ridge : float > 0
+        schedule : Schedule, optional
+        """
+        x = _checks.as_float_array(data, "data", dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"data must have shape (N, d) with N >= 2, got {x.shape}")
+        if not (np.isfinite(ridge) and ridge > 0):
+            raise ValueError(f"ridge must be a positive number (keeps the covariances positive definite), got {ridge}")
+        if labels is None:
+            lab = np.zeros(x.shape[0], dtype=np.int64)
+        else:
+            lab = np.asarray(labels)
+            if lab.shape != (x.shape[0],):
+                raise ValueError(f"labels must have shape ({x.shape[0]},) (one per row of data), got {lab.shape}")
+        classes = np.unique(lab)
+        means, covs, counts = [], [], []
+        for c in classes:
+            xc = x[lab == c]
+            if xc.shape[0] < 2:
+                raise ValueError(f"class {c!r} has fewer than 2 rows: no covariance")
+            m = xc.mean(axis=0)
+            z = xc - m
+            means.append(m)
+            covs.append(z.T @ z / (xc.shape[0] - 1) + ridge * np.eye(x.shape[1]))
+            counts.append(xc.shape[0])
+        w = np.asarray(counts, dtype=np.float64)
+        return cls.full(
+            np.stack(means), np.stack(covs), w / w.sum(), labels=None if labels is None else classes, schedule=schedule
+        )
+
+    @classmethod
     def low_rank(
         cls, means, basis, variances, noise_var=0.0, weights=None, *, labels=None, schedule=None
     ) -> GaussianMixture:

@@ -27,7 +27,16 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["SampleResult", "EulerMaruyama", "Heun", "DDPMAncestral", "DDIM", "initial_noise", "time_grid"]
+__all__ = [
+    "SampleResult",
+    "EulerMaruyama",
+    "Heun",
+    "DDPMAncestral",
+    "DDIM",
+    "initial_noise",
+    "time_grid",
+    "diffusers_variance",
+]
 
 SPACINGS = ("uniform", "edm")
 EDM_SIGMA_MIN = 0.002
@@ -256,16 +265,72 @@ def _ddpm_kernel(schedule, t, t_next):
     return ar * s1 / s0, a1 * v / s0, v * s1 / s0
 
 
+_DIFFUSERS_VARIANCES = {"fixed_small": "fixed_small", "fixed_small_log": "fixed_small", "fixed_large": "fixed_large"}
+VARIANCES = ("fixed_small", "fixed_large")
+
+
+def diffusers_variance(config) -> str:
+    """The :class:`DDPMAncestral` variance for a diffusers scheduler configuration's ``variance_type``.
+
+    ``fixed_small`` and ``fixed_small_log`` (the same numbers) -> ``fixed_small``; ``fixed_large`` ->
+    ``fixed_large``; anything else is refused with a ValueError.
+    """
+    vt = config.get("variance_type", "fixed_small") or "fixed_small"
+    if vt not in _DIFFUSERS_VARIANCES:
+        raise ValueError(
+            f"variance_type={vt!r} is not supported by the package's DDPM sampler (supported: "
+            f"{sorted(_DIFFUSERS_VARIANCES)}; learned variances need the network's second output, and diffusers' "
+            "fixed_large_log takes the square root of a log)"
+        )
+    return _DIFFUSERS_VARIANCES[vt]
+
+
 class DDPMAncestral(_Sampler):
     """Ancestral sampling from q(x_t' | x_t, x0 = D_t(x_t)) between grid times.
 
     On a :class:`~statphys_diffusion.schedules.DiscreteSchedule` with the
-    integer grid K, K-1, ..., 0 it is exactly Ho et al.'s sampler with the
-    posterior variance beta-tilde.
+    integer grid K, K-1, ..., 0 it is exactly Ho et al.'s sampler.
+    ``variance="fixed_small"`` uses the posterior variance beta-tilde
+    (v sigma_t'^2 / sigma_t^2, the default); ``"fixed_large"`` uses
+    beta = 1 - (alpha_t / alpha_t')^2 (Ho et al.'s other choice, diffusers'
+    ``fixed_large``), with no noise on the last step to t' = 0 (as diffusers).
+    :meth:`from_diffusers` builds the sampler that reproduces a diffusers
+    ``DDPMScheduler`` loop.
     """
+
+    def __init__(
+        self,
+        n_steps: int = 100,
+        *,
+        variance: str = "fixed_small",
+        times=None,
+        spacing: str = "uniform",
+        progress: bool = False,
+    ):
+        super().__init__(n_steps, times=times, spacing=spacing, progress=progress)
+        if variance not in VARIANCES:
+            raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+        self.variance = variance
+
+    @classmethod
+    def from_diffusers(cls, scheduler, num_inference_steps: int | None = None, *, progress: bool = False):
+        """The sampler of a diffusers ``DDPMScheduler``: its timesteps (index k at t = k + 1, then t = 0)
+        and its ``variance_type``. ``num_inference_steps`` calls ``set_timesteps`` on a copy of the
+        scheduler (the caller's is left as it is); by default the scheduler's current timesteps."""
+        import copy
+
+        sch = copy.deepcopy(scheduler)
+        if num_inference_steps is not None:
+            sch.set_timesteps(_checks.check_positive_int(num_inference_steps, "num_inference_steps"))
+        ts = np.asarray(sch.timesteps, dtype=np.float64)
+        grid = np.concatenate([ts + 1.0, [0.0]])
+        return cls(ts.size, variance=diffusers_variance(sch.config), times=grid, progress=progress)
 
     def _step(self, model, schedule, x, t, t_next, rng):
         cx, c0, var = _ddpm_kernel(schedule, t, t_next)
+        if self.variance == "fixed_large":
+            a1, s1, a0 = float(schedule.alpha(t_next)), float(schedule.sigma2(t_next)), float(schedule.alpha(t))
+            var = 1.0 - (a0 / a1) ** 2 if s1 > 0 else 0.0
         mean = cx * x + c0 * _denoise(model, x, t)
         return (mean + np.sqrt(var) * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
 

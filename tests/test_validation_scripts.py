@@ -151,3 +151,20 @@ def test_network_manifold_quick(tmp_path):
     # the exact empirical model has no normal component, and more points keep more of each direction
     assert all(abs(r["empirical_normal"]) < 1e-8 for r in rows)
     assert rows[1]["empirical_ratio_1"] > rows[0]["empirical_ratio_1"]
+
+
+def test_network_regime_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    rows, summary = _load("network_regime").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)])
+    assert (tmp_path / "network_regime_quick.png").is_file()
+    table = list(csv.DictReader(open(tmp_path / "network_regime_quick.csv")))
+    assert {r["network"] for r in table} == {"copy-x0", "copy-eps", "small-conditional"}
+    # every network gets one regime per time, from the documented vocabulary
+    for net in summary["networks"].values():
+        assert len(net["regime"]) == 3 and set(net["regime"]) <= set(__import__("statphys_diffusion").REGIMES)
+    # the distance of any network to a reference and its relative errors are non-negative
+    assert all(float(r["distance_train"]) >= 0 and float(r["mse_held"]) >= 0 for r in table)

@@ -3,13 +3,14 @@
 Needs the optional ``torch`` extra (``pip install torch==2.13.0`` gives the CPU build).
 """
 
-from .adapter import TorchScoreModel, from_diffusers
+from .adapter import TorchScoreModel, diffusers_schedule, from_diffusers
 from .models import CONFIGS, MLPDenoiser, UNet, build
-from .train import TrainConfig, TrainResult, train
+from .train import NOISE_DISTRIBUTIONS, TrainConfig, TrainResult, train
 
 __all__ = [
     "TorchScoreModel",
     "from_diffusers",
+    "diffusers_schedule",
     "MLPDenoiser",
     "UNet",
     "CONFIGS",
@@ -17,4 +18,5 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train",
+    "NOISE_DISTRIBUTIONS",
 ]

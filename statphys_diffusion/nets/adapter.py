@@ -1,6 +1,8 @@
-r"""Any torch noise-prediction network as a score model for the analysis tools.
+r"""Any torch denoising network as a score model for the analysis tools.
 
-A network eps_theta(x_t, tau[, y]) trained on x_t = alpha_t x_0 + sigma_t eps
+A network trained on x_t = alpha_t x_0 + sigma_t eps predicts eps, x_0, v or an
+EDM-preconditioned output (``prediction=``; the conversions are in
+:mod:`statphys_diffusion.nets.parametrization`). Its noise prediction eps_theta
 gives (Tweedie; Vincent 2011)
 
     s_t(x) = -eps_theta(x, tau(t)) / sigma_t,    D_t(x) = (x - sigma_t eps_theta) / alpha_t,
@@ -12,7 +14,10 @@ x (M, d) are reshaped to ``image_shape`` for convolutional networks.
 
 The Jacobian of the denoiser is reached only through products:
 J v by forward mode (``torch.func.jvp``, with attention on the math kernel,
-which has forward-mode rules) and J^T v by reverse mode; the top-k
+which has forward-mode rules) or, where an operator has no usable forward-mode
+rule (diffusers' attention blocks hand GroupNorm a non-contiguous tangent), by
+reverse-over-reverse differentiation: J v = d/du <J^T u, v>, two backward passes
+through the graph of J^T u; and J^T v by reverse mode. The top-k
 spectrum of its symmetric part (J + J^T)/2 by Lanczos (scipy ``eigsh``) on
 those products, never a dense d x d matrix unless :meth:`dense_jacobian` is
 called. For an exact score the Jacobian is symmetric (a posterior covariance
@@ -27,9 +32,11 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _checks
+from ..samplers import diffusers_variance
 from ..schedules import DiscreteSchedule, Schedule
+from . import parametrization as _param
 
-__all__ = ["TorchScoreModel", "from_diffusers"]
+__all__ = ["TorchScoreModel", "from_diffusers", "diffusers_schedule"]
 
 
 def _torch():
@@ -38,6 +45,21 @@ def _torch():
     except ImportError as exc:  # pragma: no cover - exercised only without torch
         raise ImportError("statphys_diffusion.nets needs torch: pip install torch (CPU build: torch==2.13.0)") from exc
     return torch
+
+
+_JVP_MODES = ("auto", "forward", "reverse")
+
+
+def _jvp_reverse(f, x, v):
+    """J v by reverse-over-reverse: the gradient in u of <J^T u, v> (needs double backward)."""
+    torch = _torch()
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        y = f(x)
+        u = torch.zeros_like(y, requires_grad=True)
+        (g,) = torch.autograd.grad(y, x, u, create_graph=True)
+        (jv,) = torch.autograd.grad(g, u, v)
+    return jv
 
 
 def _math_attention():
@@ -57,9 +79,16 @@ class TorchScoreModel:
     Parameters
     ----------
     net : torch.nn.Module
-        Called as ``net(x, tau)`` or, with a class, ``net(x, tau, y)``; returns eps.
+        Called as ``net(x, tau)`` or, with a class, ``net(x, tau, y)``; returns a tensor of the
+        shape of x: eps, x_0, v or the EDM output, as ``prediction`` says.
     schedule : Schedule
         The schedule the network was trained with.
+    prediction : {"eps", "x0", "v", "edm"}
+        What the network predicts (diffusers' ``epsilon``, ``sample``, ``v_prediction`` also
+        accepted). ``edm`` feeds the network c_in x_t / alpha and reads c_skip, c_out with
+        ``sigma_data`` (Karras et al. 2022).
+    sigma_data : float
+        EDM's data standard deviation (0.5 for images in [-1, 1]).
     image_shape : tuple, optional
         (C, H, W) the network expects; rows of length C*H*W are reshaped.
     time_input : {"auto", "index", "time"} or callable
@@ -72,7 +101,17 @@ class TorchScoreModel:
         ``classifier(x (M, d) ndarray, t) -> (M, C) log-probabilities``; enables
         :meth:`class_posterior`.
     batch_size : int
-        Rows per forward pass.
+        Rows per forward pass (and per Jacobian-vector product).
+    device : str or torch.device, optional
+        Move the network there; by default it stays where it is. Inputs always go to the
+        network's current device and results come back as float64 numpy arrays.
+    clip_denoised : float, optional
+        Clip :meth:`denoise` to [-c, c], as diffusers' ``clip_sample`` does in its sampling steps
+        (so the package's samplers reproduce a diffusers pipeline). :meth:`score`, :meth:`eps` and
+        the Jacobian products are those of the unclipped network.
+    jvp_mode : {"auto", "forward", "reverse"}
+        How J v is computed: forward mode, reverse-over-reverse, or forward mode with a fallback
+        to reverse-over-reverse the first time forward mode fails on this network.
     """
 
     def __init__(
@@ -86,10 +125,28 @@ class TorchScoreModel:
         class_weights=None,
         classifier: Callable | None = None,
         batch_size: int = 1024,
+        prediction: str = "eps",
+        sigma_data: float = 0.5,
+        device=None,
+        clip_denoised: float | None = None,
+        jvp_mode: str = "auto",
     ):
         torch = _torch()
         if not isinstance(net, torch.nn.Module):
             raise ValueError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        self.prediction = _param.check_prediction(prediction)
+        if not (np.isfinite(sigma_data) and sigma_data > 0):
+            raise ValueError(f"sigma_data must be a positive number, got {sigma_data!r}")
+        self.sigma_data = float(sigma_data)
+        if clip_denoised is not None and not (np.isfinite(clip_denoised) and clip_denoised > 0):
+            raise ValueError(f"clip_denoised must be None or a positive number, got {clip_denoised!r}")
+        self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
+        if jvp_mode not in _JVP_MODES:
+            raise ValueError(f"jvp_mode must be one of {_JVP_MODES}, got {jvp_mode!r}")
+        self.jvp_mode = jvp_mode
+        self._forward_failed = False
+        if device is not None:
+            net = net.to(device)
         if not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         if not (callable(time_input) or time_input in ("auto", "index", "time")):
@@ -110,9 +167,23 @@ class TorchScoreModel:
         else:
             self._class_weights = None if self._classes is None else np.full(len(self._classes), 1 / len(self._classes))
         self.classifier = classifier
-        p = next(iter(net.parameters()), None)
-        self._dtype = p.dtype if p is not None else torch.float32
-        self._device = p.device if p is not None else torch.device("cpu")
+
+    @property
+    def _param0(self):
+        return next(iter(self.net.parameters()), None)
+
+    @property
+    def _dtype(self):
+        p = self._param0
+        return p.dtype if p is not None and p.dtype.is_floating_point else _torch().float32
+
+    @property
+    def device(self):
+        """The device the network (and so every input) is on."""
+        p = self._param0
+        return p.device if p is not None else _torch().device("cpu")
+
+    _device = device
 
     # -- protocol ---------------------------------------------------------------------
     @property
@@ -156,15 +227,30 @@ class TorchScoreModel:
         """eps for a torch batch of flat rows (keeps the graph)."""
         torch = _torch()
         tau = torch.full((xt.shape[0],), self._tau(t), dtype=self._dtype, device=self._device)
-        args = (self._shape(xt), tau) if yt is None else (self._shape(xt), tau, yt)
-        return self.net(*args).reshape(xt.shape[0], -1)
+        a = torch.as_tensor(float(self.schedule.alpha(t)), dtype=xt.dtype, device=xt.device)
+        s = torch.as_tensor(float(self.schedule.sigma(t)), dtype=xt.dtype, device=xt.device)
+        x_img = self._shape(xt)
+        inp = _param.network_input(x_img, a, s, self.prediction, self.sigma_data)
+        out = self.net(inp, tau) if yt is None else self.net(inp, tau, yt)
+        if tuple(out.shape) != tuple(x_img.shape):
+            raise ValueError(
+                f"net returned shape {tuple(out.shape)} for an input of shape {tuple(x_img.shape)}: the wrapped "
+                "network must return a prediction of the input's shape (check image_shape, out_channels and "
+                "learned-variance outputs)"
+            )
+        eps = _param.output_to_eps(out, x_img, a, s, self.prediction, self.sigma_data)
+        return eps.reshape(xt.shape[0], -1)
+
+    def _points(self, x, name: str = "x") -> np.ndarray:
+        x = _checks.as_float_array(x, name)
+        if x.ndim != 2 or (self.dim is not None and x.shape[1] != self.dim):
+            raise ValueError(f"{name} must have shape (M, {self.dim if self.dim is not None else 'd'}), got {x.shape}")
+        return x
 
     def eps(self, x, t, y=None) -> np.ndarray:
         """The network's noise prediction at flat rows x (M, d), float64 output."""
         torch = _torch()
-        x = _checks.as_float_array(x, "x")
-        if x.ndim != 2 or (self.dim is not None and x.shape[1] != self.dim):
-            raise ValueError(f"x must have shape (M, {self.dim if self.dim is not None else 'd'}), got {x.shape}")
+        x = self._points(x)
         t = _checks.check_time(t, self.schedule, allow_zero=False)
         out = np.empty(x.shape, dtype=np.float64)
         y_rows = None if y is None else np.broadcast_to(np.asarray(y), (x.shape[0],))
@@ -180,11 +266,15 @@ class TorchScoreModel:
         return -self.eps(x, t, y) / float(self.schedule.sigma(t))
 
     def denoise(self, x, t, y=None) -> np.ndarray:
-        """(x - sigma_t eps_theta) / alpha_t, shape (M, d)."""
+        """(x - sigma_t eps_theta) / alpha_t, shape (M, d); clipped to [-c, c] if ``clip_denoised`` = c."""
+        t = _checks.check_time(t, self.schedule, allow_zero=False)
         a, s = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
         if a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
-        return (np.asarray(x, dtype=np.float64) - s * self.eps(x, t, y)) / a
+        d = (np.asarray(x, dtype=np.float64) - s * self.eps(x, t, y)) / a
+        if self.clip_denoised is not None:
+            np.clip(d, -self.clip_denoised, self.clip_denoised, out=d)
+        return d
 
     def class_posterior(self, x, t) -> np.ndarray:
         """p_t(y | x) from the wrapped classifier, shape (M, C)."""
@@ -208,25 +298,51 @@ class TorchScoreModel:
 
         return f
 
-    def jvp(self, x, t, v, y=None) -> np.ndarray:
-        """J v with J = dD_t/dx at each row (forward mode), shape (M, d)."""
+    def _products(self, x, t, v, y, fn) -> np.ndarray:
+        """Row batches of ``fn(f, xb, vb)`` for the denoiser f at t; validated inputs, float64 output."""
         torch = _torch()
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self._dtype, device=self._device)
-        vt = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self._dtype, device=self._device)
-        # attention runs on the plain "math" kernel, the one with forward-mode rules
-        with _math_attention():
-            _, out = torch.func.jvp(self._denoise_fn(t, y), (xt,), (vt,))
-        return out.detach().double().cpu().numpy()
+        x = self._points(x)
+        v = self._points(v, "v")
+        if v.shape != x.shape:
+            raise ValueError(f"v must have the shape of x {x.shape}, got {v.shape}")
+        t = _checks.check_time(t, self.schedule, allow_zero=False)
+        y_rows = None if y is None else np.broadcast_to(np.asarray(y), (x.shape[0],))
+        out = np.empty(x.shape, dtype=np.float64)
+        for lo in range(0, x.shape[0], self.batch_size):
+            hi = min(lo + self.batch_size, x.shape[0])
+            xb = torch.tensor(x[lo:hi], dtype=self._dtype, device=self._device)
+            vb = torch.tensor(v[lo:hi], dtype=self._dtype, device=self._device)
+            f = self._denoise_fn(t, None if y_rows is None else y_rows[lo:hi])
+            with _math_attention():
+                out[lo:hi] = fn(f, xb, vb).detach().double().cpu().numpy()
+        return out
+
+    def _jvp_batch(self, f, xb, vb):
+        torch = _torch()
+        if self.jvp_mode == "reverse" or (self.jvp_mode == "auto" and self._forward_failed):
+            return _jvp_reverse(f, xb, vb)
+        try:
+            return torch.func.jvp(f, (xb,), (vb,))[1]
+        except (RuntimeError, NotImplementedError):
+            if self.jvp_mode == "forward":
+                raise
+            # an operator without a usable forward-mode rule: reverse-over-reverse from now on
+            self._forward_failed = True
+            return _jvp_reverse(f, xb, vb)
+
+    @staticmethod
+    def _vjp_batch(f, xb, vb):
+        torch = _torch()
+        _, pullback = torch.func.vjp(f, xb)
+        return pullback(vb)[0]
+
+    def jvp(self, x, t, v, y=None) -> np.ndarray:
+        """J v with J = dD_t/dx at each row, shape (M, d) (forward mode, or reverse-over-reverse: ``jvp_mode``)."""
+        return self._products(x, t, v, y, self._jvp_batch)
 
     def vjp(self, x, t, v, y=None) -> np.ndarray:
         """J^T v at each row (reverse mode), shape (M, d)."""
-        torch = _torch()
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self._dtype, device=self._device)
-        vt = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self._dtype, device=self._device)
-        with _math_attention():
-            _, fn = torch.func.vjp(self._denoise_fn(t, y), xt)
-            out = fn(vt)[0]
-        return out.detach().double().cpu().numpy()
+        return self._products(x, t, v, y, self._vjp_batch)
 
     def hvp(self, x, t, v, y=None) -> np.ndarray:
         """Symmetrised Hessian of log p_t times v: (alpha sym(J) v - v) / sigma^2, shape (M, d).
@@ -292,22 +408,62 @@ class _DiffusersEps:
         return _Wrap(unet)
 
 
-def from_diffusers(unet, scheduler, **kwargs) -> TorchScoreModel:
-    """Wrap a diffusers ``UNet2DModel`` trained with a ``DDPMScheduler`` (epsilon prediction).
+def diffusers_schedule(scheduler) -> DiscreteSchedule:
+    """The :class:`DiscreteSchedule` of a diffusers DDPM-family scheduler, from its own ``alphas_cumprod``.
 
-    The schedule is rebuilt from the scheduler's configuration
-    (:meth:`DiscreteSchedule.from_diffusers`, bit-identical ``alphas_cumprod``); the
-    network gets the DDPM index t - 1 as its timestep. ``kwargs`` go to
-    :class:`TorchScoreModel` (``image_shape`` defaults to the UNet's
-    (in_channels, sample_size, sample_size)).
+    Whatever built them (any ``beta_schedule``, ``trained_betas``, ``rescale_betas_zero_snr``),
+    the scheduler's float32 ``alphas_cumprod`` are used as they are. A zero-terminal-SNR
+    schedule ends in alpha_bar = 0, where the log-SNR the schedule needs is -inf; that last
+    value is replaced by 2**-24, as diffusers' own ``EulerDiscreteScheduler`` does for the same
+    reason (a change of 6e-8).
+    """
+    ac = getattr(scheduler, "alphas_cumprod", None)
+    if ac is None:
+        raise ValueError(f"scheduler must have `alphas_cumprod` (a diffusers DDPM-family scheduler), got {scheduler!r}")
+    ac = np.array(ac.detach().cpu().numpy() if hasattr(ac, "detach") else ac, dtype=np.float32)
+    if ac.size and ac[-1] == 0:
+        ac[-1] = np.float32(2.0**-24)
+    name = scheduler.config.get("beta_schedule", "custom") if hasattr(scheduler, "config") else "custom"
+    return DiscreteSchedule(ac, name=f"diffusers-{name}")
+
+
+def from_diffusers(unet, scheduler, *, clip_denoised: bool | float | None = None, **kwargs) -> TorchScoreModel:
+    """Wrap a diffusers ``UNet2DModel`` and the DDPM-family scheduler it was trained with.
+
+    - schedule: the scheduler's own ``alphas_cumprod`` (:func:`diffusers_schedule`), so trained
+      betas and zero-terminal-SNR rescaling are honoured;
+    - ``prediction_type``: ``epsilon``, ``sample`` or ``v_prediction`` (the adapter converts to eps);
+    - ``clip_sample`` / ``clip_sample_range``: applied to :meth:`TorchScoreModel.denoise`, as in
+      ``DDPMScheduler.step``; ``clip_denoised`` overrides it (False: no clipping, a number: that range);
+    - ``variance_type``: read by :meth:`statphys_diffusion.samplers.DDPMAncestral.from_diffusers`, which
+      builds the matching sampler; ``learned``/``learned_range`` (two outputs per channel) and
+      ``thresholding=True`` (dynamic thresholding) are refused with a ValueError.
+
+    The network gets the DDPM index t - 1 as its timestep. ``kwargs`` go to
+    :class:`TorchScoreModel` (``image_shape`` defaults to the UNet's (in_channels, sample_size,
+    sample_size)).
     """
     cfg = scheduler.config
-    if getattr(cfg, "prediction_type", "epsilon") != "epsilon":
-        raise ValueError(f"only epsilon-prediction schedulers are supported, got {cfg.prediction_type!r}")
-    schedule = DiscreteSchedule.from_diffusers(
-        cfg.beta_schedule, cfg.num_train_timesteps, float(cfg.beta_start), float(cfg.beta_end)
-    )
+    prediction = cfg.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "sample", "v_prediction"):
+        raise ValueError(f"prediction_type must be 'epsilon', 'sample' or 'v_prediction', got {prediction!r}")
+    if cfg.get("thresholding", False):
+        raise ValueError("thresholding=True (dynamic thresholding, Saharia et al. 2022) is not supported")
+    diffusers_variance(cfg)  # refuses learned variances early
+    if clip_denoised is None or clip_denoised is True:
+        clip = float(cfg.get("clip_sample_range", 1.0)) if (clip_denoised or cfg.get("clip_sample", False)) else None
+    elif clip_denoised is False:
+        clip = None
+    else:
+        clip = float(clip_denoised)
     size = unet.config.sample_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     kwargs.setdefault("image_shape", (unet.config.in_channels,) + size)
-    return TorchScoreModel(_DiffusersEps(unet), schedule, time_input="index", **kwargs)
+    return TorchScoreModel(
+        _DiffusersEps(unet),
+        diffusers_schedule(scheduler),
+        time_input="index",
+        prediction=prediction,
+        clip_denoised=clip,
+        **kwargs,
+    )

@@ -127,7 +127,7 @@ def cached_classifier(
     torch.manual_seed(seed)
     net = SmallCNN(settings["in_channels"], n_classes, width=width)
     if path.is_file():
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True, map_location="cpu")
         if state["settings"] != settings:
             raise ValueError(f"{path} holds a classifier trained with {state['settings']}, not {settings}")
         net.load_state_dict(state["net"])

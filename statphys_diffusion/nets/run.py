@@ -20,7 +20,7 @@ from .._io import atomic_write_text
 from ..report import SCHEDULES
 from .adapter import TorchScoreModel
 from .models import build
-from .train import TrainConfig, train
+from .train import TrainConfig, load_checkpoint, train
 
 __all__ = ["train_images", "cached_run", "load_run", "sample_run"]
 
@@ -39,8 +39,12 @@ def train_images(
     train_config: TrainConfig | None = None,
     progress: bool = True,
     dataset: datasets.ImageDataset | None = None,
+    device=None,
 ) -> Path:
-    """Train a UNet (``config``) on CIFAR-10 (or ``dataset``) images in [-1, 1]; returns the run directory."""
+    """Train a UNet (``config``) on CIFAR-10 (or ``dataset``) images in [-1, 1]; returns the run directory.
+
+    ``device`` (e.g. ``"cuda"``) is where the network trains; it is not part of the run's identity.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if schedule not in SCHEDULES:
@@ -66,6 +70,8 @@ def train_images(
     run_json = out / "run.json"
     if run_json.is_file():
         old = json.loads(run_json.read_text())
+        if isinstance(old.get("train"), dict):  # runs written before newer TrainConfig fields existed
+            old["train"] = asdict(TrainConfig.from_dict(old["train"]))
         if old != meta:
             raise ValueError(f"{run_json} describes another run; use a new --out directory")
     atomic_write_text(run_json, json.dumps(meta, indent=2))
@@ -82,6 +88,7 @@ def train_images(
         n_classes=n_cls,
         checkpoint=out / "checkpoint.pt",
         progress=progress,
+        device=device,
     )
     return out
 
@@ -104,13 +111,15 @@ def run_key(**kwargs) -> dict:
     key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config")})
     if key["classes"] is not None:
         key["classes"] = list(key["classes"])
-    key["train"] = asdict(kwargs.get("train_config") or TrainConfig())
+    key["train"] = (kwargs.get("train_config") or TrainConfig()).key()
     # the data set by file name (the same zip anywhere gives the same run)
     key["data"] = Path(kwargs["data_path"]).name if kwargs.get("data_path") is not None else "default"
     return key
 
 
-def cached_run(root, *, progress: bool = True, dataset: datasets.ImageDataset | None = None, **kwargs) -> Path:
+def cached_run(
+    root, *, progress: bool = True, dataset: datasets.ImageDataset | None = None, device=None, **kwargs
+) -> Path:
     """Train, resume or reuse the :func:`train_images` run keyed by its configuration's hash.
 
     The run lives in ``root/<config>-<hash>`` with ``hash = sweep.config_hash(run_key(**kwargs))``;
@@ -124,39 +133,51 @@ def cached_run(root, *, progress: bool = True, dataset: datasets.ImageDataset | 
     out = Path(root) / f"{key['config']}-{config_hash(key)}"
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file() and (out / "run.json").is_file():
-        state = torch.load(ckpt, weights_only=False, map_location="cpu")
+        state = load_checkpoint(ckpt)
         if state["step"] >= key["train"]["steps"]:
             return out
-    return train_images(out, progress=progress, dataset=dataset, **kwargs)
+    return train_images(out, progress=progress, dataset=dataset, device=device, **kwargs)
 
 
-def load_run(out, *, ema: bool = True) -> tuple[TorchScoreModel, dict]:
-    """The trained network of a run directory as a score model, and its run.json."""
+def load_run(out, *, ema: bool = True, device=None) -> tuple[TorchScoreModel, dict]:
+    """The trained network of a run directory as a score model (on ``device``), and its run.json."""
     out = Path(out)
     if not (out / "run.json").is_file() or not (out / "checkpoint.pt").is_file():
         raise ValueError(f"{str(out)!r} is not a finished or resumable run (run.json and checkpoint.pt)")
     meta = json.loads((out / "run.json").read_text())
     n_cls = len(meta["class_names"]) if meta["conditional"] else 0
     net = build(meta["config"], in_channels=meta["in_channels"], n_classes=n_cls)
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(out / "checkpoint.pt")
     net.load_state_dict(state["ema" if ema else "net"])
     net.eval()
+    tc = TrainConfig.from_dict(meta["train"])
     model = TorchScoreModel(
         net,
         SCHEDULES[meta["schedule"]](),
         image_shape=(meta["in_channels"], meta["size"], meta["size"]),
         classes=np.arange(n_cls) if n_cls else None,
+        prediction=tc.prediction,
+        sigma_data=tc.sigma_data,
+        device=device,
     )
     return model, meta
 
 
 def sample_run(
-    out, n: int = 64, *, steps: int = 100, sampler: str = "ddpm", y=None, seed: int = 0, progress: bool = True
+    out,
+    n: int = 64,
+    *,
+    steps: int = 100,
+    sampler: str = "ddpm",
+    y=None,
+    seed: int = 0,
+    progress: bool = True,
+    device=None,
 ) -> np.ndarray:
     """Samples (n, H, W, C) uint8 from a run with the package's samplers (DDPM ancestral or DDIM)."""
     from ..samplers import DDIM, DDPMAncestral
 
-    model, meta = load_run(out)
+    model, meta = load_run(out, device=device)
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
     cls = DDPMAncestral if sampler == "ddpm" else DDIM

@@ -1,8 +1,22 @@
-r"""Training a noise-prediction network with the epsilon objective, resumable.
+r"""Training a denoising network, resumable.
 
-Loss (Ho et al. 2020): E_{x_0, t, eps} |eps - eps_theta(alpha_t x_0 + sigma_t eps, tau(t)[, y])|^2,
-with t uniform over the DDPM indices of a :class:`DiscreteSchedule` (tau = index)
-or uniform in [t_eps, T] on a continuous schedule (tau = t). Class-conditional
+Loss: E_{x_0, t, eps} |F(in(x_t), tau(t)[, y]) - target|^2 with x_t = alpha_t x_0 + sigma_t eps,
+where ``TrainConfig.prediction`` chooses what F predicts and so the target and the
+network input (:mod:`statphys_diffusion.nets.parametrization`): eps (Ho et al.
+2020, the default), x_0, v (Salimans & Ho 2022) or the EDM preconditioned output
+(Karras et al. 2022). ``TrainConfig.noise`` chooses the distribution of t:
+
+- ``uniform`` (default): uniform over the DDPM indices of a :class:`DiscreteSchedule`
+  (tau = index) or uniform in [t_eps, T] on a continuous schedule (tau = t);
+- ``lognormal``: log(sigma_t / alpha_t) ~ N(p_mean, p_std^2), EDM's training distribution
+  (Karras et al. 2022, Table 1: p_mean = -1.2, p_std = 1.2);
+- ``logsnr``: log snr_t uniform over the schedule's range (Kingma et al. 2021 write the
+  losses of every weighting as integrals over log-SNR; uniform sampling gives each
+  e-fold of SNR the same number of draws).
+
+The two continuous ones are mapped to t by equal snr and clipped to the schedule's
+training range ([1, K] on a DiscreteSchedule, whose fractional t feed the network as
+fractional indices t - 1; [t_eps, T] otherwise). Class-conditional
 networks see the null class with probability ``label_dropout`` so that one
 network predicts both (Ho & Salimans 2022).
 
@@ -20,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +42,49 @@ import torch
 
 from .. import _checks
 from ..schedules import DiscreteSchedule, Schedule
+from . import parametrization as _param
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "train", "NOISE_DISTRIBUTIONS"]
+
+NOISE_DISTRIBUTIONS = ("uniform", "lognormal", "logsnr")
+# fields added after the first release: left out of cache keys while at their defaults,
+# so that runs cached before they existed keep their keys
+_ADDED = ("prediction", "noise", "p_mean", "p_std", "sigma_data")
+
+
+def _check_real(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    v = float(value) if ok else float("nan")
+    if ok and np.isfinite(v):
+        ok = (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
+    else:
+        ok = False
+    if not ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return v
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of :func:`train` (all saved in the checkpoint)."""
+    """Hyper-parameters of :func:`train` (all saved in the checkpoint), validated on creation.
+
+    Attributes
+    ----------
+    steps, batch_size, checkpoint_every : positive int
+    lr : float > 0
+    ema_decay : float in [0, 1)
+    grad_clip : float >= 0 (0: no clipping of the gradient norm)
+    label_dropout : float in [0, 1], probability of the null class (conditional training)
+    t_eps : float > 0, the smallest training time on a continuous schedule
+    seed : int >= 0
+    prediction : {"eps", "x0", "v", "edm"}, what the network predicts (module docstring)
+    noise : {"uniform", "lognormal", "logsnr"}, the distribution of training noise levels
+    p_mean, p_std : float, the log-normal's parameters for log(sigma / alpha) (EDM: -1.2, 1.2)
+    sigma_data : float > 0, EDM's data standard deviation
+    """
 
     steps: int = 1000
     batch_size: int = 128
@@ -45,6 +95,43 @@ class TrainConfig:
     t_eps: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 100
+    prediction: str = "eps"
+    noise: str = "uniform"
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_data: float = 0.5
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            _checks.check_positive_int(getattr(self, name), name)
+        _check_real(self.lr, "lr", lo=0, lo_open=True)
+        _check_real(self.ema_decay, "ema_decay", lo=0, hi=1, hi_open=True)
+        _check_real(self.grad_clip, "grad_clip", lo=0)
+        _check_real(self.label_dropout, "label_dropout", lo=0, hi=1)
+        _check_real(self.t_eps, "t_eps", lo=0, lo_open=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.prediction not in _param.PREDICTIONS:
+            raise ValueError(f"prediction must be one of {_param.PREDICTIONS}, got {self.prediction!r}")
+        if self.noise not in NOISE_DISTRIBUTIONS:
+            raise ValueError(f"noise must be one of {NOISE_DISTRIBUTIONS}, got {self.noise!r}")
+        _check_real(self.p_mean, "p_mean")
+        _check_real(self.p_std, "p_std", lo=0, lo_open=True)
+        _check_real(self.sigma_data, "sigma_data", lo=0, lo_open=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """A configuration from a saved dict; fields it lacks (older runs) take their defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+    def key(self) -> dict:
+        """The fields that identify a run: every field, except later additions still at their defaults."""
+        default = TrainConfig()
+        return {k: v for k, v in asdict(self).items() if k not in _ADDED or v != getattr(default, k)}
 
 
 @dataclass
@@ -61,17 +148,47 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _draw_times(schedule: Schedule, n: int, gen: torch.Generator, t_eps: float):
-    """(tau for the network, alpha, sigma) for n uniform training times."""
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A training checkpoint (tensors and plain containers only: ``weights_only=True``)."""
+    return torch.load(path, weights_only=True, map_location=map_location)
+
+
+def _time_range(schedule: Schedule, t_eps: float) -> tuple[float, float]:
+    """The training range of t: [1, K] on a DiscreteSchedule, [t_eps, T] otherwise."""
     if isinstance(schedule, DiscreteSchedule):
+        return 1.0, float(schedule.num_steps)
+    t_max = schedule.t_max if np.isfinite(schedule.t_max) else schedule.default_t_start
+    return float(t_eps), float(t_max)
+
+
+def _draw_times(
+    schedule: Schedule,
+    n: int,
+    gen: torch.Generator,
+    t_eps: float,
+    noise: str = "uniform",
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+):
+    """(tau for the network, alpha, sigma) for n training times drawn from ``noise`` (module docstring)."""
+    lo, hi = _time_range(schedule, t_eps)
+    discrete = isinstance(schedule, DiscreteSchedule)
+    if noise == "uniform" and discrete:
         k = torch.randint(0, schedule.num_steps, (n,), generator=gen)
         t = k.double().numpy() + 1.0
-        tau = k.float()
-    else:
-        t_max = schedule.t_max if np.isfinite(schedule.t_max) else schedule.default_t_start
+    elif noise == "uniform":
         u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
-        t = t_eps + (t_max - t_eps) * u
-        tau = torch.as_tensor(t, dtype=torch.float32)
+        t = lo + (hi - lo) * u
+    else:
+        if noise == "lognormal":
+            z = torch.randn(n, generator=gen, dtype=torch.float64).numpy()
+            log_snr = -2.0 * (p_mean + p_std * z)  # snr = 1 / (sigma / alpha)^2
+        else:
+            u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
+            l_hi, l_lo = float(schedule.log_snr(lo)), float(schedule.log_snr(hi))
+            log_snr = l_lo + (l_hi - l_lo) * u
+        t = np.clip(np.asarray(schedule.t_of_snr(np.exp(log_snr)), dtype=np.float64).reshape(n), lo, hi)
+    tau = torch.as_tensor(t - 1.0 if discrete else t, dtype=torch.float32)
     a = torch.as_tensor(np.asarray(schedule.alpha(t), dtype=np.float64), dtype=torch.float32)
     s = torch.as_tensor(np.asarray(schedule.sigma(t), dtype=np.float64), dtype=torch.float32)
     return tau, a, s
@@ -88,6 +205,7 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
     callback=None,
+    device=None,
 ) -> TrainResult:
     """Train ``net`` on ``data`` (N, ...) for ``config.steps`` steps (resuming from ``checkpoint``).
 
@@ -104,8 +222,18 @@ def train(
         tqdm bar with the running loss.
     callback : callable(step, net, ema), optional
         Called after every step (evaluation hooks in tests and scripts).
+    device : str or torch.device, optional
+        Move the network there first; batches go to the network's device. Every random draw
+        stays on the CPU generator, so a run is reproducible whatever the device (bit for bit
+        on the CPU).
     """
     cfg = config or TrainConfig()
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(cfg).__name__}")
+    if device is not None:
+        net = net.to(device)
+    p0 = next(iter(net.parameters()), None)
+    dev = p0.device if p0 is not None else torch.device("cpu")
     x_all = torch.as_tensor(np.asarray(_checks.as_float_array(data, "data"), dtype=np.float32))
     if x_all.ndim < 2 or x_all.shape[0] < 1:
         raise ValueError(f"data must have shape (N, ...) with N >= 1, got {tuple(x_all.shape)}")
@@ -117,8 +245,6 @@ def train(
         if y_np.min() < 0 or y_np.max() >= n_classes:
             raise ValueError(f"labels must lie in [0, {n_classes - 1}]")
         y_all = torch.as_tensor(y_np, dtype=torch.long)
-    _checks.check_positive_int(cfg.steps, "steps")
-    _checks.check_positive_int(cfg.batch_size, "batch_size")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     ema = copy.deepcopy(net)
@@ -129,13 +255,13 @@ def train(
     step = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, weights_only=False)
-        if state["config"] != asdict(cfg):
+        state = load_checkpoint(path, map_location=dev)
+        if TrainConfig.from_dict(state["config"]) != cfg:
             raise ValueError(f"checkpoint {path} was written with another configuration: {state['config']}")
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
+        gen.set_state(state["gen"].cpu())
         losses, step = state["losses"], state["step"]
 
     def save():
@@ -162,18 +288,22 @@ def train(
     while step < cfg.steps:
         idx = torch.randint(0, x_all.shape[0], (cfg.batch_size,), generator=gen)
         x0 = x_all[idx]
-        tau, a, s = _draw_times(schedule, cfg.batch_size, gen, cfg.t_eps)
+        tau, a, s = _draw_times(schedule, cfg.batch_size, gen, cfg.t_eps, cfg.noise, cfg.p_mean, cfg.p_std)
         eps = torch.randn(x0.shape, generator=gen)
         shape = (-1,) + (1,) * (x0.ndim - 1)
-        xt = a.reshape(shape) * x0 + s.reshape(shape) * eps
+        x0, eps, tau = x0.to(dev), eps.to(dev), tau.to(dev)
+        a, s = a.reshape(shape).to(dev), s.reshape(shape).to(dev)
+        xt = a * x0 + s * eps
+        inp = _param.network_input(xt, a, s, cfg.prediction, cfg.sigma_data)
         if y_all is not None:
             y = y_all[idx].clone()
             drop = torch.rand(cfg.batch_size, generator=gen) < cfg.label_dropout
             y[drop] = n_classes
-            pred = net(xt, tau, y)
+            pred = net(inp, tau, y.to(dev))
         else:
-            pred = net(xt, tau)
-        loss = ((pred - eps) ** 2).mean()
+            pred = net(inp, tau)
+        target = _param.training_target(x0, eps, a, s, cfg.prediction, cfg.sigma_data)
+        loss = ((pred - target) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

@@ -97,6 +97,17 @@ def nearest_neighbours(samples, train, *, k: int = 2, chunk: int = 4096) -> Near
     return NearestNeighbours(np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1))
 
 
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (Wilson 1927) for a binomial proportion successes / n (informative at 0 and 1)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def memorized_fraction(
     ratio,
     threshold: float = 1 / 3,
@@ -124,13 +135,7 @@ def memorized_fraction(
         raise ValueError(f"method must be 'bootstrap' or 'wilson', got {method!r}")
     hit = (r < threshold).astype(np.float64)
     if method == "wilson":
-        from scipy.stats import norm
-
-        z = float(norm.ppf(0.5 + confidence / 2))
-        n, p = hit.size, hit.mean()
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return float(p), float(max(0.0, centre - half)), float(min(1.0, centre + half))
+        return (float(hit.mean()),) + wilson_interval(int(hit.sum()), hit.size, confidence)
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
     rng = np.random.default_rng(0) if rng is None else rng
     boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size

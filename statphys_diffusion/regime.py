@@ -147,7 +147,9 @@ class RegimeMap:
         return pd.DataFrame(self.to_rows())
 
     def plot(self, ax=None, *, time_label: str = "t"):
-        """Distances to each reference (train solid, held-out dashed), relative errors and regime bands."""
+        """Distances to each reference (train solid, held-out dashed), relative errors and regime bands.
+
+        Log axes; the horizontal lines are ``tol`` and 1 (the identity denoiser)."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -167,19 +169,25 @@ class RegimeMap:
         for i, r in enumerate(self.regime):
             ax.axvspan(lo[i], hi[i], color=colours[str(r)], alpha=0.6, lw=0, label=None if r in seen else str(r))
             seen.add(r)
+        floor = 1e-5  # exact zeros (a network on its own reference) drawn at the floor of the log axis
+
+        def show(v):
+            return np.maximum(v, floor)
+
         for j, name in enumerate(self.references):
-            (line,) = ax.plot(t, self.distance_train[:, j], "-o", ms=3, label=f"distance to {name} (train)")
-            ax.plot(t, self.distance_held[:, j], "--", color=line.get_color(), label=f"distance to {name} (held-out)")
-        ax.plot(t, self.mse_train, "-", color="k", lw=1.5, label="relative MSE (train)")
-        ax.plot(t, self.mse_held, ":", color="k", lw=1.5, label="relative MSE (held-out)")
+            (line,) = ax.plot(t, show(self.distance_train[:, j]), "-o", ms=3, label=f"to {name}, train")
+            ax.plot(t, show(self.distance_held[:, j]), "--", color=line.get_color(), label=f"to {name}, held-out")
+        ax.plot(t, show(self.mse_train), "-", color="k", lw=1.5, label="MSE, train")
+        ax.plot(t, show(self.mse_held), ":", color="k", lw=1.5, label="MSE, held-out")
         if self.consistency is not None:
-            ax.plot(t, self.consistency, "-", color="purple", lw=1, label="Bayes-consistency residual")
+            ax.plot(t, show(self.consistency), "-", color="purple", lw=1, label="Bayes-consistency residual")
         ax.axhline(self.tol, color="0.4", lw=0.7, ls="-.")
+        ax.axhline(1.0, color="0.4", lw=0.7, ls=":")
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel(time_label)
-        ax.set_ylabel("relative to the identity denoiser")
-        ax.set_ylim(0, max(1.3, float(np.nanmax(self.mse_held)) * 1.05 if np.all(np.isfinite(self.mse_held)) else 1.3))
-        ax.legend(fontsize=6, ncol=2, loc="upper left")
+        ax.set_ylabel("relative to the identity denoiser x_t / alpha")
+        ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         return ax
 
 

@@ -162,7 +162,7 @@ def test_network_regime_quick(tmp_path):
     rows, summary = _load("network_regime").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)])
     assert (tmp_path / "network_regime_quick.png").is_file()
     table = list(csv.DictReader(open(tmp_path / "network_regime_quick.csv")))
-    assert {r["network"] for r in table} == {"copy-x0", "copy-eps", "small-conditional"}
+    assert {r["network"] for r in table} == {"copy-eps", "copy-x0", "copy-edm", "small-conditional"}
     # every network gets one regime per time, from the documented vocabulary
     for net in summary["networks"].values():
         assert len(net["regime"]) == 3 and set(net["regime"]) <= set(__import__("statphys_diffusion").REGIMES)

@@ -1,5 +1,13 @@
 """Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
 
+from .associative_memory import (
+    RecoveryTime,
+    SampleClassification,
+    classify_samples,
+    recovery_probability,
+    recovery_time,
+    relative_energy,
+)
 from .attractors import AttractorCensus, attractor_census
 from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
@@ -35,6 +43,12 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "RecoveryTime",
+    "SampleClassification",
+    "classify_samples",
+    "recovery_probability",
+    "recovery_time",
+    "relative_energy",
     "TangentJacobian",
     "tangent_jacobian",
     "GeometricMemorization",

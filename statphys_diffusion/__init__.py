@@ -28,12 +28,14 @@ from .schedules import (
     Schedule,
     VarianceExploding,
 )
+from .spectrum import CovarianceSpectrum, covariance_spectrum
 from .sweep import config_hash, run_sweep
 from .theory import (
     AttractorCensus,
     CollapseCurve,
     EntropyEstimate,
     EntropyRate,
+    ExcessEntropy,
     GeometricMemorization,
     LateInitGaussian,
     RecoveryTime,
@@ -49,6 +51,7 @@ from .theory import (
     direction_critical_n,
     direction_critical_time,
     entropy_rate,
+    excess_entropy,
     fixed_points_1d,
     gaussian_late_init,
     geometric_memorization,
@@ -69,6 +72,10 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExcessEntropy",
+    "excess_entropy",
+    "CovarianceSpectrum",
+    "covariance_spectrum",
     "RecoveryTime",
     "SampleClassification",
     "classify_samples",

@@ -9,7 +9,7 @@ from .associative_memory import (
     relative_energy,
 )
 from .attractors import AttractorCensus, attractor_census
-from .collapse import CollapseCurve, collapse_snr, collapse_time, posterior_collapse
+from .collapse import CollapseCurve, ExcessEntropy, collapse_snr, collapse_time, excess_entropy, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
 from .geometric import (
     GeometricMemorization,
@@ -43,6 +43,8 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "ExcessEntropy",
+    "excess_entropy",
     "RecoveryTime",
     "SampleClassification",
     "classify_samples",

@@ -39,7 +39,7 @@ from .. import _checks
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy, _times
 
-__all__ = ["collapse_snr", "collapse_time", "CollapseCurve", "posterior_collapse"]
+__all__ = ["collapse_snr", "collapse_time", "CollapseCurve", "posterior_collapse", "ExcessEntropy", "excess_entropy"]
 
 
 def _spectrum(eigenvalues) -> np.ndarray:
@@ -54,7 +54,21 @@ def _spectrum(eigenvalues) -> np.ndarray:
     return lam
 
 
-def collapse_snr(n_points, eigenvalues) -> float:
+def _from_data(n_points, eigenvalues, data):
+    """(N, spectrum) from the arguments, or from a data array (its size and covariance spectrum)."""
+    if data is None:
+        if n_points is None or eigenvalues is None:
+            raise ValueError("give n_points and eigenvalues, or data (an (N, d) array)")
+        return n_points, eigenvalues
+    if n_points is not None or eigenvalues is not None:
+        raise ValueError("give either data or (n_points, eigenvalues), not both")
+    from ..spectrum import covariance_spectrum
+
+    spec = covariance_spectrum(data)
+    return spec.n, spec.eigenvalues
+
+
+def collapse_snr(n_points=None, eigenvalues=None, *, data=None) -> float:
     """snr_C solving log N = 1/2 sum_k log(1 + snr lambda_k) (Biroli et al. 2024).
 
     Parameters
@@ -63,9 +77,12 @@ def collapse_snr(n_points, eigenvalues) -> float:
         Training-set size N.
     eigenvalues : (d,) array
         Data covariance spectrum (zeros allowed: directions without variance do not count).
+    data : (N, d) array, optional
+        Instead of the two above: N and the spectrum of this array (:func:`covariance_spectrum`).
     """
     from scipy.optimize import brentq
 
+    n_points, eigenvalues = _from_data(n_points, eigenvalues, data)
     n = _checks.check_positive_int(n_points, "n_points")
     if n < 2:
         raise ValueError(f"n_points must be at least 2 (one point cannot collapse), got {n}")
@@ -82,17 +99,18 @@ def collapse_snr(n_points, eigenvalues) -> float:
     return float(np.exp(brentq(f, lo, hi, xtol=1e-14, rtol=1e-14)))
 
 
-def collapse_time(n_points, eigenvalues, schedule: Schedule | None = None) -> float:
+def collapse_time(n_points=None, eigenvalues=None, schedule: Schedule | None = None, *, data=None) -> float:
     """Predicted collapse time t_C of the empirical model of N points (Biroli et al. 2024).
 
     Returns the time at which alpha_t^2 / sigma_t^2 = :func:`collapse_snr`
     on ``schedule`` (default Ornstein-Uhlenbeck: t_C = 1/2 log(1 + 1/snr_C)).
-    Raises if the schedule cannot reach that snr.
+    Raises if the schedule cannot reach that snr. ``data`` (an (N, d) array) replaces
+    ``n_points`` and ``eigenvalues``.
     """
     schedule = OrnsteinUhlenbeck() if schedule is None else schedule
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
-    return float(schedule.t_of_snr(collapse_snr(n_points, eigenvalues)))
+    return float(schedule.t_of_snr(collapse_snr(n_points, eigenvalues, data=data)))
 
 
 @dataclass(frozen=True)
@@ -221,3 +239,84 @@ def posterior_collapse(
         source=source,
         n_points=model.n_components,
     )
+
+
+@dataclass(frozen=True)
+class ExcessEntropy:
+    """Biroli et al.'s excess-entropy density f^e(t) of the empirical model (see :func:`excess_entropy`).
+
+    Attributes
+    ----------
+    times : (T,)
+    value, value_stderr : (T,) f^e(t) and its Monte Carlo standard error
+    n_points : N, training points
+    dim : d
+    """
+
+    times: np.ndarray
+    value: np.ndarray
+    value_stderr: np.ndarray
+    n_points: int
+    dim: int
+
+    def __repr__(self) -> str:
+        ratio = np.log(self.n_points) / self.dim
+        return f"ExcessEntropy(times={self.times.size}, N={self.n_points}, d={self.dim}, log N / d={ratio:.4g})"
+
+    def collapse_time(self) -> float:
+        """Largest grid time at which f^e <= 0 within 2 s.e. (the entropy is that of N separate
+        Gaussians: collapse); NaN if none."""
+        ok = self.value <= 2 * self.value_stderr
+        return float(self.times[ok].max()) if np.any(ok) else float("nan")
+
+    def to_rows(self) -> list[dict]:
+        return [
+            {"t": float(t), "f_e": float(v), "f_e_stderr": float(s)}
+            for t, v, s in zip(self.times, self.value, self.value_stderr)
+        ]
+
+
+def excess_entropy(
+    model, times, *, n: int = 1000, rng: np.random.Generator | int | None = None, progress: bool = False
+) -> ExcessEntropy:
+    r"""The collapse criterion of Biroli et al. (2024, eq. 5 and their ``Experiment_collapse.py``).
+
+        f^e(t) = log N / d + (1/d) E log p^e_t(x) + 1/2 (1 + log(2 pi sigma_t^2)),
+
+    with p^e_t the exact empirical density of N points in d dimensions and x noised training
+    points (x = alpha_t y_mu + sigma_t eps, mu uniform), the states the empirical model's reverse
+    dynamics visits. log N / d + 1/2 log(2 pi e sigma_t^2) is the entropy density of N
+    well-separated Gaussians N(alpha y_mu, sigma^2 I), so f^e >= 0 measures the entropy that the
+    overlap of the Gaussians removes: f^e -> 0 is collapse onto the training points (t < t_C),
+    f^e -> log N / d when the points are far inside one Gaussian (large t). Their code writes
+    Delta_t = 1 - alpha_bar_t for sigma_t^2 (variance-preserving); here it is the schedule's sigma_t^2.
+    Monte Carlo over ``n`` draws, one noise per draw shared by all times.
+    """
+    if not hasattr(model, "log_prob") or not hasattr(model, "n_components") or not hasattr(model, "means"):
+        raise ValueError("model must be an EmpiricalDistribution (log_prob over its training points)")
+    n_pts = int(model.n_components)
+    if n_pts < 2:
+        raise ValueError("model must have at least 2 training points")
+    ts = _times(times, model.schedule)
+    n = _checks.check_positive_int(n, "n")
+    if n < 2:
+        raise ValueError("n must be at least 2 (standard errors)")
+    rng = np.random.default_rng(rng)
+    d = int(model.dim)
+    origin = rng.choice(n_pts, size=n, p=model.weights)
+    y = model.means[origin]
+    eps = rng.standard_normal(y.shape)
+    val, se = np.empty(ts.size), np.empty(ts.size)
+    it = range(ts.size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="excess entropy", leave=False)
+    for j in it:
+        t = ts[j]
+        a, s2 = float(model.schedule.alpha(t)), float(model.schedule.sigma2(t))
+        lp = np.asarray(model.log_prob(a * y + np.sqrt(s2) * eps, t), dtype=np.float64) / d
+        const = np.log(n_pts) / d + 0.5 * (1.0 + np.log(2 * np.pi * s2))
+        val[j] = lp.mean() + const
+        se[j] = lp.std(ddof=1) / np.sqrt(n)
+    return ExcessEntropy(times=ts, value=val, value_stderr=se, n_points=n_pts, dim=d)

@@ -262,7 +262,9 @@ class GeometricMemorization:
         return (self.retained >= _level(level)).sum(axis=1)
 
 
-def geometric_memorization(n_points, variances, times, schedule: Schedule | None = None) -> GeometricMemorization:
+def geometric_memorization(
+    n_points=None, variances=None, times=None, schedule: Schedule | None = None, *, data=None
+) -> GeometricMemorization:
     """Predicted fraction of each tangent direction that the empirical model of N points retains.
 
     rho_k = theta* (1 + a_k) / (1 + theta* a_k), a_k = snr_t lambda_k, with
@@ -282,7 +284,19 @@ def geometric_memorization(n_points, variances, times, schedule: Schedule | None
         Times in the schedule's range; ``schedule.t_min`` (t = 0 for OU/VP)
         gives the t -> 0 limit c lambda_k / (1 + c lambda_k).
     schedule : Schedule, default OrnsteinUhlenbeck()
+    data : (N, d) array, optional
+        Instead of ``n_points`` and ``variances``: N and the positive eigenvalues (above
+        1e-12 of the largest) of the array's covariance (:func:`covariance_spectrum`).
     """
+    if data is not None:
+        if n_points is not None or variances is not None:
+            raise ValueError("give either data or (n_points, variances), not both")
+        from ..spectrum import covariance_spectrum
+
+        spec = covariance_spectrum(data)
+        n_points, variances = spec.n, spec.eigenvalues[spec.eigenvalues > 1e-12 * spec.top]
+    if n_points is None or variances is None or times is None:
+        raise ValueError("give n_points, variances (or data) and times")
     log_n = np.log(_n_points(n_points))
     lam = _variances(variances)
     sch = _schedule(schedule)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
     "DYNAMICS",
@@ -417,22 +418,53 @@ def symmetry_breaking_time(
     return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, times[: cross + 1], margin[: cross + 1], note)
 
 
-def speciation_time(model=None, schedule=None, *, top_eigenvalue: float | None = None) -> float:
-    """t_S solving alpha_t^2 Lambda = sigma_t^2 (Biroli et al. 2024).
+def speciation_time(
+    model=None, schedule=None, *, top_eigenvalue: float | None = None, data=None, form: str = "exact"
+) -> float:
+    r"""Speciation time t_S for a data covariance whose top eigenvalue is Lambda (Biroli et al. 2024).
 
-    Lambda is the top eigenvalue of the data covariance, from ``model.covariance()``
-    or given as ``top_eigenvalue``; the schedule defaults to ``model.schedule``.
+    ``form="exact"`` (default): the time at which alpha_t^2 Lambda = sigma_t^2, i.e. snr_S = 1 / Lambda,
+    where the centre of the data's Gaussian approximation stops being the only attractor; on the
+    Ornstein-Uhlenbeck schedule t_S = 1/2 log(1 + Lambda).
+    ``form="paper"``: the paper's large-Lambda form t_S = 1/2 log Lambda (OU; their Table 1, e.g.
+    CIFAR-10 Lambda = 16.72 gives 1.4083), mapped to other schedules by equal snr,
+    snr_S = 1 / (Lambda - 1); it needs Lambda > 1. The two agree only for large Lambda: they differ
+    by 1/2 log(1 + 1/Lambda) in OU time (0.14 at Lambda = 3, about 40 steps of the DDPM linear
+    schedule there).
+
+    Lambda comes from ``top_eigenvalue``, from ``data`` (an (N, d) array; its
+    :func:`~statphys_diffusion.covariance_spectrum`), or from ``model.covariance()``, in that
+    order. The schedule defaults to ``model.schedule``, else Ornstein-Uhlenbeck.
     """
-    if top_eigenvalue is None:
-        if model is None:
-            raise ValueError("give a model or top_eigenvalue")
-        cov = model.covariance()
-        top_eigenvalue = float(np.linalg.eigvalsh(cov)[-1])
+    if form not in ("exact", "paper"):
+        raise ValueError(f"form must be 'exact' or 'paper', got {form!r}")
+    given = [v is not None for v in (top_eigenvalue, data, model)]
+    if not any(given):
+        raise ValueError("give top_eigenvalue, data (an (N, d) array) or a model with covariance()")
+    if top_eigenvalue is None and data is not None:
+        from ..spectrum import covariance_spectrum
+
+        top_eigenvalue = covariance_spectrum(data).top
+    elif top_eigenvalue is None:
+        if not hasattr(model, "covariance"):
+            raise ValueError(
+                f"model must have covariance() (an exact model), got {type(model).__name__}: "
+                "pass data=array or top_eigenvalue= instead"
+            )
+        top_eigenvalue = float(np.linalg.eigvalsh(model.covariance())[-1])
+    if isinstance(top_eigenvalue, bool):
+        raise ValueError("top_eigenvalue must be a positive number")
     lam = float(top_eigenvalue)
     if not (lam > 0 and np.isfinite(lam)):
         raise ValueError(f"top_eigenvalue must be positive and finite, got {lam}")
-    sch = schedule if schedule is not None else model.schedule
-    return float(sch.t_of_snr(1.0 / lam))
+    if form == "paper" and not lam > 1:
+        raise ValueError(f"form='paper' (t_S = 1/2 log Lambda) needs Lambda > 1, got {lam}")
+    if schedule is None:
+        schedule = getattr(model, "schedule", None)
+    sch = schedule if schedule is not None else OrnsteinUhlenbeck()
+    if not isinstance(sch, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(sch).__name__}")
+    return float(sch.t_of_snr(1.0 / lam if form == "exact" else 1.0 / (lam - 1.0)))
 
 
 def two_delta_critical_alpha2(m: float, dynamics: str = "sde") -> float:

@@ -38,6 +38,7 @@ from .theory import (
     ExcessEntropy,
     GeometricMemorization,
     LateInitGaussian,
+    ManifoldDimension,
     RecoveryTime,
     SampleClassification,
     SymmetryBreaking,
@@ -55,6 +56,7 @@ from .theory import (
     fixed_points_1d,
     gaussian_late_init,
     geometric_memorization,
+    manifold_dimension,
     mutual_information,
     mutual_information_immse,
     posterior_collapse,
@@ -72,6 +74,8 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ManifoldDimension",
+    "manifold_dimension",
     "ExcessEntropy",
     "excess_entropy",
     "CovarianceSpectrum",

@@ -22,6 +22,7 @@ from .geometric import (
 from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
 from .late_init import LateInitGaussian, gaussian_late_init
+from .manifold_dimension import ManifoldDimension, manifold_dimension
 from .symmetry_breaking import (
     DYNAMICS,
     CloningResult,
@@ -43,6 +44,8 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "ManifoldDimension",
+    "manifold_dimension",
     "ExcessEntropy",
     "excess_entropy",
     "RecoveryTime",

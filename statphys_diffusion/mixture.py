@@ -23,6 +23,7 @@ with d > 8 a loop over components with an online log-sum-exp.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,34 @@ class Draws:
     components: np.ndarray
     labels: np.ndarray | None
     t: float
+
+
+def check_partition(groups, classes) -> np.ndarray:
+    """Validate a partition of ``classes``; returns the group index of each class (in ``classes`` order)."""
+    classes = np.asarray(classes)
+    if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
+        raise ValueError("groups must be a sequence of sequences of classes (a partition), e.g. [[0, 1], [2, 3]]")
+    group_of = np.full(classes.size, -1, dtype=np.int64)
+    known = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes)}
+    n_groups = 0
+    for g, members in enumerate(groups):
+        members = list(np.atleast_1d(np.asarray(members, dtype=object)))
+        if not members:
+            raise ValueError(f"groups[{g}] is empty: every group of a partition needs a class")
+        for c in members:
+            c = c.item() if hasattr(c, "item") else c
+            if c not in known:
+                raise ValueError(f"groups[{g}] names {c!r}, which is not a class (classes: {classes.tolist()})")
+            if group_of[known[c]] >= 0:
+                raise ValueError(f"groups: class {c!r} is in two groups (a partition puts it in one)")
+            group_of[known[c]] = g
+        n_groups += 1
+    missing = classes[group_of < 0]
+    if missing.size:
+        raise ValueError(f"groups must cover every class; missing {missing.tolist()}")
+    if n_groups < 2:
+        raise ValueError("groups must have at least 2 groups (one group carries no decision)")
+    return group_of
 
 
 class GaussianMixture:
@@ -266,6 +295,21 @@ class GaussianMixture:
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         new.schedule = schedule
         return new
+
+    def relabel(self, groups) -> GaussianMixture:
+        """The same mixture with each component labelled by its class's group (a coarse decision).
+
+        ``groups`` is a partition of :attr:`classes`: a sequence of non-empty sequences of classes,
+        each class in exactly one (e.g. ``[[0, 1], [2, 3]]``). Group g becomes label g, so class
+        posteriors, entropies and rates of the result are those of "which group" (Handke et al. 2025
+        call these decision problems).
+        """
+        codes = self._require_labels()
+        group_of = check_partition(groups, self._classes)
+        out = copy.copy(self)
+        out._codes, out._classes = _checks.check_labels(group_of[codes], self.n_components)
+        out._mu_cache = {}
+        return out
 
     def conditional(self, y) -> GaussianMixture:
         """The class-conditional model p(x | y) (components of class ``y``, weights renormalised).

@@ -57,6 +57,21 @@ class OnlineTrack:
         """p_n(c), shape (S + 1, M, C)."""
         return np.exp(self.log_posterior)
 
+    def coarse(self, groups) -> OnlineTrack:
+        """The tracked posterior of a coarse decision: p_n(g) = sum over the classes of group g.
+
+        ``groups`` is a partition of :attr:`classes` (e.g. ``[[0, 1], [2, 3]]``); the result's
+        classes are the group indices 0..G-1 (Handke et al. 2025's decision problems).
+        """
+        from .mixture import check_partition
+
+        group_of = check_partition(groups, self.classes)
+        n_groups = int(group_of.max()) + 1
+        lp = np.stack([logsumexp(self.log_posterior[..., group_of == g], axis=-1) for g in range(n_groups)], axis=-1)
+        return OnlineTrack(
+            times=self.times, x=self.x, classes=np.arange(n_groups), log_posterior=lp, trajectory=self.trajectory
+        )
+
     def entropy(self) -> np.ndarray:
         """Entropy of the tracked posterior per step and chain, shape (S + 1, M), nats."""
         p = self.posterior

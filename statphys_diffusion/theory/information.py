@@ -127,6 +127,7 @@ def conditional_entropy(
     n: int = 20000,
     rng: np.random.Generator | None = None,
     method: str = "auto",
+    groups=None,
 ) -> EntropyEstimate:
     """H(Y | X_t) in nats at each of ``times`` (forward times of ``model.schedule``, t > 0).
 
@@ -140,6 +141,9 @@ def conditional_entropy(
     method : {"auto", "quadrature", "monte_carlo"}
         ``auto`` uses quadrature for 1-D Gaussian mixtures of at most 32
         components, Monte Carlo otherwise.
+    groups : partition of the classes, optional
+        e.g. ``[[0, 1], [2, 3]]``: the entropy of the coarse decision "which group"
+        (:meth:`GaussianMixture.relabel`; Handke et al. 2025).
 
     Returns
     -------
@@ -148,6 +152,8 @@ def conditional_entropy(
         posterior entropies h(x_t).
     """
     _labelled(model)
+    if groups is not None:
+        model = model.relabel(groups)
     ts = _times(times, model.schedule)
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
@@ -173,6 +179,9 @@ def conditional_entropy(
 
 def mutual_information(model, times, **kwargs) -> EntropyEstimate:
     """I(Y; X_t) = H(Y) - H(Y | X_t) in nats, same arguments as :func:`conditional_entropy`."""
+    if kwargs.get("groups") is not None:
+        _labelled(model)
+        model = model.relabel(kwargs.pop("groups"))
     w = _labelled(model)
     h_y = float(-(w * np.log(w)).sum())
     est = conditional_entropy(model, times, **kwargs)

@@ -15,8 +15,23 @@ size the tracked posterior tends to the exact p_t(c | x_t) (the forward chain
 y -> x_0 -> x_t -> x_t' is Markov, so p(c | x_T, ..., x_t) = p(c | x_t)); at
 finite steps the Gaussian kernels are approximations and so is the posterior.
 
+Two estimators (``run(..., chains=...)``):
+
+- ``"null"`` (default): chains from the unconditional kernel, Bayes' rule from the
+  differences between each conditional kernel and the unconditional one (above);
+- ``"joint"``: for each class c, ``n`` chains from the class-conditional kernel of c, with
+  p(c' | path) tracked from the conditional kernels only,
+  log p_n(c') = log p_{n+1}(c') - |x_n - m_c'|^2 / (2 s_n^2) + const.
+  That is the exact posterior of the joint model "draw c' from the prior, then run the
+  conditional chain of c'" that a class-conditional network defines on its own, with no
+  unconditional (null) prediction involved (Handke et al. 2025). For an exact model both
+  estimators converge to p_t(c | x_t); for a network they agree only where its null
+  prediction is the posterior average of its conditional ones (the Bayes-consistency
+  residual of :func:`statphys_diffusion.regime_map`).
+
 Works with anything that has ``schedule``, ``denoise(x, t)`` and
-``denoise(x, t, y=c)``: exact models and wrapped networks alike.
+``denoise(x, t, y=c)`` (one class, or one class per row): exact models and wrapped
+networks alike.
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ class OnlineTrack:
     log_posterior : (S + 1, M, C)
         log p_n(c) after each step (row 0: the prior at t_start).
     trajectory : (S + 1, M, d) or None
+    labels : (M,) or None
+        The class each chain was generated from (``chains="joint"``); None for null chains.
     """
 
     times: np.ndarray
@@ -51,6 +68,7 @@ class OnlineTrack:
     classes: np.ndarray
     log_posterior: np.ndarray
     trajectory: np.ndarray | None
+    labels: np.ndarray | None = None
 
     @property
     def posterior(self) -> np.ndarray:
@@ -68,8 +86,14 @@ class OnlineTrack:
         group_of = check_partition(groups, self.classes)
         n_groups = int(group_of.max()) + 1
         lp = np.stack([logsumexp(self.log_posterior[..., group_of == g], axis=-1) for g in range(n_groups)], axis=-1)
+        labels = None if self.labels is None else group_of[np.searchsorted(self.classes, self.labels)]
         return OnlineTrack(
-            times=self.times, x=self.x, classes=np.arange(n_groups), log_posterior=lp, trajectory=self.trajectory
+            times=self.times,
+            x=self.x,
+            classes=np.arange(n_groups),
+            log_posterior=lp,
+            trajectory=self.trajectory,
+            labels=labels,
         )
 
     def entropy(self) -> np.ndarray:
@@ -139,11 +163,17 @@ class OnlineClassifier:
         rng: np.random.Generator | None = None,
         return_trajectory: bool = False,
         classes=None,
+        chains: str = "null",
     ) -> OnlineTrack:
         """Run ``n`` chains (or from ``x_init``) from t_start to t_end, tracking the class posterior.
 
-        ``classes`` defaults to ``model.classes``; give it for networks.
+        ``classes`` defaults to ``model.classes``; give it for networks. ``chains="joint"`` runs
+        ``n`` chains per class from the class-conditional kernels (``x_init``, if given, is
+        used for every class) and tracks p(c | path) with the conditional kernels only (module
+        docstring); the track's ``labels`` say which class generated each chain.
         """
+        if chains not in ("null", "joint"):
+            raise ValueError(f"chains must be 'null' or 'joint', got {chains!r}")
         for attr in ("schedule", "denoise"):
             if not hasattr(model, attr):
                 raise ValueError("model must have a `schedule` and `denoise(x, t[, y])`")
@@ -157,6 +187,15 @@ class OnlineClassifier:
         grid = self._grid_maker._grid(schedule, t_start, t_end)
         x, rng = _initial_state(model, schedule, float(grid[0]), x_init, n, rng)
         x = x.astype(np.float64, copy=False)
+        gen = None
+        if chains == "joint":
+            m0 = x.shape[0]
+            if x_init is None:  # fresh starting noise for every class's chains
+                more = [_initial_state(model, schedule, float(grid[0]), None, m0, rng)[0] for _ in cls[1:]]
+                x = np.concatenate([x, *more]).astype(np.float64, copy=False)
+            else:
+                x = np.tile(x, (cls.size, 1))
+            gen = np.repeat(cls, m0)
         logp = np.empty((grid.size, x.shape[0], cls.size))
         logp[0] = self._log_prior(model, cls, x, float(grid[0]))
         traj = np.empty((grid.size,) + x.shape) if return_trajectory else None
@@ -170,7 +209,8 @@ class OnlineClassifier:
         for i in steps:
             t, t_next = float(grid[i]), float(grid[i + 1])
             cx, c0, var = _ddpm_kernel(schedule, t, t_next)
-            d_all = np.asarray(model.denoise(x, t), dtype=np.float64)
+            # the generating denoiser: unconditional (null chains) or each chain's own class (joint)
+            d_all = np.asarray(model.denoise(x, t) if gen is None else model.denoise(x, t, y=gen), dtype=np.float64)
             mean = cx * x + c0 * d_all
             x_new = mean + np.sqrt(var) * rng.standard_normal(x.shape)
             if var <= 0:  # deterministic last step (t_next = t_min with sigma = 0): no likelihood to update with
@@ -190,4 +230,4 @@ class OnlineClassifier:
             x = x_new
             if traj is not None:
                 traj[i + 1] = x
-        return OnlineTrack(times=grid, x=x, classes=cls, log_posterior=logp, trajectory=traj)
+        return OnlineTrack(times=grid, x=x, classes=cls, log_posterior=logp, trajectory=traj, labels=gen)

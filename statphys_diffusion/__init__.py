@@ -38,6 +38,7 @@ from .theory import (
     ExcessEntropy,
     GeometricMemorization,
     LateInitGaussian,
+    LateStartScan,
     ManifoldDimension,
     RecoveryTime,
     SampleClassification,
@@ -49,6 +50,7 @@ from .theory import (
     collapse_snr,
     collapse_time,
     conditional_entropy,
+    critical_start,
     direction_critical_n,
     direction_critical_time,
     entropy_rate,
@@ -56,6 +58,7 @@ from .theory import (
     fixed_points_1d,
     gaussian_late_init,
     geometric_memorization,
+    late_start_scan,
     manifold_dimension,
     mutual_information,
     mutual_information_immse,
@@ -74,6 +77,9 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "LateStartScan",
+    "critical_start",
+    "late_start_scan",
     "ManifoldDimension",
     "manifold_dimension",
     "ExcessEntropy",

@@ -21,7 +21,7 @@ from .geometric import (
 )
 from .immse import mutual_information_immse
 from .information import EntropyEstimate, conditional_entropy, mutual_information
-from .late_init import LateInitGaussian, gaussian_late_init
+from .late_init import LateInitGaussian, LateStartScan, critical_start, gaussian_late_init, late_start_scan
 from .manifold_dimension import ManifoldDimension, manifold_dimension
 from .symmetry_breaking import (
     DYNAMICS,
@@ -44,6 +44,9 @@ from .symmetry_breaking import (
 )
 
 __all__ = [
+    "LateStartScan",
+    "critical_start",
+    "late_start_scan",
     "ManifoldDimension",
     "manifold_dimension",
     "ExcessEntropy",

@@ -30,7 +30,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="write a report of the package's predictions for a data set",
         description="Write report.md, figures/, results.csv and results.json for a data set.",
     )
-    pr.add_argument("--data", default="cifar10", help=f"cifar10 (default) or one of {sorted(datasets.SYNTHETIC)}")
+    pr.add_argument(
+        "--data",
+        default="cifar10",
+        help=f"cifar10 (default), one of {sorted(datasets.SYNTHETIC)}, or your own data: a .npy or .npz file "
+        "(rows, or uint8 images) or an image folder PATH/train/<class>/",
+    )
+    pr.add_argument("--labels", default=None, help="with your own --data: a .npy of one integer class per row")
     pr.add_argument("--data-path", default=None, help=f"CIFAR-10 zip (else ${datasets.ENV_PATH} or ../shared/data)")
     pr.add_argument("--n", type=int, default=None, help="training points (default: all of CIFAR-10; 2000 synthetic)")
     pr.add_argument("--n-query", type=int, default=64, help="held-out points for measured curves (default 64)")
@@ -211,6 +217,18 @@ def _predict(args) -> int:
         queries = test.as_points()[qi]
         source = f"CIFAR-10 JPEG zip {path}" + (" (quick: 100 images per class)" if args.quick else "")
         class_names = train.class_names
+    elif args.data not in datasets.SYNTHETIC:
+        points, labels, source = datasets.load_user_data(args.data, args.labels)
+        if points.shape[0] < args.n_query + 2:
+            raise ValueError(f"--data has {points.shape[0]} rows: at least --n-query + 2 = {args.n_query + 2} needed")
+        # held-out queries come out of the data itself; the rest is the training set
+        qi = rng.choice(points.shape[0], args.n_query, replace=False)
+        keep = np.setdiff1d(np.arange(points.shape[0]), qi)
+        if args.n is not None and args.n < keep.size:
+            keep = np.sort(rng.choice(keep, args.n, replace=False))
+        queries, points = points[qi], points[keep]
+        labels = None if labels is None else labels[keep]
+        class_names = None
     else:
         n = 2000 if args.n is None else args.n
         model, points, labels = datasets.synthetic_dataset(args.data, n, rng)

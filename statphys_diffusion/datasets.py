@@ -372,6 +372,62 @@ def synthetic_dataset(name: str, n: int, rng: np.random.Generator):
     return model, draws.x0, draws.labels
 
 
+_ARRAY_KEYS = ("x", "data", "images", "points")
+_LABEL_KEYS = ("labels", "y")
+
+
+def load_user_data(path, labels=None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A user's data set as float64 rows, for ``statphys-diffusion predict --data PATH``.
+
+    ``path``: a ``.npy`` array (N, d) or images (N, H, W[, C]); a ``.npz`` with the array under
+    ``x``, ``data``, ``images`` or ``points`` and optional labels under ``labels`` or ``y``; or a
+    folder tree ``path/train/<class>/*.png|jpg`` (classes are the labels). uint8 images are mapped
+    to [-1, 1] (the DDPM convention); floats are used as they are. ``labels``: a ``.npy`` file or
+    an array of N integers, overriding any found in the file. Returns (points, labels, source).
+    """
+    p = Path(path)
+    found = None
+    if p.is_dir():
+        if not (p / "train").is_dir():
+            raise ValueError(f"--data folder {str(p)!r} must hold train/<class>/*.png|jpg (an image-folder tree)")
+        ds = load_cifar10_folder(p, "train", progress=False)
+        x, found = ds.as_points(), ds.labels
+    elif p.suffix == ".npy" and p.is_file():
+        x = np.load(p, allow_pickle=False)
+    elif p.suffix == ".npz" and p.is_file():
+        with np.load(p, allow_pickle=False) as z:
+            key = next((k for k in _ARRAY_KEYS if k in z.files), None)
+            if key is None:
+                raise ValueError(f"--data {str(p)!r} holds {z.files}; put the array under one of {_ARRAY_KEYS}")
+            x = z[key]
+            lab_key = next((k for k in _LABEL_KEYS if k in z.files), None)
+            found = None if lab_key is None else z[lab_key]
+    else:
+        raise ValueError(
+            f"--data must be 'cifar10', one of {sorted(SYNTHETIC)}, an existing .npy or .npz file, or a folder "
+            f"PATH/train/<class>/; got {str(p)!r}"
+        )
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number) or x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"--data must hold a numeric array of at least 2 rows, got dtype {x.dtype}, shape {x.shape}")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float64) / 127.5 - 1.0
+    x = x.reshape(x.shape[0], -1).astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("--data contains NaN or inf")
+    if isinstance(labels, (str, os.PathLike)):
+        if not Path(labels).is_file():
+            raise ValueError(f"--labels file {str(labels)!r} does not exist")
+        found = np.load(labels, allow_pickle=False)
+    elif labels is not None:
+        found = np.asarray(labels)
+    if found is not None:
+        found = np.asarray(found)
+        if found.shape != (x.shape[0],) or not np.issubdtype(found.dtype, np.integer):
+            raise ValueError(f"--labels must be {x.shape[0]} integers (one per row of --data), got {found.shape}")
+    return x, found, f"user data {p}"
+
+
 def class_gaussian(dataset: ImageDataset, size: int = 32, *, ridge: float = 1e-4, schedule=None):
     """The class-Gaussian model of an image data set: one full-covariance Gaussian per class.
 

@@ -230,3 +230,42 @@ def test_loader_bad_input(tmp_path):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(odd / "train" / "a" / "1.png")
     with pytest.raises(ValueError, match="shape"):
         datasets.load_cifar10_folder(odd, cache_dir=tmp_path / "c3", progress=False)
+
+
+def test_predict_on_the_users_own_data_files(tmp_path):
+    """--data takes a .npy of rows, a .npz with labels, or an image folder; --labels adds classes.
+    Each writes a report whose config names the file and counts the rows (minus the held-out queries)."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 5)) * [2.0, 1.0, 1.0, 0.5, 0.5]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(120) % 3)
+    np.savez(tmp_path / "d.npz", data=x, labels=np.arange(120) % 2)
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(
+                tmp_path / "imgs" / "train" / c / f"{i}.png"
+            )
+    common = ["--n-times", "4", "--sb-points", "0", "--info-draws", "0", "--n-query", "8", "--no-progress"]
+    for data, extra, n_rows in (
+        ("x.npy", ["--labels", str(tmp_path / "y.npy")], 112),
+        ("d.npz", [], 112),
+        ("imgs", [], 16),
+    ):
+        out = tmp_path / f"rep-{data}"
+        assert cli.main(["predict", "--data", str(tmp_path / data), "--out", str(out)] + extra + common) == 0
+        cfg = json.loads((out / "results.json").read_text())
+        text = json.dumps(cfg)
+        assert data in text and str(n_rows) in text
+        assert (out / "report.md").is_file()
+    assert cli.main(["predict", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")[:-4] + "z.npy",
+                     "--out", str(tmp_path / "bad")] + common) != 0  # fmt: skip
+    np.save(tmp_path / "short.npy", np.arange(5))
+    with pytest.raises(ValueError, match="labels"):
+        datasets.load_user_data(tmp_path / "x.npy", tmp_path / "short.npy")
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        datasets.load_user_data(tmp_path / "short.npy")

@@ -210,6 +210,20 @@ def test_cloning_agrees_with_exact_posterior_overlap():
         th.cloning_agreement(gm, [7.0], 10, np.random.default_rng(0), t_start=6.0)
 
 
+def test_cloning_streams_instead_of_storing_the_trajectory():
+    """1,000 steps of 300 pairs in d = 64: a stored trajectory would be 1,001 x 300 x 64 x 8 B = 154 MB;
+    the streamed run keeps a few states (peak traced allocation under a tenth of that)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    gm = sd.GaussianMixture.isotropic(rng.standard_normal((2, 64)), 0.05, labels=[0, 1])
+    tracemalloc.start()
+    th.cloning_agreement(gm, [0.3, 1.0], 300, np.random.default_rng(1), n_steps=1000, t_start=4.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1001 * 300 * 64 * 8 / 10
+
+
 def test_large_d_path_lanczos_and_minres_match_closed_form():
     """d = 600 > 512: Lanczos on the Hessian operator and Newton-MINRES for the fixed point."""
     rng = np.random.default_rng(2)

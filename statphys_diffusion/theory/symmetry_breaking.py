@@ -538,6 +538,10 @@ def cloning_agreement(
     posterior at ``t_end``). phi -> 1 for t_b -> 0 and -> sum_c p_c^2 for
     large t_b; the crossover is the speciation. For an exact model
     phi(t_b) = E[sum_c p_{t_b}(c | x)^2] (:func:`exact_cloning_agreement`).
+
+    Streams: the main chain is advanced from one branch time to the next and only its current
+    state is kept, so memory is O(n_pairs d) whatever the number of steps (it used to store the
+    whole trajectory, steps x pairs x d: 6.2 GB at d = 256, 3,000 pairs, 1,000 steps).
     """
     from ..samplers import EulerMaruyama
 
@@ -549,7 +553,6 @@ def cloning_agreement(
     if tb.ndim != 1 or tb.size == 0 or tb[0] >= t0 or tb[-1] <= t1:
         raise ValueError(f"branch_times must lie strictly between t_end={t1} and t_start={t0}")
     grid = np.unique(np.concatenate([np.linspace(t0, t1, n_steps + 1), tb]))[::-1]
-    main = EulerMaruyama(grid.size - 1, times=grid).sample(model, n=n_pairs, rng=rng, return_trajectory=True)
     idx = {float(t): int(np.nonzero(grid == t)[0][0]) for t in tb}
     phi, se = np.empty(tb.size), np.empty(tb.size)
     it = enumerate(tb)
@@ -557,10 +560,16 @@ def cloning_agreement(
         from tqdm.auto import tqdm
 
         it = tqdm(list(it), desc="cloning", leave=False)
+    x_b, cur = None, 0
     for j, t in it:
         i = idx[float(t)]
+        seg = grid[cur : i + 1]  # the main chain from its current time to this branch time
+        if x_b is None:
+            x_b = EulerMaruyama(seg.size - 1, times=seg).sample(model, n=n_pairs, rng=rng).x
+        elif seg.size > 1:
+            x_b = EulerMaruyama(seg.size - 1, times=seg).sample(model, x_b, rng=rng).x
+        cur = i
         sub = grid[i:]
-        x_b = main.trajectory[i]
         ends = [EulerMaruyama(sub.size - 1, times=sub).sample(model, x_b, rng=rng).x for _ in range(2)]
         c1, c2 = (np.argmax(model.class_posterior(e, t1), axis=1) for e in ends)
         same = (c1 == c2).astype(np.float64)

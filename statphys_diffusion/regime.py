@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
+from ._progress import iterate
 from .empirical import EmpiricalDistribution
 from .mixture import GaussianMixture
 
@@ -366,11 +367,7 @@ def regime_map(
     dist = {k: np.empty((T, R)) for k in ("train", "train_se", "held", "held_se", "ref_train", "ref_held")}
     spread = np.full(T, np.inf)
     regime = np.empty(T, dtype=object)
-    steps = range(T)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="regime map", leave=False)
+    steps = iterate(range(T), progress, "regime map")
     x_tr, x_ho = _rows(tr, n_points, rng), _rows(ho, n_points, rng)
     for i in steps:
         t = float(ts[i])

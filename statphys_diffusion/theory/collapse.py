@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._progress import iterate
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy, _times
 
@@ -307,11 +308,7 @@ def excess_entropy(
     y = model.means[origin]
     eps = rng.standard_normal(y.shape)
     val, se = np.empty(ts.size), np.empty(ts.size)
-    it = range(ts.size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="excess entropy", leave=False)
+    it = iterate(range(ts.size), progress, "excess entropy")
     for j in it:
         t = ts[j]
         a, s2 = float(model.schedule.alpha(t)), float(model.schedule.sigma2(t))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._progress import iterate
 
 __all__ = ["LateInitGaussian", "gaussian_late_init", "LateStartScan", "critical_start", "late_start_scan"]
 
@@ -179,11 +180,7 @@ def late_start_scan(
     rng = np.random.default_rng(rng)
     src = model if source is None else source
     vals = np.empty((ts.size, n_seeds))
-    it = [(i, j) for i in range(ts.size) for j in range(n_seeds)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="late-start scan", leave=False)
+    it = iterate([(i, j) for i in range(ts.size) for j in range(n_seeds)], progress, "late-start scan")
     for i, j in it:
         g = gaussian_late_init(src, float(ts[i]), schedule=model.schedule)
         x = sampler.sample(model, g.sample(n, rng), t_start=float(ts[i]), rng=rng).x

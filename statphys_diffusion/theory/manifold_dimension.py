@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._progress import iterate
 
 __all__ = ["ManifoldDimension", "manifold_dimension", "RULES"]
 
@@ -175,11 +176,7 @@ def manifold_dimension(
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = (q * np.sign(np.diag(r)))[:, :n].T  # n orthonormal rows, Haar-distributed
     sv_all, scale, dims = np.empty((ts.size, n)), np.empty(ts.size), np.empty(ts.size, dtype=np.int64)
-    it = range(ts.size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="manifold dimension", leave=False)
+    it = iterate(range(ts.size), progress, "manifold dimension")
     for i in it:
         t = float(ts[i])
         a, s = float(sch.alpha(t)), float(sch.sigma(t))

@@ -36,11 +36,43 @@ __all__ = [
     "initial_noise",
     "time_grid",
     "diffusers_variance",
+    "ddpm_time_sequence",
 ]
 
 SPACINGS = ("uniform", "edm")
 EDM_SIGMA_MIN = 0.002
 EDM_RHO = 7.0
+
+
+def ddpm_time_sequence(
+    n_steps: int, *, num_train_timesteps: int = 1000, skip: str = "uniform", late_index: int | None = None
+) -> np.ndarray:
+    """The few-step DDPM/DDIM grids of Raya & Ambrogioni (2023, ``utils.get_time_sequence``), as times.
+
+    DDPM indices (0-based): ``skip="uniform"``: 0, s, 2s, ... with s = K // n_steps; ``"quad"``:
+    int(linspace(0, sqrt(0.8 K), n_steps)^2); with ``late_index`` (Gaussian late start at that
+    index): int(linspace(0, late_index, n_steps)), which spends every step below the late start.
+    Returned in this package's time (index k at t = k + 1) in decreasing order with t = 0 (clean
+    data) appended: pass it as ``times=`` to :class:`DDIM` or :class:`DDPMAncestral` on a
+    :class:`~statphys_diffusion.schedules.DiscreteSchedule` of K steps.
+    """
+    n = _checks.check_positive_int(n_steps, "n_steps")
+    k = _checks.check_positive_int(num_train_timesteps, "num_train_timesteps")
+    if n > k:
+        raise ValueError(f"n_steps must be at most num_train_timesteps = {k}, got {n}")
+    if late_index is None:
+        if skip == "uniform":
+            seq = np.arange(0, k, k // n)
+        elif skip == "quad":
+            seq = (np.linspace(0, np.sqrt(k * 0.8), n) ** 2).astype(np.int64)
+        else:
+            raise ValueError(f"skip must be 'uniform' or 'quad', got {skip!r}")
+    else:
+        if isinstance(late_index, bool) or int(late_index) != late_index or not 0 < int(late_index) < k:
+            raise ValueError(f"late_index must be an integer DDPM index in (0, {k}), got {late_index!r}")
+        seq = np.linspace(0, int(late_index), num=n, dtype=np.int64)
+    seq = np.unique(seq)  # integer rounding can repeat an index on short grids
+    return np.concatenate([seq[::-1].astype(np.float64) + 1.0, [0.0]])
 
 
 def time_grid(schedule, n_steps: int, t_start: float, t_end: float, spacing: str = "uniform") -> np.ndarray:

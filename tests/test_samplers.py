@@ -145,3 +145,30 @@ def test_edm_spacing_beats_uniform_for_few_steps():
         out = DDIM(10, spacing=spacing).sample(model, n=4000, t_start=7.0, rng=np.random.default_rng(2))
         errs[spacing] = sliced_wasserstein(out.x, ref)
     assert errs["edm"] < 0.8 * errs["uniform"], errs
+
+
+def test_raya_ambrogioni_time_sequences():
+    """Their get_time_sequence grids in package time: DDPM index k at t = k + 1, decreasing, ending
+    at t = 0; uniform skip K // n; quad ending near 0.8 K; late starts at the late index."""
+    from statphys_diffusion.samplers import DDIM, ddpm_time_sequence
+
+    uni = ddpm_time_sequence(10)
+    np.testing.assert_array_equal(uni, np.r_[np.arange(900, -1, -100) + 1.0, 0.0])
+    quad = ddpm_time_sequence(10, skip="quad")
+    assert 799 <= quad[0] - 1 <= 800  # the last index int(sqrt(800)^2), 800 up to float rounding
+    assert np.all(np.diff(quad) < 0) and quad[-1] == 0.0 and quad[-2] == 1.0
+    late = ddpm_time_sequence(5, late_index=300)
+    np.testing.assert_array_equal(late, [301.0, 226.0, 151.0, 76.0, 1.0, 0.0])
+    lin = sd.DiscreteSchedule.linear()
+    gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.05, schedule=lin)
+    res = DDIM(times=late).sample(gm, gm.sample(4, 301.0, np.random.default_rng(0)).x, rng=np.random.default_rng(1))
+    assert res.times[0] == 301.0 and res.x.shape == (4, 1)
+    for kw, match in (
+        ({"skip": "log"}, "skip"),
+        ({"late_index": 1000}, "late_index"),
+        ({"late_index": 0}, "late_index"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ddpm_time_sequence(10, **kw)
+    with pytest.raises(ValueError, match="n_steps"):
+        ddpm_time_sequence(2000)

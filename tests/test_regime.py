@@ -191,3 +191,24 @@ def test_a_tiny_unet_that_copies_two_images_is_memorising_at_low_noise():
     model = nets.TorchScoreModel(res.ema, sched, image_shape=(3, 8, 8), prediction="x0")
     rm = sd.regime_map(model, imgs.reshape(2, -1), held.reshape(20, -1), [5.0, 10.0, 30.0], rng=0, n_points=64)
     assert list(rm.regime) == ["memorising"] * 3, rm
+
+
+def test_the_papers_protocols_take_a_wrapped_network():
+    """An exact Gaussian written in torch and wrapped as a network gives the exact Gaussian's
+    dimension spectrum, relative energies and recovery probabilities (float64 network: 1e-8; the
+    recovery draws are shared through the seed, so the probabilities are equal)."""
+    train, _ = _data(200, 6)
+    g = sd.GaussianMixture.fit(train, schedule=OU)
+    net = _wrapped_gaussian(g.means[0], g.covariances[0])
+    x0 = train[:1]
+    a = sd.manifold_dimension(net, x0, [0.05, 0.5], rng=0).singular_values
+    b = sd.manifold_dimension(g, x0, [0.05, 0.5], rng=0).singular_values
+    np.testing.assert_allclose(a, b, rtol=1e-8)
+    np.testing.assert_allclose(
+        sd.relative_energy(net, train[:4], train[4:8], 0.3),
+        sd.relative_energy(g, train[:4], train[4:8], 0.3),
+        rtol=1e-8,
+    )
+    pa = sd.recovery_probability(net, train[:3], 0.2, delta=1.0, n_trials=8, steps=5, rng=0)
+    pb = sd.recovery_probability(g, train[:3], 0.2, delta=1.0, n_trials=8, steps=5, rng=0)
+    np.testing.assert_array_equal(pa, pb)

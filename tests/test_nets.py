@@ -309,3 +309,32 @@ def test_cached_run_trains_once_and_keys_on_the_configuration(tmp_path):
     assert run_key(**kw)["train"]["steps"] == 3
     with pytest.raises(ValueError, match="unknown run arguments"):
         run_key(lr=1.0)
+
+
+def test_exported_float16_weights_rebuild_the_run(tmp_path):
+    """export_weights -> load_weights: the same network up to float16 rounding of the weights
+    (relative 2^-11 per weight; on eps of a tiny UNet that stays below 1e-2 relative), a file that
+    loads with weights_only=True, and a refusal for an unfinished run."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets.run import cached_run, export_weights, load_run, load_weights
+
+    rng = np.random.default_rng(0)
+    ds = datasets.ImageDataset(rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), np.arange(6) % 2, ("a", "b"), "mem")
+    kw = dict(size=8, n=6, config="tiny", conditional=True, train_config=nets.TrainConfig(steps=3, batch_size=4))
+    run = cached_run(tmp_path, dataset=ds, progress=False, **kw)
+    path = export_weights(run, tmp_path / "w" / "tiny.fp16.pt")
+    blob = torch.load(path, weights_only=True)
+    assert blob["dtype"] == "float16" and all(
+        v.dtype == torch.float16 for v in blob["state"].values() if v.is_floating_point()
+    )
+    full, meta = load_run(run)
+    half, meta2 = load_weights(path)
+    assert meta2 == meta
+    x = rng.standard_normal((4, 192))
+    e_full, e_half = full.eps(x, 300.0, y=1), half.eps(x, 300.0, y=1)
+    assert np.abs(e_full - e_half).max() <= 1e-2 * np.abs(e_full).max()
+    (run / "run.json").write_text((run / "run.json").read_text().replace('"steps": 3', '"steps": 30'))
+    with pytest.raises(ValueError, match="has not finished"):
+        export_weights(run, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_weights(tmp_path / "missing.pt")

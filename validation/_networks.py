@@ -40,19 +40,24 @@ def flat_points(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2).reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
 
 
+WEIGHTS = ROOT / "weights"
+
+
 def conditional_network(cfg: dict):
-    """(TorchScoreModel, run.json) of the cached class-conditional run described by ``cfg``."""
+    """(TorchScoreModel, run.json) of the class-conditional run described by ``cfg``.
+
+    From the committed float16 weights ``weights/<config>-<hash>.fp16.pt`` when they exist (so
+    the measurements rerun without retraining), else from the cached run (trained first if absent).
+    """
     from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets.run import cached_run, load_run
+    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
 
     kw = {"size": cfg["size"], "n": cfg["n_train"], "config": cfg["config"], "conditional": True}
-    run = cached_run(
-        cfg["runs"],
-        data_path=cfg["data"],
-        progress=cfg.get("progress", False),
-        train_config=TrainConfig(**cfg["train"]),
-        **kw,
-    )
+    tc = TrainConfig(**cfg["train"])
+    committed = WEIGHTS / f"{run_name(data_path=cfg['data'], train_config=tc, **kw)}.fp16.pt"
+    if committed.is_file() and not cfg.get("ignore_weights", False):
+        return load_weights(committed)
+    run = cached_run(cfg["runs"], data_path=cfg["data"], progress=cfg.get("progress", False), train_config=tc, **kw)
     return load_run(run)
 
 

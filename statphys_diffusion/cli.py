@@ -23,7 +23,10 @@ from .report import SCHEDULES, ReportConfig, make_report
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="statphys-diffusion", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"statphys-diffusion {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     pr = sub.add_parser(
         "predict",

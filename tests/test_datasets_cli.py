@@ -269,3 +269,15 @@ def test_predict_on_the_users_own_data_files(tmp_path):
         datasets.load_user_data(tmp_path / "x.npy", tmp_path / "short.npy")
     with pytest.raises(ValueError, match="at least 2 rows"):
         datasets.load_user_data(tmp_path / "short.npy")
+
+
+def test_version_has_one_source(capsys):
+    """pyproject reads the version from statphys_diffusion.__version__; the CLI prints the same."""
+    import importlib.metadata
+
+    import statphys_diffusion as sd
+
+    assert importlib.metadata.version("statphys-diffusion") == sd.__version__
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"statphys-diffusion {sd.__version__}"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import datasets
-from .._io import atomic_write_text
+from .._io import DirectoryLock, atomic_write_text
 from ..report import SCHEDULES
 from .adapter import TorchScoreModel
 from .models import build
@@ -46,11 +46,32 @@ def train_images(
 
     ``device`` (e.g. ``"cuda"``) is where the network trains; it is not part of the run's identity.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .models import CONFIGS
+
+    # everything is validated before anything is written
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+    if config not in CONFIGS:
+        raise ValueError(f"config must be one of {sorted(CONFIGS)}, got {config!r}")
     tc = train_config or TrainConfig()
+    if not isinstance(tc, TrainConfig):
+        raise ValueError(f"train_config must be a TrainConfig, got {type(tc).__name__}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the run directory {str(out)!r}: {err}") from None
+    with DirectoryLock(out, "checkpoint.pt.lock"):
+        return _train_images_locked(
+            out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device
+        )
+
+
+def _train_images_locked(
+    out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device
+) -> Path:
     if dataset is None:
         dataset = datasets.load_cifar10(
             data_path, "train", n=n, classes=classes, size=size, grayscale=grayscale, seed=tc.seed, progress=progress

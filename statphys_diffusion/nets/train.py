@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from .. import _checks
+from .._io import DirectoryLock, temporary_name
 from ..schedules import DiscreteSchedule, Schedule
 from . import parametrization as _param
 
@@ -143,14 +144,27 @@ class TrainResult:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_name(path)  # per process: two writers never share a temporary file
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """A training checkpoint (tensors and plain containers only: ``weights_only=True``)."""
-    return torch.load(path, weights_only=True, map_location=map_location)
+    """A training checkpoint (tensors and plain containers only: ``weights_only=True``).
+
+    A file that cannot be read as one (truncated, random bytes, empty) raises
+    ``ValueError("corrupt file ...")``: delete it to restart the run from scratch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, weights_only=True, map_location=map_location)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, UnicodeDecodeError, ...
+        raise ValueError(f"corrupt file {str(path)!r}: {type(err).__name__}: {err}"[:400]) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"corrupt file {str(path)!r}: not a checkpoint (a {type(state).__name__})")
+    return state
 
 
 def _time_range(schedule: Schedule, t_eps: float) -> tuple[float, float]:
@@ -195,6 +209,50 @@ def _draw_times(
 
 
 def train(
+    net: torch.nn.Module,
+    data,
+    schedule: Schedule,
+    config: TrainConfig | None = None,
+    *,
+    labels=None,
+    n_classes: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = True,
+    callback=None,
+    device=None,
+) -> TrainResult:
+    """Train ``net`` on ``data`` (N, ...) for ``config.steps`` steps (resuming from ``checkpoint``).
+
+    Parameters
+    ----------
+    net : torch.nn.Module taking (x, tau[, y])
+    data : array (N, ...) float, the clean samples in the shape the network expects
+    schedule : Schedule
+    config : TrainConfig
+    labels : (N,) int array of class indices 0..n_classes-1, optional (class-conditional training)
+    n_classes : int
+    checkpoint : path, optional
+        Resumed from when it exists. While training, ``<checkpoint>.lock`` holds this process's
+        pid: a second trainer on the same checkpoint is refused with a ValueError (a lock left by
+        a killed process is taken over).
+    progress : bool
+        tqdm bar with the running loss.
+    callback : callable(step, net, ema), optional
+        Called after every step (evaluation hooks in tests and scripts).
+    device : str or torch.device, optional
+        Move the network there first; batches go to the network's device. Every random draw
+        stays on the CPU generator, so a run is reproducible whatever the device (bit for bit
+        on the CPU).
+    """
+    kwargs = dict(labels=labels, n_classes=n_classes, checkpoint=checkpoint, progress=progress, callback=callback)
+    if checkpoint is None:
+        return _train(net, data, schedule, config, device=device, **kwargs)
+    path = Path(checkpoint)
+    with DirectoryLock(path.parent, path.name + ".lock"):
+        return _train(net, data, schedule, config, device=device, **kwargs)
+
+
+def _train(
     net: torch.nn.Module,
     data,
     schedule: Schedule,

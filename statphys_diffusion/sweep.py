@@ -12,9 +12,14 @@ A sweep is a function ``fn(config) -> result`` and a list of configurations
   package installed, and ``fn`` must be importable on them.
 
 With ``cache_dir`` each finished job's result is written atomically as
-``<cache_dir>/<config_hash>.json`` and a rerun loads it instead of recomputing,
-so a killed sweep resumes where it stopped; results must then be
-JSON-serialisable. Results come back in the order of ``configs``.
+``<cache_dir>/<key>.json`` and a rerun loads it instead of recomputing, so a
+killed sweep resumes where it stopped. The key hashes the function's qualified
+name, the package version and the configuration (two functions, or two versions,
+never share a cached result). Results must be JSON-serialisable or numpy arrays
+and scalars (stored with their dtype and shape, returned as arrays).
+``errors="collect"`` keeps going past a job that raises: its slot holds a
+:class:`JobError` (not cached, so a rerun retries it). Results come back in the
+order of ``configs``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,44 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ._io import atomic_write_text
 
-__all__ = ["config_hash", "run_sweep"]
+__all__ = ["config_hash", "run_sweep", "JobError"]
+
+
+class JobError:
+    """A job that raised under ``errors="collect"``: its configuration and the error."""
+
+    def __init__(self, config, error: BaseException):
+        self.config = config
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"JobError({type(self.error).__name__}: {self.error}; config={self.config!r})"
+
+
+def _encode(obj):
+    """JSON default hook: numpy arrays and scalars keep their dtype and shape."""
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"results must be JSON-serialisable or numpy arrays, got {type(obj).__name__}")
+
+
+def _decode(d: dict):
+    if "__ndarray__" in d:
+        return np.asarray(d["__ndarray__"], dtype=d["dtype"]).reshape(d["shape"])
+    return d
+
+
+def _job_key(fn, config) -> str:
+    from . import __version__
+
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return config_hash({"fn": name, "version": __version__, "config": config})
 
 
 def _canonical(config) -> str:
@@ -62,6 +102,7 @@ def run_sweep(
     workers: int = 1,
     progress: bool = True,
     desc: str = "sweep",
+    errors: str = "raise",
 ) -> list:
     """Run ``fn(config)`` for every configuration; see the module docstring.
 
@@ -77,6 +118,8 @@ def run_sweep(
         Local processes (ignored with ``scheduler``); 1 runs in this process.
     progress : bool
         tqdm bar over finished jobs.
+    errors : {"raise", "collect"}
+        ``collect``: a failing job's slot holds a :class:`JobError` and the others go on.
 
     Returns
     -------
@@ -84,8 +127,10 @@ def run_sweep(
     """
     if not callable(fn):
         raise ValueError("fn must be callable")
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
     configs = list(configs)
-    keys = [config_hash(c) for c in configs]
+    keys = [_job_key(fn, c) for c in configs]
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -94,7 +139,7 @@ def run_sweep(
     for i, key in enumerate(keys):
         path = cache / f"{key}.json" if cache is not None else None
         if path is not None and path.is_file():
-            results[i] = json.loads(path.read_text())["result"]
+            results[i] = json.loads(path.read_text(), object_hook=_decode)["result"]
         else:
             todo.append(i)
     if cache is not None:
@@ -108,8 +153,19 @@ def run_sweep(
         results[i] = res
         if cache is not None:
             payload = {"config": configs[i], "result": res}
-            atomic_write_text(cache / f"{keys[i]}.json", json.dumps(payload, indent=1, allow_nan=True))
+            atomic_write_text(cache / f"{keys[i]}.json", json.dumps(payload, indent=1, allow_nan=True, default=_encode))
         bar.update(1)
+
+    def finish(i, get):
+        try:
+            res = get()
+        except Exception as err:
+            if errors == "raise":
+                raise
+            results[i] = JobError(configs[i], err)
+            bar.update(1)
+            return
+        done(i, res)
 
     try:
         if not todo:
@@ -121,20 +177,20 @@ def run_sweep(
             try:
                 futures = {client.submit(fn, configs[i], key=f"sweep-{keys[i]}", pure=False): i for i in todo}
                 for fut in as_completed(futures):
-                    done(futures[fut], fut.result())
+                    finish(futures[fut], fut.result)
             finally:
                 if owned:
                     client.close()
         elif workers == 1:
             for i in todo:
-                done(i, fn(configs[i]))
+                finish(i, lambda i=i: fn(configs[i]))
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=int(workers)) as pool:
                 futures = {pool.submit(fn, configs[i]): i for i in todo}
                 for fut in as_completed(futures):
-                    done(futures[fut], fut.result())
+                    finish(futures[fut], fut.result)
     finally:
         bar.close()
     return results

@@ -76,3 +76,43 @@ def test_bad_arguments():
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="scheduler"):
         sd.run_sweep(square, [{"x": 1}], scheduler=42, progress=False)
+
+
+def _double(cfg):
+    return 2 * cfg["x"]
+
+
+def _triple(cfg):
+    return 3 * cfg["x"]
+
+
+def test_the_cache_key_includes_the_function_and_numpy_results_round_trip(tmp_path):
+    """Two functions with the same configuration do not share a cached result; numpy arrays and
+    scalars come back from the cache with their dtype and shape."""
+    cfgs = [{"x": 1}, {"x": 2}]
+    assert sd.run_sweep(_double, cfgs, cache_dir=tmp_path, progress=False) == [2, 4]
+    assert sd.run_sweep(_triple, cfgs, cache_dir=tmp_path, progress=False) == [3, 6]
+
+    def arrays(cfg):
+        return {"a": np.arange(cfg["x"] * 3, dtype=np.float32).reshape(cfg["x"], 3), "s": np.int64(cfg["x"])}
+
+    first = sd.run_sweep(arrays, cfgs, cache_dir=tmp_path / "np", progress=False)
+    again = sd.run_sweep(arrays, cfgs, cache_dir=tmp_path / "np", progress=False)  # from the cache
+    for a, b in zip(first, again):
+        assert b["a"].dtype == np.float32 and b["a"].shape == a["a"].shape and np.array_equal(a["a"], b["a"])
+        assert b["s"] == a["s"]
+
+
+def test_errors_collect_keeps_going_and_does_not_cache_the_failure(tmp_path):
+    def flaky(cfg):
+        if cfg["x"] == 2:
+            raise RuntimeError("boom")
+        return cfg["x"]
+
+    out = sd.run_sweep(flaky, [{"x": 1}, {"x": 2}, {"x": 3}], cache_dir=tmp_path, progress=False, errors="collect")
+    assert out[0] == 1 and out[2] == 3 and isinstance(out[1], sd.sweep.JobError) and "boom" in repr(out[1])
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    with pytest.raises(RuntimeError, match="boom"):
+        sd.run_sweep(flaky, [{"x": 2}], progress=False)
+    with pytest.raises(ValueError, match="errors"):
+        sd.run_sweep(flaky, [{"x": 1}], errors="ignore")

@@ -115,13 +115,13 @@ def memorized_fraction(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
-    method: str = "bootstrap",
+    method: str = "wilson",
 ) -> tuple[float, float, float]:
     """Fraction of samples with ratio < ``threshold`` and a confidence interval.
 
-    ``method="bootstrap"``: percentile bootstrap (resampling the samples), which
-    collapses to [p, p] when every sample or none is memorised. ``method="wilson"``:
-    the Wilson score interval (Wilson 1927), informative at 0 and 1 as well.
+    ``method="wilson"`` (default since 0.2; it was "bootstrap"): the Wilson score interval
+    (Wilson 1927), informative at 0 and 1 as well. ``method="bootstrap"``: percentile bootstrap
+    (resampling the samples), which collapses to [p, p] when every sample or none is memorised.
     Returns (fraction, lower, upper).
     """
     r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)

@@ -110,3 +110,22 @@ def test_bad_input():
         sd.DynamicNegativeGuidance(m, 0, posterior="online", prior=1.5)
     with pytest.raises(ValueError, match="beta_m"):
         sd.SafeLatentDiffusion(m, 0, beta_m=1.0)
+
+
+def test_online_dng_refuses_multi_stage_samplers_and_warns_off_ddpm():
+    """The online posterior assumes DDPM ancestral kernels: Heun (two score calls per step) is refused,
+    deterministic DDIM draws a warning, DDPM ancestral runs silently."""
+    import warnings
+
+    from statphys_diffusion.samplers import DDIM, DDPMAncestral, Heun
+
+    gm = sd.GaussianMixture.isotropic([[-2.0], [0.0], [2.0]], 0.1, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="called twice"):
+        Heun(20).sample(sd.DynamicNegativeGuidance(gm, 1, posterior="online"), n=50, rng=np.random.default_rng(0))
+    with pytest.warns(RuntimeWarning, match="assumes DDPM ancestral steps"):
+        DDIM(30).sample(sd.DynamicNegativeGuidance(gm, 1, posterior="online"), n=200, rng=np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        DDPMAncestral(30).sample(
+            sd.DynamicNegativeGuidance(gm, 1, posterior="online"), n=200, rng=np.random.default_rng(0)
+        )

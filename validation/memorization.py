@@ -218,7 +218,7 @@ def part_samples(out: Path, quick: bool) -> dict:
             emp, n=50 if quick else 200, t_start=4.0, t_end=1e-3, rng=rng, return_trajectory=True
         )
         nn = sd.nearest_neighbours(res.x, train)
-        frac, lo, hi = sd.memorized_fraction(nn.ratio, rng=rng)
+        frac, lo, hi = sd.memorized_fraction(nn.ratio, rng=rng, method="bootstrap")
         _, w_lo, w_hi = sd.memorized_fraction(nn.ratio, method="wilson")
         t_c, _ = sd.trajectory_collapse_times(res.trajectory, res.times, train, emp.schedule)
         fresh = sd.nearest_neighbours(rng.standard_normal((200, d)), train)

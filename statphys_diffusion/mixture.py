@@ -428,7 +428,9 @@ class GaussianMixture:
         )
 
     def _generic_logits_and_g(self, x, a, s2, k):
-        diff = (a * self._mu_as(x.dtype)[k])[None, :] - x
+        # quadratic forms in float64 whatever the input (a float32 |x - a mu|^2_{S^-1} loses the
+        # differences between components that decide the posterior at large t)
+        diff = (a * self._means[k])[None, :] - x.astype(np.float64, copy=False)
         g = self._cov.apply_prec(k, diff, a * a, s2)
         quad = np.einsum("ij,ij->i", diff, g, dtype=np.float64)
         return quad, g
@@ -510,8 +512,11 @@ class GaussianMixture:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         if self._path() == "iso":
             return self._run_iso(x, a, s2, denoise=True)[2]
-        sc = self.score(x, t).astype(np.float64)
-        return ((x + s2 * sc) / a).astype(x.dtype, copy=False)
+        # Tweedie in float64 whatever the input: at large t, (x + sigma^2 s) / alpha divides a small
+        # difference by a small alpha, which a float32-rounded score would swamp
+        x64 = x.astype(np.float64, copy=False)
+        sc = self.score(x64, t)
+        return ((x64 + s2 * sc) / a).astype(x.dtype, copy=False)
 
     def component_posterior(self, x, t) -> np.ndarray:
         """p_t(k | x) for each component, shape (M, K), float64; rows sum to 1."""

@@ -1,0 +1,56 @@
+"""float32 inputs: quadratic forms, log-sum-exps and Tweedie in float64 internally, float32 out."""
+
+import numpy as np
+import pytest
+
+import statphys_diffusion as sd
+
+
+def test_the_quoted_float32_cases():
+    gm = sd.GaussianMixture.isotropic([[-1.0], [3.0]], 0.1)
+    d32 = gm.denoise(np.ones((1, 1), np.float32), 20.0)
+    assert d32.dtype == np.float32
+    np.testing.assert_allclose(d32, gm.denoise(np.ones((1, 1)), 20.0), rtol=1e-6)
+    rng = np.random.default_rng(0)
+    d = 512
+    covs = np.stack([np.eye(d) * v for v in (0.5, 2.0)]) + 0.01 * np.eye(d)
+    full = sd.GaussianMixture.full(rng.standard_normal((2, d)), covs, labels=[0, 1])
+    x = rng.standard_normal((3, d))
+    np.testing.assert_allclose(full.class_posterior(x.astype(np.float32), 20.0), full.class_posterior(x, 20.0), atol=1e-6)
+
+
+def _models(rng):
+    u, _ = np.linalg.qr(rng.standard_normal((20, 3)))
+    return {
+        "isotropic d=1 (small-d kernel)": sd.GaussianMixture.isotropic([[-1.0], [3.0]], [0.1, 0.3], labels=[0, 1]),
+        "full d=3 (small-d kernel)": sd.GaussianMixture.full(
+            rng.standard_normal((2, 3)), np.stack([np.eye(3) * 0.2, np.eye(3) * 1.5]), labels=[0, 1]
+        ),
+        "isotropic d=20 (streaming)": sd.GaussianMixture.isotropic(rng.standard_normal((3, 20)), 0.2, labels=[0, 1, 1]),
+        "diagonal d=20 (generic)": sd.GaussianMixture.diagonal(
+            rng.standard_normal((2, 20)), rng.uniform(0.1, 2, (2, 20)), labels=[0, 1]
+        ),
+        "full d=20 (generic)": sd.GaussianMixture.full(
+            rng.standard_normal((2, 20)), np.stack([np.eye(20) * 0.3, np.eye(20) * 2.0]), labels=[0, 1]
+        ),
+        "low-rank d=20 (generic)": sd.GaussianMixture.low_rank(
+            rng.standard_normal((2, 20)), np.stack([u, u]), np.array([[2.0, 1.0, 0.5]] * 2), 0.05, labels=[0, 1]
+        ),
+        "empirical d=20": sd.EmpiricalDistribution(rng.standard_normal((50, 20)), labels=np.arange(50) % 2),
+    }
+
+
+@pytest.mark.parametrize("t", [0.5, 5.0, 20.0])
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_float32_inputs_give_the_float64_answer_for_every_model_kind(t, scale):
+    """Inputs are the same float32 values in both runs, so only internal precision differs.
+    Tolerances: float32 output rounding (1e-6 of the output scale) for denoisers, 1e-6 absolute for
+    posteriors."""
+    rng = np.random.default_rng(1)
+    for name, m in _models(rng).items():
+        x32 = (scale * rng.standard_normal((4, m.dim))).astype(np.float32)
+        x64 = x32.astype(np.float64)
+        d32, d64 = m.denoise(x32, t), m.denoise(x64, t)
+        assert d32.dtype == np.float32, name
+        np.testing.assert_allclose(d32, d64, rtol=2e-6, atol=2e-6 * np.abs(d64).max(), err_msg=name)
+        np.testing.assert_allclose(m.class_posterior(x32, t), m.class_posterior(x64, t), atol=1e-6, err_msg=name)

@@ -33,7 +33,9 @@ above), in this order:
    of each other (delta of one from the other, on training and on held-out points)
    and the network within ``tol`` of one of them: high noise, where every reference
    denoises alike;
-2. ``memorising``: within ``tol`` of the empirical reference on training points;
+2. ``memorising``: within ``tol`` of the empirical reference on training points, and nearer to
+   it there than to every generalising reference (a network that denoises well is near every
+   reference at moderate noise; it memorises only if it follows the training points);
 3. ``generalising``: g <= ``gap_tol`` + 2 s.e. (no better on its training points than
    on held-out ones) and either e_held <= 1 - ``tol`` (clearly better than the
    identity) or within ``tol`` of a generalising reference on both sets;
@@ -432,10 +434,11 @@ def _classify(i, f, dist, kinds, spread, tol, gap_tol) -> str:
     emp = [j for j, k in enumerate(kinds) if k == "empirical"]
     gen = [j for j, k in enumerate(kinds) if k == "generalising"]
     d_emp = min((dist["train"][i, j] for j in emp), default=np.inf)
+    d_gen_train = min((dist["train"][i, j] for j in gen), default=np.inf)
     d_gen = min((max(dist["train"][i, j], dist["held"][i, j]) for j in gen), default=np.inf)
     if spread < tol and min(d_emp, d_gen) <= tol:
         return "undetermined"
-    if d_emp <= tol:
+    if d_emp <= tol and d_emp < d_gen_train:
         return "memorising"
     if f["gap"][i] <= gap_tol + 2 * f["gap_se"][i]:
         if f["mse_held"][i] <= 1 - tol or d_gen <= tol:

@@ -150,10 +150,23 @@ def _train(args) -> int:
     return 0
 
 
+def _output_dir(path: Path, option: str) -> Path:
+    """Create an output directory up front, or say which option names a path that cannot be one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{option} {str(path)!r} cannot be created: {err.strerror or err}") from None
+    return path
+
+
 def _sample(args) -> int:
     _nets()
     from .nets.run import sample_run
 
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory; give a file name such as samples.npz")
+    _output_dir(out.parent, "--out")  # before sampling, not after
     imgs = sample_run(
         args.run,
         args.n,
@@ -164,8 +177,6 @@ def _sample(args) -> int:
         progress=not args.no_progress,
         device=args.device,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, images=imgs)
     _save_grid(imgs, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
@@ -196,6 +207,9 @@ def _predict(args) -> int:
         raise ValueError(f"--info-draws must be >= 0, got {args.info_draws}")
     if args.n_query < 2:
         raise ValueError(f"--n-query must be at least 2, got {args.n_query}")
+    if args.n_times < 2:
+        raise ValueError(f"--n-times must be at least 2 (a grid of times), got {args.n_times}")
+    _output_dir(Path(args.out), "--out")
     schedule = SCHEDULES[args.schedule]()
     if args.data == "cifar10":
         path = datasets.find_cifar10(args.data_path)

@@ -137,7 +137,14 @@ def load_cifar10_zip(
             files = sorted(entries[c])[:max_per_class]
             names += files
             labels += [ci] * len(files)
-        images = _decode(names, zf.read, progress, f"decoding CIFAR-10 {split}")
+
+        def read(name):
+            try:
+                return zf.read(name)
+            except (zipfile.BadZipFile, EOFError, OSError) as err:  # bad CRC, truncated member
+                raise ValueError(f"corrupt file {str(path)!r}: member {name!r}: {err}") from None
+
+        images = _decode(names, read, progress, f"decoding CIFAR-10 {split}")
     labels = np.asarray(labels, dtype=np.int64)
     _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
     return ImageDataset(images, labels, classes, str(path))
@@ -221,15 +228,18 @@ def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageData
     except (tarfile.TarError, OSError) as err:
         raise ValueError(f"path {str(path)!r} is not a readable tar archive: {err}") from None
     with tf:
-        members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+        try:
+            members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+        except (tarfile.TarError, EOFError, OSError) as err:  # truncated or damaged archive
+            raise ValueError(f"corrupt file {str(path)!r}: {type(err).__name__}: {err}") from None
         missing = [w for w in wanted + ["batches.meta"] if w not in members]
         if missing:
             raise ValueError(f"{str(path)!r} lacks CIFAR-10 batches {missing}")
         try:
             meta = pickle.load(tf.extractfile(members["batches.meta"]), encoding="bytes")
             batches = [pickle.load(tf.extractfile(members[w]), encoding="bytes") for w in wanted]
-        except Exception as err:  # corrupt pickles
-            raise ValueError(f"{str(path)!r} holds corrupt CIFAR-10 batches: {err}") from None
+        except Exception as err:  # corrupt pickles, truncated members
+            raise ValueError(f"corrupt file {str(path)!r}: its CIFAR-10 batches cannot be read: {err}") from None
     classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in meta[b"label_names"])
     data = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
     if data.ndim != 2 or data.shape[1] != 3072:

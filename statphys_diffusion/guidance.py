@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
 from .samplers import _ddpm_kernel
 
 __all__ = ["NegativePrompting", "SafeLatentDiffusion", "DynamicNegativeGuidance"]
@@ -82,7 +83,10 @@ class _Guided:
 
     def denoise(self, x, t) -> np.ndarray:
         """(x + sigma_t^2 s~(x)) / alpha_t with the guided score s~."""
+        t = _checks.check_time(t, self.schedule)
         a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
+        if a == 0:
+            raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         return (np.asarray(x, dtype=np.float64) + s2 * self.score(x, t)) / a
 
     def _scores(self, x, t):

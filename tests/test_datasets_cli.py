@@ -281,3 +281,32 @@ def test_version_has_one_source(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"statphys-diffusion {sd.__version__}"
+
+
+def test_cli_output_paths_and_grid_sizes_are_checked_first(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["predict", "--data", "gmm1d", "--out", str(blocker / "rep"), "--no-progress"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert (
+        cli.main(["predict", "--data", "gmm1d", "--n-times", "0", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    )
+    assert "--n-times" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_damaged_archives_are_reported_as_corrupt_files(tmp_path):
+    """A zip member with a flipped byte (bad CRC-32) and a tar.gz cut in half: 'corrupt file', no traceback."""
+    zpath, _, tpath, _, _ = _write_all_formats(tmp_path, np.random.default_rng(1))
+    raw = bytearray(zpath.read_bytes())
+    with zipfile.ZipFile(zpath) as zf:
+        info = zf.getinfo("train/cat/0000.png")
+    data_at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[data_at + 20] ^= 0xFF  # inside the stored PNG bytes
+    bad_zip = tmp_path / "bad.zip"
+    bad_zip.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt file"):
+        datasets.load_cifar10(bad_zip, "train", cache_dir=tmp_path / "c1", progress=False)
+    cut = tmp_path / "cut-cifar-10-python.tar.gz"
+    cut.write_bytes(tpath.read_bytes()[: tpath.stat().st_size // 2])
+    with pytest.raises(ValueError, match="corrupt file"):
+        datasets.load_cifar10(cut, "train", cache_dir=tmp_path / "c2", progress=False)

@@ -129,3 +129,10 @@ def test_online_dng_refuses_multi_stage_samplers_and_warns_off_ddpm():
         DDPMAncestral(30).sample(
             sd.DynamicNegativeGuidance(gm, 1, posterior="online"), n=200, rng=np.random.default_rng(0)
         )
+
+
+def test_guided_denoisers_refuse_alpha_zero():
+    fm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.1, labels=[0, 1], schedule=sd.FlowMatching())
+    for g in (sd.DynamicNegativeGuidance(fm, 1), sd.NegativePrompting(fm, 1, 1.0)):
+        with pytest.raises(ValueError, match="alpha_t = 0"):
+            g.denoise(np.zeros((2, 1)), 1.0)

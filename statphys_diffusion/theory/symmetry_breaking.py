@@ -285,6 +285,12 @@ class SymmetryBreaking:
     note: str = ""
 
 
+def _warn_nan(note: str) -> None:
+    import warnings
+
+    warnings.warn(f"symmetry_breaking_time returns NaN: {note} (see the result's note)", RuntimeWarning, stacklevel=3)
+
+
 def symmetry_breaking_time(
     model,
     dynamics: str = "sde",
@@ -341,6 +347,7 @@ def symmetry_breaking_time(
     times, margin, points = [t], [m], [x]
     if m >= 0:
         note = "the central fixed point is not stable even at the largest time scanned"
+        _warn_nan(note)
         nan = np.full(model.dim, np.nan)
         return SymmetryBreaking(np.nan, nan, x, dynamics, np.array(times), np.array(margin), note)
     h = h_max
@@ -380,9 +387,9 @@ def symmetry_breaking_time(
     times, margin, points = np.array(times), np.array(margin), np.array(points)
     if cross is None:
         nan = np.full(model.dim, np.nan)
-        return SymmetryBreaking(
-            np.nan, nan, points[-1], dynamics, times, margin, "no loss of stability on the scanned range"
-        )
+        note = "no loss of stability on the scanned range"
+        _warn_nan(note)
+        return SymmetryBreaking(np.nan, nan, points[-1], dynamics, times, margin, note)
     start = points[cross - 1]
 
     def g(t):

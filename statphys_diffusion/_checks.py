@@ -87,3 +87,19 @@ def check_positive_int(value, name: str) -> int:
     if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_real(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    """A finite real number (not bool) in the stated interval, else a ValueError naming it."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    v = float(value) if ok else float("nan")
+    if ok and np.isfinite(v):
+        ok = (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
+    else:
+        ok = False
+    if not ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return v

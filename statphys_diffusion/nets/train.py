@@ -53,21 +53,6 @@ NOISE_DISTRIBUTIONS = ("uniform", "lognormal", "logsnr")
 _ADDED = ("prediction", "noise", "p_mean", "p_std", "sigma_data")
 
 
-def _check_real(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    v = float(value) if ok else float("nan")
-    if ok and np.isfinite(v):
-        ok = (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
-    else:
-        ok = False
-    if not ok:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
-    return v
-
-
 @dataclass
 class TrainConfig:
     """Hyper-parameters of :func:`train` (all saved in the checkpoint), validated on creation.
@@ -105,20 +90,20 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "checkpoint_every"):
             _checks.check_positive_int(getattr(self, name), name)
-        _check_real(self.lr, "lr", lo=0, lo_open=True)
-        _check_real(self.ema_decay, "ema_decay", lo=0, hi=1, hi_open=True)
-        _check_real(self.grad_clip, "grad_clip", lo=0)
-        _check_real(self.label_dropout, "label_dropout", lo=0, hi=1)
-        _check_real(self.t_eps, "t_eps", lo=0, lo_open=True)
+        _checks.check_real(self.lr, "lr", lo=0, lo_open=True)
+        _checks.check_real(self.ema_decay, "ema_decay", lo=0, hi=1, hi_open=True)
+        _checks.check_real(self.grad_clip, "grad_clip", lo=0)
+        _checks.check_real(self.label_dropout, "label_dropout", lo=0, hi=1)
+        _checks.check_real(self.t_eps, "t_eps", lo=0, lo_open=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.prediction not in _param.PREDICTIONS:
             raise ValueError(f"prediction must be one of {_param.PREDICTIONS}, got {self.prediction!r}")
         if self.noise not in NOISE_DISTRIBUTIONS:
             raise ValueError(f"noise must be one of {NOISE_DISTRIBUTIONS}, got {self.noise!r}")
-        _check_real(self.p_mean, "p_mean")
-        _check_real(self.p_std, "p_std", lo=0, lo_open=True)
-        _check_real(self.sigma_data, "sigma_data", lo=0, lo_open=True)
+        _checks.check_real(self.p_mean, "p_mean")
+        _checks.check_real(self.p_std, "p_std", lo=0, lo_open=True)
+        _checks.check_real(self.sigma_data, "sigma_data", lo=0, lo_open=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -265,26 +250,7 @@ def _train(
     callback=None,
     device=None,
 ) -> TrainResult:
-    """Train ``net`` on ``data`` (N, ...) for ``config.steps`` steps (resuming from ``checkpoint``).
-
-    Parameters
-    ----------
-    net : torch.nn.Module taking (x, tau[, y])
-    data : array (N, ...) float, the clean samples in the shape the network expects
-    schedule : Schedule
-    config : TrainConfig
-    labels : (N,) int array of class indices 0..n_classes-1, optional (class-conditional training)
-    n_classes : int
-    checkpoint : path, optional
-    progress : bool
-        tqdm bar with the running loss.
-    callback : callable(step, net, ema), optional
-        Called after every step (evaluation hooks in tests and scripts).
-    device : str or torch.device, optional
-        Move the network there first; batches go to the network's device. Every random draw
-        stays on the CPU generator, so a run is reproducible whatever the device (bit for bit
-        on the CPU).
-    """
+    """The body of :func:`train` (which holds the checkpoint's lock around it)."""
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(cfg).__name__}")

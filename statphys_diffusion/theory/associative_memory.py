@@ -123,9 +123,7 @@ def _embed(x: np.ndarray, features: Callable | None, name: str) -> np.ndarray:
 
 
 def _positive(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive number, got {v!r}")
-    return float(v)
+    return _checks.check_real(v, name, lo=0, lo_open=True)
 
 
 def classify_samples(

@@ -103,3 +103,26 @@ def check_real(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=Fal
         rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
         raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
     return v
+
+
+# squared norms of rows must stay finite in float64 (1.8e308): entries times sqrt(d) below this
+MAGNITUDE_LIMIT = 1e150
+
+
+def check_magnitude(arr: np.ndarray, name: str) -> None:
+    """Refuse arrays whose squared row norms would overflow float64 (a silent NaN otherwise)."""
+    if arr.size and float(np.max(np.abs(arr))) * np.sqrt(arr.shape[-1]) > MAGNITUDE_LIMIT:
+        raise ValueError(
+            f"{name}: entries up to {float(np.max(np.abs(arr))):.3g} are too large for float64 arithmetic (their "
+            f"squared norms overflow; keep |{name}| times sqrt(d) below {MAGNITUDE_LIMIT:.0e}, or rescale the data)"
+        )
+
+
+def check_finite_output(out: np.ndarray, what: str) -> np.ndarray:
+    """A result computed from finite inputs that came out NaN or inf: say so instead of returning it."""
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"{what} overflowed float64 for these inputs (finite x, means and variances can still be too large "
+            "or too small together, e.g. variances near 1e308): rescale the data"
+        )
+    return out

@@ -148,6 +148,7 @@ class GaussianMixture:
         if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
             raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {mu.shape}")
         k, d = mu.shape
+        _checks.check_magnitude(mu, "means")
         self._means = mu
         self._cov = CovarianceSet.build(covariance_type, covariances, k, d)
         self._weights = np.full(k, 1.0 / k) if weights is None else _checks.check_weights(weights, k)
@@ -384,6 +385,7 @@ class GaussianMixture:
 
     def _prep(self, x, t) -> tuple[np.ndarray, float, float, float]:
         x = _checks.as_points(x, self.dim)
+        _checks.check_magnitude(x, "x")
         t = _checks.check_time(t, self.schedule, allow_zero=not self.singular)
         a = float(self.schedule.alpha(t))
         s2 = float(self.schedule.sigma2(t))
@@ -497,7 +499,7 @@ class GaussianMixture:
             out = self._run_iso(x, a, s2, score=True)[1]
         else:
             out = self._run_generic(x, a, s2, score=True)[1]
-        return out.astype(x.dtype, copy=False)
+        return _checks.check_finite_output(out, "the score").astype(x.dtype, copy=False)
 
     def denoise(self, x, t, y=None) -> np.ndarray:
         """Posterior mean E[x_0 | x_t = x] = (x + sigma_t^2 s_t(x)) / alpha_t, shape (M, d).
@@ -511,7 +513,7 @@ class GaussianMixture:
         if a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         if self._path() == "iso":
-            return self._run_iso(x, a, s2, denoise=True)[2]
+            return _checks.check_finite_output(self._run_iso(x, a, s2, denoise=True)[2], "the denoiser")
         # Tweedie in float64 whatever the input: at large t, (x + sigma^2 s) / alpha divides a small
         # difference by a small alpha, which a float32-rounded score would swamp
         x64 = x.astype(np.float64, copy=False)

@@ -55,3 +55,21 @@ def test_float32_inputs_give_the_float64_answer_for_every_model_kind(t, scale):
         assert d32.dtype == np.float32, name
         np.testing.assert_allclose(d32, d64, rtol=2e-6, atol=2e-6 * np.abs(d64).max(), err_msg=name)
         np.testing.assert_allclose(m.class_posterior(x32, t), m.class_posterior(x64, t), atol=1e-6, err_msg=name)
+
+
+def test_extreme_finite_inputs_raise_instead_of_returning_nan():
+    """The quoted silent-NaN cases: squared norms that overflow float64 are refused by name; a result
+    that still overflows is reported instead of returned."""
+    with pytest.raises(ValueError, match="means: entries up to 1e"):
+        sd.EmpiricalDistribution(np.full((3, 16), 1e160))
+    emp = sd.EmpiricalDistribution(np.random.default_rng(0).standard_normal((5, 16)))
+    with pytest.raises(ValueError, match="x: entries up to 1e"):
+        emp.score(np.full((1, 16), 1e200), 0.5)
+    with pytest.raises(ValueError, match="x: entries up to 1e"):
+        sd.GaussianMixture.isotropic([[0.0], [1.0]], 0.1).denoise(np.full((1, 1), 1e200), 0.5)
+    with pytest.raises(ValueError, match="overflowed float64"):
+        sd.GaussianMixture.isotropic(np.zeros((2, 16)), 1e308).score(np.zeros((1, 16)), 0.5)
+    # a huge variance in 1-D is still computed correctly: score = sum_k r_k (a mu_k - x) / S_k
+    g = sd.GaussianMixture.isotropic([[0.0], [1.0]], 1e308)
+    a2, s2 = np.exp(-1.0), -np.expm1(-1.0)
+    assert g.score(np.zeros((1, 1)), 0.5)[0, 0] == pytest.approx(0.5 * np.exp(-0.5) / (a2 * 1e308 + s2), rel=1e-6)

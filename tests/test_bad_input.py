@@ -52,3 +52,22 @@ CASES = [
 def test_bad_input_names_the_problem(call, needle):
     with pytest.raises(ValueError, match=needle):
         call()
+
+
+def test_the_quoted_integer_and_interval_cases():
+    """Issue 18's quoted calls: NaN, inf and None where a count is expected get a named ValueError, and
+    memorized_fraction's default interval is informative when every sample is a copy."""
+    import statphys_diffusion as sd
+    from statphys_diffusion.samplers import DDIM
+
+    gm = sd.GaussianMixture.isotropic([[0.0], [1.0]], 0.1)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        gm.sample(float("inf"), 0.5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+        DDIM(float("nan"))
+    with pytest.raises(ValueError, match="n_points and eigenvalues"):
+        sd.collapse_time(None, [1.0])
+    with pytest.raises(ValueError, match="n_points must be a positive integer"):
+        sd.collapse_time(True, [1.0])
+    frac, lo, hi = sd.memorized_fraction(np.zeros(50))
+    assert frac == 1.0 and lo < 0.95 and hi == 1.0

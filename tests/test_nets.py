@@ -227,6 +227,11 @@ def test_train_and_sample_commands_end_to_end(tmp_path):
     assert imgs.shape == (4, 8, 8, 3) and imgs.dtype == np.uint8 and out.with_suffix(".png").is_file()
     assert cli.main(["sample", "--run", str(run), "--class", "horse", "--out", str(out), "--no-progress"]) == 2
     assert cli.main(["sample", "--run", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    # an output path that cannot be created is refused before sampling, with the option's name
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    bad = ["sample", "--run", str(run), "--n", "2", "--steps", "2", "--out", str(blocker / "s.npz"), "--no-progress"]
+    assert cli.main(bad) == 2
 
 
 def test_classifier_learns_and_serves_as_posterior_and_feature_space():

@@ -207,6 +207,11 @@ def _sq(v: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", v, v)
 
 
+def _normalised_distance(d: np.ndarray, d_ref: np.ndarray, xt: np.ndarray, a: float) -> np.ndarray:
+    """Per point |D - D_ref|^2 / |x_t / alpha - D_ref|^2: 0 on the reference, 1 as far as the identity."""
+    return _sq(d - d_ref) / np.maximum(_sq(xt / a - d_ref), np.finfo(float).tiny)
+
+
 def _default_references(train, labels, schedule) -> dict:
     refs = {
         "empirical": EmpiricalDistribution(train, schedule=schedule),
@@ -350,9 +355,8 @@ def regime_map(
     n_points = _checks.check_positive_int(n_points, "n_points")
     if n_points < 2:
         raise ValueError("n_points must be at least 2 (standard errors)")
-    for name, v in (("tol", tol), ("gap_tol", gap_tol)):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    tol = _checks.check_real(tol, "tol", lo=0, lo_open=True)
+    gap_tol = _checks.check_real(gap_tol, "gap_tol", lo=0, lo_open=True)
     if labels is not None and np.asarray(labels).shape != (tr.shape[0],):
         raise ValueError(f"labels must have shape ({tr.shape[0]},) (one per row of train)")
     if references is None:
@@ -374,31 +378,26 @@ def regime_map(
     for i in steps:
         t = float(ts[i])
         a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
-        d_ref = {"train": {}, "held": {}}
+        xts, ref_out = {}, {}  # split -> x_t; (split, j) -> D_ref(x_t)
         for split, x0 in (("train", x_tr), ("held", x_ho)):
             xt = a * x0 + s * rng.standard_normal(x0.shape)
+            xts[split] = xt
             ident = _sq(xt / a - x0)
             dn = np.asarray(model.denoise(xt, t), dtype=np.float64)
-            e = _sq(dn - x0) / ident
-            f[f"mse_{split}"][i], f[f"mse_{split}_se"][i] = _mean_se(e)
-            if split == "train":
-                e_train = e
-            else:
-                f["gap"][i] = f["mse_held"][i] - f["mse_train"][i]
-                f["gap_se"][i] = np.hypot(_mean_se(e)[1], _mean_se(e_train)[1])
+            f[f"mse_{split}"][i], f[f"mse_{split}_se"][i] = _mean_se(_sq(dn - x0) / ident)
             for j, ref in enumerate(refs):
                 dr = np.asarray(ref.denoise(xt, t), dtype=np.float64)
-                d_ref[split][j] = (xt, dr)
-                norm = np.maximum(_sq(xt / a - dr), np.finfo(float).tiny)
-                dist[split][i, j], dist[f"{split}_se"][i, j] = _mean_se(_sq(dn - dr) / norm)
+                ref_out[split, j] = dr
+                dist[split][i, j], dist[f"{split}_se"][i, j] = _mean_se(_normalised_distance(dn, dr, xt, a))
                 dist[f"ref_{split}"][i, j] = float(np.mean(_sq(dr - x0) / ident))
+        f["gap"][i] = f["mse_held"][i] - f["mse_train"][i]
+        f["gap_se"][i] = np.hypot(f["mse_held_se"][i], f["mse_train_se"][i])
         for j_e in (j for j in range(R) if kinds[j] == "empirical"):
             for j_g in (j for j in range(R) if kinds[j] == "generalising"):
-                worst = 0.0
-                for split in ("train", "held"):
-                    xt, dg = d_ref[split][j_g]
-                    de = d_ref[split][j_e][1]
-                    worst = max(worst, float(np.mean(_sq(de - dg) / np.maximum(_sq(xt / a - dg), 1e-300))))
+                worst = max(
+                    float(np.mean(_normalised_distance(ref_out[sp, j_e], ref_out[sp, j_g], xts[sp], a)))
+                    for sp in ("train", "held")
+                )
                 spread[i] = min(spread[i], worst)
         regime[i] = _classify(i, f, dist, kinds, spread[i], tol, gap_tol)
     cons = cons_se = None
@@ -423,8 +422,8 @@ def regime_map(
         consistency=cons,
         consistency_stderr=cons_se,
         regime=regime.astype(str),
-        tol=float(tol),
-        gap_tol=float(gap_tol),
+        tol=tol,
+        gap_tol=gap_tol,
         n_points=n_points,
     )
 

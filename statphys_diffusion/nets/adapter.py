@@ -135,12 +135,10 @@ class TorchScoreModel:
         if not isinstance(net, torch.nn.Module):
             raise ValueError(f"net must be a torch.nn.Module, got {type(net).__name__}")
         self.prediction = _param.check_prediction(prediction)
-        if not (np.isfinite(sigma_data) and sigma_data > 0):
-            raise ValueError(f"sigma_data must be a positive number, got {sigma_data!r}")
-        self.sigma_data = float(sigma_data)
-        if clip_denoised is not None and not (np.isfinite(clip_denoised) and clip_denoised > 0):
-            raise ValueError(f"clip_denoised must be None or a positive number, got {clip_denoised!r}")
-        self.clip_denoised = None if clip_denoised is None else float(clip_denoised)
+        self.sigma_data = _checks.check_real(sigma_data, "sigma_data", lo=0, lo_open=True)
+        self.clip_denoised = (
+            None if clip_denoised is None else _checks.check_real(clip_denoised, "clip_denoised", lo=0, lo_open=True)
+        )
         if jvp_mode not in _JVP_MODES:
             raise ValueError(f"jvp_mode must be one of {_JVP_MODES}, got {jvp_mode!r}")
         self.jvp_mode = jvp_mode

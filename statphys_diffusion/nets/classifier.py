@@ -16,7 +16,7 @@ from torch import nn
 
 from ..schedules import Schedule
 from .models import timestep_embedding
-from .train import _draw_times
+from .train import _atomic_save, _draw_times
 
 __all__ = ["SmallCNN", "train_classifier", "cached_classifier", "features", "log_posterior_fn"]
 
@@ -135,9 +135,7 @@ def cached_classifier(
         return net
     train_classifier(net, x, labels, steps=steps, batch_size=batch_size, seed=seed, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"net": net.state_dict(), "settings": settings}, tmp)
-    tmp.replace(path)
+    _atomic_save({"net": net.state_dict(), "settings": settings}, path)
     return net
 
 

@@ -9,7 +9,6 @@ the same ``train`` command again continues where a killed run stopped).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .._io import DirectoryLock, atomic_write_text
 from ..report import SCHEDULES
 from .adapter import TorchScoreModel
 from .models import build
-from .train import TrainConfig, load_checkpoint, train
+from .train import TrainConfig, _atomic_save, load_checkpoint, train
 
 __all__ = ["train_images", "cached_run", "load_run", "sample_run", "export_weights", "load_weights"]
 
@@ -194,9 +193,7 @@ def export_weights(run, path, *, ema: bool = True) -> Path:
     half = {k: v.half() if v.is_floating_point() else v for k, v in state["ema" if ema else "net"].items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"state": half, "meta": meta, "dtype": "float16", "ema": bool(ema)}, tmp)
-    tmp.replace(path)
+    _atomic_save({"state": half, "meta": meta, "dtype": "float16", "ema": bool(ema)}, path)
     return path
 
 

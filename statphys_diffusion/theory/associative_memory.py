@@ -266,25 +266,32 @@ class RecoveryTime:
         ]
 
 
-def _recovery_draws(x0, n_trials, rng):
-    """Standard normal draws (M, n_trials, d) and a seed for DDIM's own noise: reused at every t."""
-    z = rng.standard_normal((x0.shape[0], n_trials, x0.shape[1]))
-    return z, int(rng.integers(2**63 - 1))
+def _prober(model, x0, n_trials, delta, steps, eta, features, rng):
+    """prob(t, rows) -> fraction of the trials of each sample recovered within delta when noised to t.
 
-
-def _recovered(model, x0, t, z, seed, delta, steps, eta, features) -> np.ndarray:
-    """Fraction of the trials recovered within delta, per sample (M,)."""
+    The noise draws (M, n_trials, d), DDIM's seed and the embedded targets are fixed here, once,
+    and reused at every t (common random numbers).
+    """
     from ..samplers import DDIM
 
     sch = model.schedule
-    a, s = float(sch.alpha(t)), float(sch.sigma(t))
-    m, n, d = z.shape
-    xt = (a * x0[:, None, :] + s * z).reshape(m * n, d)
-    res = DDIM(steps, eta=eta).sample(model, xt, t_start=t, t_end=sch.t_min, rng=np.random.default_rng(seed))
-    rec = res.x.astype(np.float64)
-    ref = np.repeat(x0, n, axis=0)
-    dist = np.sqrt(((_embed(rec, features, "x_rec") - _embed(ref, features, "x0")) ** 2).sum(axis=1))
-    return (dist <= delta).reshape(m, n).mean(axis=1)
+    n = int(n_trials)
+    z = rng.standard_normal((x0.shape[0], n, x0.shape[1]))
+    seed = int(rng.integers(2**63 - 1))
+    target = np.repeat(_embed(x0, features, "x0"), n, axis=0).reshape(x0.shape[0], n, -1)
+    sampler = DDIM(int(steps), eta=float(eta))
+
+    def prob(t: float, rows=slice(None)) -> np.ndarray:
+        a, s = float(sch.alpha(t)), float(sch.sigma(t))
+        zr = z[rows]
+        m, d = zr.shape[0], zr.shape[2]
+        xt = (a * x0[rows][:, None, :] + s * zr).reshape(m * n, d)
+        rec = sampler.sample(model, xt, t_start=t, t_end=sch.t_min, rng=np.random.default_rng(seed)).x
+        feat = _embed(rec.astype(np.float64), features, "x_rec").reshape(m, n, -1)
+        dist = np.sqrt(((feat - target[rows]) ** 2).sum(axis=2))
+        return (dist <= delta).mean(axis=1)
+
+    return prob
 
 
 def recovery_probability(
@@ -302,8 +309,7 @@ def recovery_probability(
     """Probability (over ``n_trials`` noisings) that DDIM from time ``t`` returns within ``delta`` of x0, (M,)."""
     x, rng = _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng)
     t = _checks.check_time(t, model.schedule, allow_zero=False)
-    z, seed = _recovery_draws(x, int(n_trials), rng)
-    return _recovered(model, x, t, z, seed, float(delta), int(steps), float(eta), features)
+    return _prober(model, x, n_trials, delta, steps, eta, features, rng)(t)
 
 
 def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
@@ -356,11 +362,7 @@ def recovery_time(
         _checks.check_time(v, sch, name, allow_zero=False)
     if not hi > lo:
         raise ValueError(f"t_range must be increasing, got {t_range}")
-    z, seed = _recovery_draws(x, int(n_trials), rng)
-
-    def prob(tt):
-        return _recovered(model, x, tt, z, seed, float(delta), int(steps), float(eta), features)
-
+    prob = _prober(model, x, n_trials, delta, steps, eta, features, rng)
     p_lo, p_hi = prob(lo), prob(hi)
     m = x.shape[0]
     a, b = np.full(m, np.log(lo)), np.full(m, np.log(hi))
@@ -373,8 +375,7 @@ def recovery_time(
         # one evaluation per distinct midpoint (samples share the grid until they split)
         for val in np.unique(mid[active]):
             rows = active & (mid == val)
-            pm = _recovered(model, x[rows], float(np.exp(val)), z[rows], seed, float(delta), int(steps), float(eta),
-                            features)  # fmt: skip
+            pm = prob(float(np.exp(val)), rows)
             ok = pm >= p
             idx = np.flatnonzero(rows)
             a[idx[ok]], p_a[idx[ok]] = val, pm[ok]

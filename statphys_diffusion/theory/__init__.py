@@ -9,6 +9,7 @@ from .associative_memory import (
     relative_energy,
 )
 from .attractors import AttractorCensus, attractor_census
+from .central_branch import CentralBranch, central_branch, gaussian_instability_time
 from .collapse import CollapseCurve, ExcessEntropy, collapse_snr, collapse_time, excess_entropy, posterior_collapse
 from .entropy_rate import EntropyRate, entropy_rate
 from .geometric import (
@@ -80,6 +81,9 @@ __all__ = [
     "exact_cloning_agreement",
     "LateInitGaussian",
     "gaussian_late_init",
+    "CentralBranch",
+    "central_branch",
+    "gaussian_instability_time",
     "DYNAMICS",
     "SymmetryBreaking",
     "central_fixed_point",

@@ -75,6 +75,7 @@ from .theory import (
     tangent_jacobian,
     top_hessian_eigenpairs,
     track_central_fixed_point,
+    track_entropy_rate,
 )
 
 __version__ = "0.1.0"
@@ -125,6 +126,7 @@ __all__ = [
     "mutual_information_immse",
     "EntropyRate",
     "entropy_rate",
+    "track_entropy_rate",
     "EntropyEstimate",
     "conditional_entropy",
     "mutual_information",

@@ -96,6 +96,47 @@ class OnlineTrack:
             labels=labels,
         )
 
+    def restrict(self, classes) -> OnlineTrack:
+        """The decision among a subset of the classes, on the chains generated inside it.
+
+        The posterior renormalised over ``classes`` (p_n(c) / sum over the subset), kept for the
+        chains generated from one of them (joint chains: ``labels``; null chains: the final
+        tracked decision). For a partition into superclasses this is the fine decision given the
+        superclass, e.g. airplane | automobile among vehicle chains (Handke et al. 2025).
+        """
+        sub = np.asarray(classes)
+        if sub.ndim != 1 or sub.size < 2:
+            raise ValueError("classes must be a 1-D array of at least 2 of the track's classes")
+        idx = []
+        for c in sub:
+            hit = np.flatnonzero(self.classes == c)
+            if hit.size != 1:
+                raise ValueError(f"classes: {c!r} is not one of the track's classes {self.classes.tolist()}")
+            idx.append(int(hit[0]))
+        if len(set(idx)) != len(idx):
+            raise ValueError("classes must not repeat a class")
+        idx = np.array(idx)
+        gen = self.labels if self.labels is not None else self.classes[np.argmax(self.log_posterior[-1], axis=1)]
+        rows = np.flatnonzero(np.isin(gen, sub))
+        if rows.size == 0:
+            raise ValueError(f"no chain was generated in the classes {sub.tolist()}")
+        lp = self.log_posterior[:, rows][..., idx]
+        lp = lp - logsumexp(lp, axis=-1, keepdims=True)
+        return OnlineTrack(
+            times=self.times,
+            x=self.x[rows],
+            classes=sub,
+            log_posterior=lp,
+            trajectory=None if self.trajectory is None else self.trajectory[:, rows],
+            labels=None if self.labels is None else self.labels[rows],
+        )
+
+    def entropy_rate(self, schedule, *, coarse: int = 1, n_bootstrap: int = 200, rng=None):
+        """dH/dt of the tracked posterior with per-class peaks: :func:`~statphys_diffusion.track_entropy_rate`."""
+        from .theory.entropy_rate import track_entropy_rate
+
+        return track_entropy_rate(self, schedule, coarse=coarse, n_bootstrap=n_bootstrap, rng=rng)
+
     def entropy(self) -> np.ndarray:
         """Entropy of the tracked posterior per step and chain, shape (S + 1, M), nats."""
         p = self.posterior
@@ -209,8 +250,17 @@ class OnlineClassifier:
         for i in steps:
             t, t_next = float(grid[i]), float(grid[i + 1])
             cx, c0, var = _ddpm_kernel(schedule, t, t_next)
-            # the generating denoiser: unconditional (null chains) or each chain's own class (joint)
-            d_all = np.asarray(model.denoise(x, t) if gen is None else model.denoise(x, t, y=gen), dtype=np.float64)
+            # the generating denoiser: unconditional (null chains) or each chain's own class (joint;
+            # taken from the per-class evaluations below, so each conditional runs once per step)
+            d_cls = None
+            if gen is None:
+                d_all = np.asarray(model.denoise(x, t), dtype=np.float64)
+            else:
+                d_cls = [np.asarray(model.denoise(x, t, y=c), dtype=np.float64) for c in cls]
+                d_all = np.empty_like(x)
+                for j, c in enumerate(cls):
+                    rows = gen == c
+                    d_all[rows] = d_cls[j][rows]
             mean = cx * x + c0 * d_all
             x_new = mean + np.sqrt(var) * rng.standard_normal(x.shape)
             if var <= 0:  # deterministic last step (t_next = t_min with sigma = 0): no likelihood to update with
@@ -222,7 +272,8 @@ class OnlineClassifier:
             r = x_new - mean
             upd = np.empty((x.shape[0], cls.size))
             for j, c in enumerate(cls):
-                delta = c0 * (np.asarray(model.denoise(x, t, y=c), dtype=np.float64) - d_all)
+                d_c = d_cls[j] if d_cls is not None else np.asarray(model.denoise(x, t, y=c), dtype=np.float64)
+                delta = c0 * (d_c - d_all)
                 # |r - delta|^2 - |r|^2 = |delta|^2 - 2 r.delta
                 upd[:, j] = -(np.einsum("ij,ij->i", delta, delta) - 2 * np.einsum("ij,ij->i", r, delta)) / (2 * var)
             lp = logp[i] + upd

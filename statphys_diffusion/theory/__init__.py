@@ -11,7 +11,7 @@ from .associative_memory import (
 from .attractors import AttractorCensus, attractor_census
 from .central_branch import CentralBranch, central_branch, gaussian_instability_time
 from .collapse import CollapseCurve, ExcessEntropy, collapse_snr, collapse_time, excess_entropy, posterior_collapse
-from .entropy_rate import EntropyRate, entropy_rate
+from .entropy_rate import EntropyRate, entropy_rate, track_entropy_rate
 from .geometric import (
     GeometricMemorization,
     TangentJacobian,
@@ -73,6 +73,7 @@ __all__ = [
     "mutual_information_immse",
     "EntropyRate",
     "entropy_rate",
+    "track_entropy_rate",
     "EntropyEstimate",
     "conditional_entropy",
     "mutual_information",

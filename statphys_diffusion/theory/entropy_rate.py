@@ -39,7 +39,7 @@ from .. import _checks
 from .. import _resp_rate as rr
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
 
-__all__ = ["EntropyRate", "entropy_rate"]
+__all__ = ["EntropyRate", "entropy_rate", "track_entropy_rate"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,12 @@ class EntropyRate:
         through the grid maximum and its neighbours), with a bootstrap standard
         error over draws (0 for quadrature, where only the grid limits it).
     generated_peak_time, generated_peak_time_stderr : (C,)
-    method : {"quadrature", "monte_carlo"}
+    method : {"quadrature", "monte_carlo", "online"}
     n : int
-        Monte Carlo draws used (also for the generated-class profiles).
+        Monte Carlo draws used (also for the generated-class profiles); chains for ``"online"``.
+    log_snr_speed : (T,) -d log snr_t / dt at each time
+    log_snr_peak_time_stderr : (C,)
+        Bootstrap standard error of :attr:`log_snr_peak_time` (0 for quadrature).
     """
 
     times: np.ndarray
@@ -91,6 +94,7 @@ class EntropyRate:
     method: str
     n: int
     log_snr_speed: np.ndarray | None = None
+    log_snr_peak_time_stderr: np.ndarray | None = None
 
     @property
     def log_snr_rate(self) -> np.ndarray:
@@ -327,6 +331,8 @@ def entropy_rate(
     cls_se = np.empty((n_cls, ts.size))
     peak = np.empty(n_cls)
     peak_se = np.empty(n_cls)
+    speed = _log_snr_speed(model.schedule, ts)
+    ls_peak_se = np.zeros(n_cls)
     if use_quad:
         codes = model._require_labels()
         w = model.weights
@@ -349,6 +355,7 @@ def entropy_rate(
             cls_rate[c], cls_se[c] = _mean_se(hd[sel])
             peak[c] = _peak(ts, cls_rate[c])
             peak_se[c] = _bootstrap_peak(ts, hd[sel], boot_rng, n_bootstrap)
+            ls_peak_se[c] = _bootstrap_peak(ts, hd[sel] / speed, boot_rng, n_bootstrap)
         ent, ent_se = _mean_se(h)
         rate, rate_se = _mean_se(hd)
         name = "monte_carlo"
@@ -372,5 +379,95 @@ def entropy_rate(
         generated_peak_time_stderr=gen_peak_se,
         method=name,
         n=n,
-        log_snr_speed=_log_snr_speed(model.schedule, ts),
+        log_snr_speed=speed,
+        log_snr_peak_time_stderr=ls_peak_se,
+    )
+
+
+def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 200, rng=None) -> EntropyRate:
+    """The entropy rate of a tracked class posterior (:class:`~statphys_diffusion.OnlineTrack`).
+
+    The network-side counterpart of :func:`entropy_rate`: h_n = -sum_c p_n(c) log p_n(c) of the
+    posterior tracked along each chain (:class:`~statphys_diffusion.OnlineClassifier`), on the
+    chain's grid in increasing t (the last, deterministic step to t_min dropped), taking every
+    ``coarse``-th grid point from the smallest time up. The rate dH/dt is the chain average of
+    each chain's finite-difference derivative (``numpy.gradient``, second order inside the
+    grid) -- differentiating the estimator along common paths, as :func:`entropy_rate` does.
+    Per-class profiles condition on the class each chain was generated from (joint chains,
+    ``track.labels``) and, as ``generated_*``, on the final tracked decision
+    argmax_c p_0(c); for null chains both are the final decision. Peak times (in t and per unit
+    log-SNR) carry bootstrap standard errors over chains.
+
+    Parameters
+    ----------
+    track : OnlineTrack
+    schedule : Schedule of the chains (for t_min and d log snr / dt)
+    coarse : int, thin the grid to every ``coarse``-th time before differencing
+    n_bootstrap : int
+    rng : None, int or numpy Generator (the bootstrap)
+    """
+    from ..schedules import Schedule
+
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    coarse = _checks.check_positive_int(coarse, "coarse")
+    n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
+    rng = np.random.default_rng(rng)
+    times = np.asarray(track.times, dtype=np.float64)
+    h_all = track.entropy()  # (S + 1, M)
+    keep = times > float(schedule.t_min)
+    order = np.argsort(times[keep])
+    ts = times[keep][order][::coarse]
+    h = h_all[keep][order][::coarse].T  # (M, T), increasing t
+    if ts.size < 3:
+        raise ValueError(f"need at least 3 grid times after thinning by coarse={coarse}, got {ts.size}")
+    hd = np.gradient(h, ts, axis=1)
+    cls = np.asarray(track.classes)
+    index = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(cls)}
+    gen_codes = np.argmax(track.log_posterior[-1], axis=1)
+    if track.labels is None:
+        true_codes = gen_codes
+    else:
+        true_codes = np.array([index[v.item() if hasattr(v, "item") else v] for v in np.asarray(track.labels)])
+    speed = _log_snr_speed(schedule, ts)
+    n_cls = cls.size
+    out = {k: np.full((n_cls, ts.size), np.nan) for k in ("ce", "cr", "cs", "gr", "gs")}
+    peak, peak_se, gpeak, gpeak_se, ls_se = (np.full(n_cls, np.nan) for _ in range(5))
+    for c in range(n_cls):
+        sel = true_codes == c
+        if sel.any():
+            out["ce"][c] = h[sel].mean(axis=0)
+            out["cr"][c], out["cs"][c] = _mean_se(hd[sel])
+            peak[c] = _peak(ts, out["cr"][c])
+            peak_se[c] = _bootstrap_peak(ts, hd[sel], rng, n_bootstrap)
+            ls_se[c] = _bootstrap_peak(ts, hd[sel] / speed, rng, n_bootstrap)
+        sel = gen_codes == c
+        if sel.any():
+            out["gr"][c], out["gs"][c] = _mean_se(hd[sel])
+            gpeak[c] = _peak(ts, out["gr"][c])
+            gpeak_se[c] = _bootstrap_peak(ts, hd[sel], rng, n_bootstrap)
+    ent, ent_se = _mean_se(h)
+    rate, rate_se = _mean_se(hd)
+    return EntropyRate(
+        times=ts,
+        entropy=ent,
+        entropy_stderr=ent_se,
+        rate=rate,
+        rate_stderr=rate_se,
+        classes=cls,
+        class_entropy=out["ce"],
+        class_rate=out["cr"],
+        class_rate_stderr=out["cs"],
+        generated_rate=out["gr"],
+        generated_rate_stderr=out["gs"],
+        class_counts=np.bincount(true_codes, minlength=n_cls),
+        generated_counts=np.bincount(gen_codes, minlength=n_cls),
+        peak_time=peak,
+        peak_time_stderr=peak_se,
+        generated_peak_time=gpeak,
+        generated_peak_time_stderr=gpeak_se,
+        method="online",
+        n=int(h.shape[0]),
+        log_snr_speed=speed,
+        log_snr_peak_time_stderr=ls_se,
     )

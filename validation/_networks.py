@@ -21,6 +21,44 @@ FULL = {
     "train": {"steps": 15000, "batch_size": 64, "lr": 5e-4},
     "clf_steps": 3000,
 }
+# Result 1's decision problems (issue 16): four classes in two superclasses, {airplane, automobile}
+# (vehicles) and {frog, horse} (animals). EDM preconditioning and EDM's log-normal training noise
+# (Karras et al. 2022) put about 32% of training at log-SNR > 3.5 (DDPM step t < 50), against 5% for
+# uniform t, which is where the conditional and null predictions of the eps-trained 10-class network
+# kept differing; label dropout 0.2 trains the null model on a fifth of the batches.
+FOUR_CLASSES = ("airplane", "automobile", "frog", "horse")
+SUPERCLASSES = {"vehicle": ("airplane", "automobile"), "animal": ("frog", "horse")}
+FOUR = {
+    "size": 16,
+    "n_train": None,
+    "classes": FOUR_CLASSES,
+    "config": "small",
+    "train": {
+        "steps": 20000,
+        "batch_size": 64,
+        "lr": 5e-4,
+        "label_dropout": 0.2,
+        "prediction": "edm",
+        "noise": "lognormal",
+        "checkpoint_every": 250,
+    },
+    "clf_steps": 3000,
+}
+QUICK_FOUR = {
+    "size": 8,
+    "n_train": 400,
+    "classes": FOUR_CLASSES,
+    "config": "tiny",
+    "train": {
+        "steps": 30,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "label_dropout": 0.2,
+        "prediction": "edm",
+        "noise": "lognormal",
+    },
+    "clf_steps": 50,
+}
 QUICK = {
     "size": 8,
     "n_train": 500,
@@ -53,6 +91,8 @@ def conditional_network(cfg: dict):
     from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
 
     kw = {"size": cfg["size"], "n": cfg["n_train"], "config": cfg["config"], "conditional": True}
+    if cfg.get("classes") is not None:
+        kw["classes"] = list(cfg["classes"])
     tc = TrainConfig(**cfg["train"])
     committed = WEIGHTS / f"{run_name(data_path=cfg['data'], train_config=tc, **kw)}.fp16.pt"
     if committed.is_file() and not cfg.get("ignore_weights", False):
@@ -65,7 +105,9 @@ def training_set(cfg: dict):
     """The images the network was trained on (same subset rule as cached_run)."""
     from statphys_diffusion import datasets
 
-    return datasets.load_cifar10(cfg["data"], "train", n=cfg["n_train"], size=cfg["size"], seed=0, progress=False)
+    return datasets.load_cifar10(
+        cfg["data"], "train", n=cfg["n_train"], classes=cfg.get("classes"), size=cfg["size"], seed=0, progress=False
+    )
 
 
 def evaluation_classifier(cfg: dict):

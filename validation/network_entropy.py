@@ -1,20 +1,45 @@
-"""Result 1 on a trained network: per-class H(Y | X_t) and entropy-rate peaks against the exact model.
+"""Result 1 on a trained network: class decisions as entropy-rate peaks, per unit log-SNR, with gates.
 
-The class-conditional network of validation/_networks.py (CIFAR-10 at 16 x 16, DDPM
-linear schedule; times below are in its units, the step index 0..1000) against the
-exact labelled empirical model of the same 50,000 training images in the same schedule:
+Handke et al. (2025) measure where a diffusion model decides a class as the peak of the rate
+of H(Y | X_t), and order decisions of a hierarchy: coarse (superclass) before fine. Here:
 
-* exact: sd.entropy_rate (Monte Carlo over draws of the exact model), H(Y | X_t), its
-  rate dH/dt and per-class rates conditioned on the generated class, with peak times;
-* network, online classifier: DDPM ancestral chains of the unconditional network,
-  p(c | chain) tracked by Bayes' rule with the conditional denoisers (DESIGN.md); per
-  generated class (the final argmax) the mean entropy profile, its rate by finite
-  differences in log t on a coarser grid, and the peak time with a bootstrap
-  standard error over chains;
-* network, I-MMSE: I(Y; X_t) from the conditional and unconditional denoisers on
-  held-out test images, H(Y | X_t) = log 10 - I.
+* data: CIFAR-10 at 16 x 16, four classes in two superclasses, vehicle = {airplane,
+  automobile} and animal = {frog, horse} (validation/_networks.py FOUR);
+* network: the `small` UNet, class-conditional, EDM preconditioning and EDM's log-normal
+  training noise, label dropout 0.2 (FOUR's comment says why), DDPM linear schedule; times
+  are its steps 0..1000;
+* decision problems: Y (4 classes), the superclass S (coarse), and each fine pair given its
+  superclass (Y | S = vehicle, Y | S = animal);
+* estimators on the network (sd.OnlineClassifier, 250 DDPM ancestral steps): the joint-model
+  estimator (chains from each conditional, posterior from the conditional kernels only) and
+  the null-chain estimator (unconditional chains, Bayes' rule on conditional - null); a
+  1,000-step joint run on a subset checks the step size; profiles, rates and peaks by
+  sd.track_entropy_rate (bootstrap over chains);
+* references: the exact class-Gaussian mixture of the same 20,000 training images (a
+  generalising reference) and their exact empirical model (the memorising one), by
+  sd.entropy_rate (Monte Carlo, common random numbers);
+* metrics: H and its rate in t and per unit log-SNR (nats per e-fold), per-class and
+  per-problem peak times in both variables with standard errors.
 
-Writes figures/network_entropy.{csv,png,json} (and *_peaks.csv). Usage:
+Gates, measured before any conclusion (README "Theory against trained networks"):
+
+1. classifier agreement: the evaluation classifier (restricted to the four classes) agrees
+   with the conditioning class on the joint chains' final samples at least 80% of the time;
+2. low-noise residual: r(t) = 1/2 E|eps(x_t, c) - eps(x_t, null)|^2 on held-out images is the
+   I-MMSE integrand dI(Y; X_t)/d log snr of the network; integrated over log-SNR for
+   1 <= t <= 20 it must stay below 0.1 nats (7% of H(Y) = log 4): the network makes no sizeable spurious
+   class information at low noise;
+3. Bayes consistency (sd.regime_map): the residual rho stays below 0.05 at every measured t,
+   so the joint and the null-chain estimators measure the same posterior.
+
+If a gate fails, the verdict is "not testable with this network". Stated in advance (issue
+16): confirmed if (a) the network's rate of H(Y | X_t) per unit log-SNR has an interior
+maximum at least 3x its value at the smallest times, (b) at least two classes peak (per unit
+log-SNR) more than 3 standard errors apart, and (c) the coarse decision peaks at a larger t
+than both fine ones; refuted if, with the gates passed, none of (a)-(c) holds; "partly" if
+some hold.
+
+Writes figures/network_entropy.{csv,json,png} and figures/network_entropy_peaks.csv. Usage:
     python validation/network_entropy.py [--quick] [--runs runs]
 """
 
@@ -23,6 +48,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,191 +59,460 @@ import _networks  # noqa: E402
 import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
 
+GROUPS = [[0, 1], [2, 3]]  # vehicle, animal (class indices in FOUR_CLASSES order)
+PROBLEMS = ("class", "superclass", "vehicle", "animal")
+GATE_AGREEMENT = 0.80
+GATE_RESIDUAL_NATS = 0.1
+GATE_RESIDUAL_T = 20.0
+GATE_CONSISTENCY = 0.05
 
-def _peak(times: np.ndarray, h: np.ndarray, coarse: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rate dH/dt on every ``coarse``-th point of an increasing grid and the time of its maximum."""
-    tt, hh = times[::coarse], h[::coarse]
-    rate = np.gradient(hh, tt)
-    i = int(np.argmax(rate))
-    t_peak = float(tt[i])
-    if 0 < i < tt.size - 1:  # parabola in log t through the maximum and its neighbours
-        x, y = np.log(tt[i - 1 : i + 2]), rate[i - 1 : i + 2]
-        den = (x[0] - x[1]) * (x[0] - x[2]) * (x[1] - x[2])
-        a = (x[2] * (y[1] - y[0]) + x[1] * (y[0] - y[2]) + x[0] * (y[2] - y[1])) / den
-        b = (x[2] ** 2 * (y[0] - y[1]) + x[1] ** 2 * (y[2] - y[0]) + x[0] ** 2 * (y[1] - y[2])) / den
-        if a < 0:
-            t_peak = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
-    return tt, rate, t_peak
+
+def _cfg_of(job: dict) -> dict:
+    keys = ("size", "n_train", "classes", "config", "train", "clf_steps", "data", "runs")
+    return {k: job["net"][k] for k in keys}
+
+
+@lru_cache(maxsize=2)
+def _network(key: str):
+    return _networks.conditional_network(json.loads(key))
+
+
+@lru_cache(maxsize=2)
+def _train_points(key: str):
+    cfg = json.loads(key)
+    train = _networks.training_set(cfg)
+    return _networks.flat_points(train.images), train.labels
+
+
+def _schedule(cfg: dict):
+    from statphys_diffusion.report import SCHEDULES
+
+    return SCHEDULES["ddpm-linear"]()
+
+
+def _reference(kind: str, x: np.ndarray, y: np.ndarray, schedule):
+    if kind == "empirical":
+        return sd.EmpiricalDistribution(x, labels=y, schedule=schedule)
+    return sd.GaussianMixture.fit(x, y, schedule=schedule)
+
+
+def _summary(er) -> dict:
+    """The parts of an EntropyRate the script keeps, as JSON-ready lists."""
+    return {
+        "times": er.times.tolist(),
+        "entropy": er.entropy.tolist(),
+        "entropy_stderr": er.entropy_stderr.tolist(),
+        "rate": er.rate.tolist(),
+        "rate_stderr": er.rate_stderr.tolist(),
+        "log_snr_rate": er.log_snr_rate.tolist(),
+        "log_snr_rate_stderr": (er.rate_stderr / er.log_snr_speed).tolist(),
+        "classes": np.asarray(er.classes).tolist(),
+        "class_log_snr_rate": er.class_log_snr_rate.tolist(),
+        "class_counts": er.class_counts.tolist(),
+        "peak_time": er.peak_time.tolist(),
+        "peak_time_stderr": er.peak_time_stderr.tolist(),
+        "log_snr_peak_time": er.log_snr_peak_time.tolist(),
+        "log_snr_peak_time_stderr": er.log_snr_peak_time_stderr.tolist(),
+        "total_peak_time": _total_peak(er.times, er.rate),
+        "total_log_snr_peak_time": _total_peak(er.times, er.log_snr_rate),
+    }
+
+
+def _total_peak(times, profile) -> float:
+    from statphys_diffusion.theory.entropy_rate import _peak
+
+    return _peak(np.asarray(times), np.asarray(profile))
+
+
+def job(job: dict) -> dict:
+    """One cached unit of work: an exact reference on one problem, or one network track."""
+    import torch
+
+    torch.set_num_threads(int(job.get("threads", 2)))
+    cfg = _cfg_of(job)
+    key = json.dumps(cfg, sort_keys=True)
+    x, y = _train_points(key)
+    sch = _schedule(cfg)
+    if job["kind"] == "exact":
+        prob = job["problem"]
+        if prob in ("vehicle", "animal"):
+            keep = np.isin(y, GROUPS[0 if prob == "vehicle" else 1])
+            x, y = x[keep], y[keep]
+        ref = _reference(job["reference"], x, y, sch)
+        er = sd.entropy_rate(
+            ref,
+            np.asarray(job["times"]),
+            n=job["n"],
+            rng=job["seed"],
+            groups=GROUPS if prob == "superclass" else None,
+            n_bootstrap=job.get("n_bootstrap", 200),
+        )
+        return _summary(er)
+    model, meta = _network(key)
+    rng = np.random.default_rng(job["seed"])
+    t0 = time.time()
+    track = sd.OnlineClassifier(job["steps"]).run(
+        model, n=job["n"], classes=np.arange(4), chains=job["chains"], rng=rng
+    )
+    out = {"seconds": time.time() - t0, "chains": int(track.x.shape[0])}
+    tracks = {
+        "class": track,
+        "superclass": track.coarse(GROUPS),
+        "vehicle": track.restrict(GROUPS[0]),
+        "animal": track.restrict(GROUPS[1]),
+    }
+    for prob, tr in tracks.items():
+        out[prob] = _summary(tr.entropy_rate(sch, coarse=job["coarse"], n_bootstrap=200, rng=job["seed"] + 1))
+    out["final_decision"] = np.argmax(track.log_posterior[-1], axis=1).tolist()
+    out["labels"] = None if track.labels is None else np.asarray(track.labels).tolist()
+    if job["chains"] == "joint":  # gate 1: the evaluation classifier on the conditional samples
+        out["classifier_labels"] = _classify(cfg, meta, track.x).tolist()
+    return out
+
+
+def _classify(cfg: dict, meta: dict, x: np.ndarray) -> np.ndarray:
+    """Evaluation-classifier decisions among the four classes (indices 0..3) for flat samples."""
+    import torch
+
+    from statphys_diffusion import datasets
+
+    net = _networks.evaluation_classifier(cfg)
+    names = datasets.load_cifar10(cfg["data"], "test", n=10, size=cfg["size"], progress=False).class_names
+    cols = [names.index(c) for c in cfg["classes"]]
+    c, h = meta["in_channels"], meta["size"]
+    imgs = torch.as_tensor(np.clip(x, -1, 1).reshape(-1, c, h, h).astype(np.float32))
+    with torch.no_grad():
+        logits = torch.cat([net(imgs[i : i + 512]) for i in range(0, imgs.shape[0], 512)]).numpy()
+    return np.argmax(logits[:, cols], axis=1)
+
+
+def _low_noise_residual(model, x0: np.ndarray, y0: np.ndarray, times: np.ndarray, rng) -> tuple:
+    """r(t) = 1/2 E|eps(x_t, c) - eps(x_t, null)|^2 (nats per unit log-SNR) and its s.e., per t."""
+    sch = model.schedule
+    r, se = [], []
+    for t in times:
+        a, s = float(sch.alpha(t)), float(sch.sigma(t))
+        xt = a * x0 + s * rng.standard_normal(x0.shape)
+        d_null = model.denoise(xt, t)
+        d_c = model.denoise(xt, t, y=y0)
+        # eps = (x - a D) / s, so eps_c - eps_null = -a (D_c - D_null) / s
+        v = 0.5 * (a / s) ** 2 * np.sum((d_c - d_null) ** 2, axis=1)
+        r.append(float(v.mean()))
+        se.append(float(v.std(ddof=1) / np.sqrt(v.size)))
+    return np.array(r), np.array(se)
 
 
 def main(argv=None):
-    args = _networks.parser(__doc__, "the quick network and few draws: the pipeline only").parse_args(argv)
+    p = _networks.parser(__doc__, "a tiny 8 x 8 network, few draws and chains: the pipeline only")
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args(argv)
     import torch
 
     from statphys_diffusion import datasets
 
     torch.set_num_threads(2)
-    cfg, out = _networks.setup(args)
-    n_chains = 40 if args.quick else 500
-    chain_steps = 20 if args.quick else 200
-    n_exact = 200 if args.quick else 3000
-    n_immse = 40 if args.quick else 500
+    base, out = _networks.setup(args)
+    cfg = dict(_networks.QUICK_FOUR if args.quick else _networks.FOUR, data=base["data"], runs=base["runs"])
+    quick = args.quick
     t0 = time.time()
-    model, meta = _networks.conditional_network(cfg)
-    names = meta["class_names"]
+    model, meta = _networks.conditional_network(cfg)  # trains (cached, resumable) if absent
     sch = model.schedule
-    train = _networks.training_set(cfg)
-    exact = sd.EmpiricalDistribution(
-        _networks.flat_points(train.images),
-        labels=train.labels,
-        schedule=sch,
-    )
-    ts = np.geomspace(5.0, 950.0, 12 if args.quick else 40)
-    est = sd.entropy_rate(exact, ts, n=n_exact, rng=np.random.default_rng(0), progress=not args.quick)
-    t_exact = time.time() - t0
-    # network: online classifier along DDPM chains (unconditional network, all ten conditionals)
-    classes = np.arange(len(names))
-    track = sd.OnlineClassifier(chain_steps, progress=not args.quick).run(
-        model, n=n_chains, classes=classes, rng=np.random.default_rng(1)
-    )
-    order = np.argsort(track.times)
-    times = track.times[order]
-    ent = track.entropy()[order]  # (S + 1, M), increasing t
-    gen = track.log_posterior[-1].argmax(axis=1)  # generated class: the final tracked posterior
-    keep = times > sch.t_min
-    times, ent = times[keep], ent[keep]
-    coarse = 1 if args.quick else 5
-    rng = np.random.default_rng(2)
-    peaks = []
-    for c, name in enumerate(names):
-        sel = np.flatnonzero(gen == c)
-        row = {
-            "class": c,
-            "class_name": name,
-            "exact_generated_peak_t": est.generated_peak_time[c],
-            "exact_generated_peak_t_se": est.generated_peak_time_stderr[c],
-            "exact_true_class_peak_t": est.peak_time[c],
-            "exact_true_class_peak_t_se": est.peak_time_stderr[c],
-            "network_chains": int(sel.size),
+    names = list(meta["class_names"])
+    cache = Path(cfg["runs"]) / "network_entropy-jobs"
+    ts = np.geomspace(2.0, 990.0, 16 if quick else 50)
+    n_exact = 300 if quick else 4000
+    exact_jobs = [
+        {
+            "kind": "exact",
+            "reference": ref,
+            "problem": prob,
+            "times": ts.tolist(),
+            "n": n_exact,
+            "seed": 10 + i,
+            "net": cfg,
+            "n_bootstrap": 50 if quick else 200,
         }
-        if sel.size >= 5:
-            _, _, tp = _peak(times, ent[:, sel].mean(axis=1), coarse)
-            boots = [_peak(times, ent[:, rng.choice(sel, sel.size)].mean(axis=1), coarse)[2] for _ in range(200)]
-            row.update(network_online_peak_t=tp, network_online_peak_t_se=float(np.std(boots, ddof=1)))
-        else:
-            row.update(network_online_peak_t=float("nan"), network_online_peak_t_se=float("nan"))
-        peaks.append(row)
-    t_online = time.time() - t0 - t_exact
-    # network: I-MMSE on held-out images
-    test = datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False)
-    pick = np.random.default_rng(3).choice(len(test.images), n_immse, replace=False)
-    x0 = _networks.flat_points(test.images[pick])
-    im = sd.mutual_information_immse(model, ts, data=(x0, test.labels[pick]), rng=np.random.default_rng(4))
-    h_y = float(np.log(len(names)))
-    online_mean = ent.mean(axis=1)
-    rows = []
-    for i, t in enumerate(ts):
-        j = int(np.argmin(np.abs(np.log(times / t))))
-        rows.append(
-            {
-                "t": t,
-                "H_exact": est.entropy[i],
-                "H_exact_se": est.entropy_stderr[i],
-                "rate_exact": est.rate[i],
-                "H_network_immse": h_y - im.value[i],
-                "H_network_immse_se": im.stderr[i],
-                "H_network_online": online_mean[j],
-                "H_network_online_se": float(ent[j].std(ddof=1) / np.sqrt(ent.shape[1])),
-                "t_online": times[j],
-            }
-        )
-    tag = "_quick" if args.quick else ""
-    write_rows_csv(out / f"network_entropy{tag}.csv", rows)
-    write_rows_csv(out / f"network_entropy{tag}_peaks.csv", peaks)
-    diffs = [
-        r["network_online_peak_t"] - r["exact_generated_peak_t"]
-        for r in peaks
-        if np.isfinite(r["network_online_peak_t"])
+        for ref in ("class_gaussian", "empirical")
+        for i, prob in enumerate(PROBLEMS)
     ]
+    steps = 20 if quick else 250
+    coarse = 1 if quick else 5
+    net_jobs = [
+        {"kind": "track", "chains": "joint", "steps": steps, "n": 8 if quick else 75, "seed": 1, "coarse": coarse},
+        {"kind": "track", "chains": "null", "steps": steps, "n": 32 if quick else 300, "seed": 2, "coarse": coarse},
+        {
+            "kind": "track",
+            "chains": "joint",
+            "steps": 40 if quick else 1000,
+            "n": 4 if quick else 15,
+            "seed": 3,
+            "coarse": 2 if quick else 20,
+        },
+    ]
+    for j in net_jobs:
+        j["net"] = cfg
+    res = sd.run_sweep(
+        job, exact_jobs + net_jobs, cache_dir=cache, workers=args.workers, desc="entropy jobs", progress=not quick
+    )
+    exact = {(j["reference"], j["problem"]): r for j, r in zip(exact_jobs, res[: len(exact_jobs)])}
+    joint, null, joint_check = res[len(exact_jobs) :]
+    seconds_jobs = time.time() - t0
+
+    # gates
+    agree = np.mean(np.array(joint["classifier_labels"]) == np.array(joint["labels"]))
+    test = datasets.load_cifar10(cfg["data"], "test", classes=cfg["classes"], size=cfg["size"], progress=False)
+    pick = np.random.default_rng(5).choice(len(test.images), 64 if quick else 500, replace=False)
+    x_held, y_held = _networks.flat_points(test.images[pick]), test.labels[pick]
+    clf_test = _classify(cfg, meta, x_held)
+    t_low = np.geomspace(1.0, 100.0, 5 if quick else 12)
+    resid, resid_se = _low_noise_residual(model, x_held, y_held, t_low, np.random.default_rng(6))
+    # integral over log-SNR of r for 1 <= t <= 20 (trapezoid; log snr decreases with t)
+    ls = np.asarray(sch.log_snr(t_low), dtype=np.float64)
+    low = t_low <= GATE_RESIDUAL_T
+    integ = float(np.trapezoid(resid[low][::-1], ls[low][::-1]))
+    x_train, y_train = _train_points(json.dumps(_cfg_of({"net": cfg}), sort_keys=True))
+    refs = {
+        "empirical": sd.EmpiricalDistribution(x_train, labels=y_train, schedule=sch),
+        "class_gaussian": sd.GaussianMixture.fit(x_train, y_train, schedule=sch),
+    }
+    t_reg = np.geomspace(3.0, 900.0, 5 if quick else 8)
+    # the same residual for the exact class-Gaussian reference (its true low-noise value)
+    ref_resid, _ = _low_noise_residual(refs["class_gaussian"], x_held, y_held, t_low, np.random.default_rng(6))
+    rmap = sd.regime_map(
+        model,
+        x_train,
+        x_held,
+        t_reg,
+        references=refs,
+        labels=y_train,
+        n_points=64 if quick else 128,
+        consistency_steps=steps,
+        rng=np.random.default_rng(8),
+    )
+    gates = {
+        "classifier_agreement": float(agree),
+        "classifier_agreement_threshold": GATE_AGREEMENT,
+        "classifier_accuracy_on_test_images": float(np.mean(clf_test == y_held)),
+        "classifier_agreement_passed": bool(agree >= GATE_AGREEMENT),
+        "low_noise_residual_t": t_low.tolist(),
+        "low_noise_residual": resid.tolist(),
+        "low_noise_residual_stderr": resid_se.tolist(),
+        "low_noise_residual_integral_nats": integ,
+        "low_noise_residual_class_gaussian": ref_resid.tolist(),
+        "low_noise_residual_threshold_nats": GATE_RESIDUAL_NATS,
+        "low_noise_residual_passed": bool(integ < GATE_RESIDUAL_NATS),
+        "consistency_t": t_reg.tolist(),
+        "consistency": rmap.consistency.tolist(),
+        "consistency_max": float(np.max(rmap.consistency)),
+        "consistency_threshold": GATE_CONSISTENCY,
+        "consistency_passed": bool(np.max(rmap.consistency) < GATE_CONSISTENCY),
+        "regime": dict(zip([f"{t:.1f}" for t in t_reg], rmap.regime)),
+    }
+    gates_passed = all(
+        gates[k] for k in ("classifier_agreement_passed", "low_noise_residual_passed", "consistency_passed")
+    )
+
+    # criteria, on the joint estimator (the network's own model)
+    crit = _criteria(joint)
+    held = [crit["interior_peak"], crit["classes_apart"], crit["coarse_first"]]
+    if not gates_passed:
+        verdict = "not testable with this network"
+    elif all(held):
+        verdict = "confirmed"
+    elif not any(held):
+        verdict = "refuted"
+    else:
+        verdict = "partly confirmed"
+
+    peaks = []
+    sources = {"network_joint": joint, "network_null": null, "network_joint_1000": joint_check}
+    sources.update({f"exact_{r}": None for r in ("class_gaussian", "empirical")})
+    for src, data in sources.items():
+        for prob in PROBLEMS:
+            s = data[prob] if data is not None else exact[(src[6:], prob)]
+            labels = _labels(prob, names)
+            for c, lab in enumerate(labels):
+                peaks.append(
+                    {
+                        "source": src,
+                        "problem": prob,
+                        "class": lab,
+                        "chains_or_draws": s["class_counts"][c],
+                        "peak_t": s["peak_time"][c],
+                        "peak_t_stderr": s["peak_time_stderr"][c],
+                        "log_snr_peak_t": s["log_snr_peak_time"][c],
+                        "log_snr_peak_t_stderr": s["log_snr_peak_time_stderr"][c],
+                    }
+                )
+            peaks.append(
+                {
+                    "source": src,
+                    "problem": prob,
+                    "class": "all",
+                    "chains_or_draws": sum(s["class_counts"]),
+                    "peak_t": s["total_peak_time"],
+                    "peak_t_stderr": float("nan"),
+                    "log_snr_peak_t": s["total_log_snr_peak_time"],
+                    "log_snr_peak_t_stderr": float("nan"),
+                }
+            )
+    rows = []
+    for src, data in sources.items():
+        for prob in PROBLEMS:
+            s = data[prob] if data is not None else exact[(src[6:], prob)]
+            for i, t in enumerate(s["times"]):
+                rows.append(
+                    {
+                        "source": src,
+                        "problem": prob,
+                        "t": t,
+                        "entropy": s["entropy"][i],
+                        "entropy_stderr": s["entropy_stderr"][i],
+                        "rate": s["rate"][i],
+                        "rate_stderr": s["rate_stderr"][i],
+                        "log_snr_rate": s["log_snr_rate"][i],
+                        "log_snr_rate_stderr": s["log_snr_rate_stderr"][i],
+                    }
+                )
     summary = {
-        "quick": args.quick,
+        "quick": quick,
+        "classes": names,
+        "superclasses": {"vehicle": [names[i] for i in GROUPS[0]], "animal": [names[i] for i in GROUPS[1]]},
+        "train_config": cfg["train"],
+        "training_images": cfg["train"]["steps"] * cfg["train"]["batch_size"],
+        "gates": gates,
+        "gates_passed": gates_passed,
+        "criteria": crit,
+        "verdict": verdict,
+        "criterion": (
+            "confirmed if (a) the joint estimator's rate of H(Y|X_t) per unit log-SNR has an interior maximum >= 3x "
+            "its value at the smallest times, (b) two classes peak (per log-SNR) > 3 s.e. apart, (c) the superclass "
+            "peaks at a larger t than both fine pairs; refuted if none holds (gates passed)"
+        ),
+        "network_total_log_snr_peak_t": {
+            k: sources[k][p]["total_log_snr_peak_time"] for k in ("network_joint", "network_null") for p in ["class"]
+        },
+        "exact_total_log_snr_peak_t": {
+            r: exact[(r, "class")]["total_log_snr_peak_time"] for r in ("class_gaussian", "empirical")
+        },
         "n_exact_draws": n_exact,
-        "n_chains": n_chains,
-        "chain_steps": chain_steps,
-        "n_immse": n_immse,
-        "exact_total_peak_t": float(ts[np.argmax(est.rate)]),
-        "median_peak_shift_network_minus_exact": float(np.median(diffs)) if diffs else float("nan"),
-        "seconds_exact": t_exact,
-        "seconds_online": t_online,
+        "chains": {"joint": joint["chains"], "null": null["chains"], "joint_1000": joint_check["chains"]},
+        "steps": {"joint": steps, "null": steps, "joint_check": net_jobs[2]["steps"]},
+        "seconds_jobs": seconds_jobs,
         "seconds": time.time() - t0,
         "version": sd.__version__,
     }
+    tag = "_quick" if quick else ""
+    write_rows_csv(out / f"network_entropy{tag}.csv", rows)
+    write_rows_csv(out / f"network_entropy{tag}_peaks.csv", peaks)
     (out / f"network_entropy{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
-    _plot(rows, peaks, times, ent, gen, coarse, out / f"network_entropy{tag}.png")
-    print(json.dumps(summary, indent=2, default=float))
+    _plot(sources, exact, names, summary, out / f"network_entropy{tag}.png")
+    print(json.dumps({k: summary[k] for k in ("gates_passed", "criteria", "verdict")}, indent=2, default=float))
     return rows, peaks, summary
 
 
-def _plot(rows, peaks, times, ent, gen, coarse, path: Path) -> None:
+def _labels(prob: str, names: list) -> list:
+    if prob == "class":
+        return names
+    if prob == "superclass":
+        return ["vehicle", "animal"]
+    return [names[i] for i in GROUPS[0 if prob == "vehicle" else 1]]
+
+
+def _criteria(s: dict) -> dict:
+    """The pre-stated criteria (a)-(c) on one estimator's summaries."""
+    cls = s["class"]
+    prof = np.asarray(cls["log_snr_rate"])
+    i = int(np.nanargmax(prof))
+    small = float(np.mean(prof[:3]))
+    interior = 0 < i < prof.size - 1
+    ratio = float(prof[i] / small) if small > 0 else float("inf")
+    pk = np.asarray(cls["log_snr_peak_time"])
+    se = np.asarray(cls["log_snr_peak_time_stderr"])
+    best = 0.0
+    pair = None
+    for a in range(pk.size):
+        for b in range(a + 1, pk.size):
+            z = abs(pk[a] - pk[b]) / np.hypot(se[a], se[b]) if np.hypot(se[a], se[b]) > 0 else 0.0
+            if z > best:
+                best, pair = float(z), [a, b]
+    coarse = s["superclass"]["total_log_snr_peak_time"]
+    fine = [s[p]["total_log_snr_peak_time"] for p in ("vehicle", "animal")]
+    return {
+        "interior_peak": bool(interior and ratio >= 3.0),
+        "interior_peak_t": float(cls["times"][i]),
+        "peak_to_smallest_ratio": ratio,
+        "classes_apart": bool(best > 3.0),
+        "largest_class_separation_z": best,
+        "most_separated_classes": pair,
+        "coarse_first": bool(coarse > max(fine)),
+        "superclass_log_snr_peak_t": coarse,
+        "fine_log_snr_peak_t": dict(zip(("vehicle", "animal"), fine)),
+    }
+
+
+def _plot(sources, exact, names, summary, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    ax = axes[0]
-    ts = [r["t"] for r in rows]
-    ax.errorbar(
-        ts, [r["H_exact"] for r in rows], [2 * r["H_exact_se"] for r in rows], fmt="k-", label="exact empirical"
-    )
-    ax.errorbar(
-        ts,
-        [r["H_network_immse"] for r in rows],
-        [2 * r["H_network_immse_se"] for r in rows],
-        fmt="s",
-        ms=3,
-        label="network, I-MMSE (test images)",
-    )
-    ax.plot(times, ent.mean(axis=1), "C2", label="network, online classifier")
-    ax.set_xscale("log")
-    ax.set_xlabel("t (DDPM step)")
-    ax.set_ylabel("H(Y | X_t) [nats]")
-    ax.set_title("Class entropy (bars 2 s.e.)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    for c, pk in enumerate(peaks):
-        sel = np.flatnonzero(gen == c)
-        if sel.size >= 5:
-            tt, rate, _ = _peak(times, ent[:, sel].mean(axis=1), coarse)
-            ax.plot(tt, rate, color=f"C{c}", lw=1, label=pk["class_name"])
-    ax.set_xscale("log")
-    ax.set_xlabel("t (DDPM step)")
-    ax.set_ylabel("dH/dt per generated class (network, online)")
-    ax.set_title("Entropy rate of the network's chains", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.3))
+    styles = {
+        "network_joint": ("C1", "-"),
+        "network_null": ("C2", "--"),
+        "network_joint_1000": ("C1", ":"),
+        "exact_class_gaussian": ("k", "-"),
+        "exact_empirical": ("0.6", "-"),
+    }
+    for src, data in sources.items():
+        s = data["class"] if data is not None else exact[(src[6:], "class")]
+        kw = {"color": styles[src][0], "ls": styles[src][1]}
+        axes[0].plot(s["times"], s["entropy"], lw=1.2, label=src, **kw)
+        axes[1].plot(s["times"], s["log_snr_rate"], lw=1.2, label=src, **kw)
+    for ax, lab in ((axes[0], "H(Y | X_t) [nats]"), (axes[1], "-dH / d log snr [nats per e-fold]")):
+        ax.set_xscale("log")
+        ax.set_xlabel("t (DDPM step)")
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=6)
+    axes[0].set_title("Class entropy, four classes", fontsize=9)
+    axes[1].set_title("Rate per unit log-SNR", fontsize=9)
     ax = axes[2]
-    y = np.arange(len(peaks))
-    ax.errorbar(
-        [p["exact_generated_peak_t"] for p in peaks],
-        y,
-        xerr=[p["exact_generated_peak_t_se"] for p in peaks],
-        fmt="ko",
-        label="exact empirical (generated class)",
-    )
-    ax.errorbar(
-        [p["network_online_peak_t"] for p in peaks],
-        y + 0.2,
-        xerr=[p["network_online_peak_t_se"] for p in peaks],
-        fmt="C2s",
-        label="network (online classifier)",
-    )
-    ax.set_yticks(y, [p["class_name"] for p in peaks], fontsize=7)
-    ax.set_xlabel("peak time of dH/dt (DDPM step)")
-    ax.set_title("Per-class peak times (bars 1 s.e.)", fontsize=9)
-    ax.legend(fontsize=7)
+    for prob, col in zip(PROBLEMS, ("C0", "C3", "C4", "C5")):
+        s = sources["network_joint"][prob]
+        ax.plot(s["times"], s["log_snr_rate"], color=col, lw=1.2, label=f"network: {prob}")
+        e = exact[("class_gaussian", prob)]
+        ax.plot(e["times"], e["log_snr_rate"], color=col, lw=0.8, ls=":", label=f"class-Gaussian: {prob}")
+    ax.set_xscale("log")
+    ax.set_xlabel("t (DDPM step)")
+    ax.set_ylabel("-dH / d log snr")
+    ax.set_title("Decision problems: coarse (superclass) and fine pairs", fontsize=9)
+    ax.legend(fontsize=6)
+    ax = axes[3]
+    y = np.arange(len(names))
+    for k, (src, col) in enumerate(
+        (("network_joint", "C1"), ("network_null", "C2"), ("exact_class_gaussian", "k"), ("exact_empirical", "0.6"))
+    ):
+        s = sources[src]["class"] if sources[src] is not None else exact[(src[6:], "class")]
+        ax.errorbar(
+            s["log_snr_peak_time"],
+            y + 0.15 * k,
+            xerr=s["log_snr_peak_time_stderr"],
+            fmt="o",
+            color=col,
+            ms=4,
+            label=src,
+        )
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak time per unit log-SNR (DDPM step)")
+    ax.set_title("Per-class peaks (bars 1 s.e.)", fontsize=9)
+    ax.legend(fontsize=6)
+    g = summary["gates"]
     fig.suptitle(
-        "Semantic information production: class-conditional DDPM on CIFAR-10 16 x 16 vs the exact empirical "
-        "model of its training set",
+        f"Result 1 on a class-conditional DDPM (CIFAR-10 16 x 16, 4 classes): verdict {summary['verdict']}; "
+        f"gates: agreement {g['classifier_agreement']:.2f}, low-noise residual "
+        f"{g['low_noise_residual_integral_nats']:.3f} nats, consistency {g['consistency_max']:.3f}",
         fontsize=10,
     )
     fig.tight_layout()

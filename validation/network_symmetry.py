@@ -1,25 +1,39 @@
-"""Result 5 on a trained network: the central fixed point's instability and Gaussian late initialisation.
+"""Result 5 on a trained network: the central branch, the network's instability and the GLI critical start.
 
-The network of validation/_networks.py (CIFAR-10 16 x 16, DDPM linear schedule, times
-in its step units) used unconditionally, against the exact empirical model of its
-50,000 training images in the same schedule:
+The class-conditional `small` network of validation/_networks.py (CIFAR-10 16 x 16, DDPM
+linear schedule; times are its step units 0..1000), used unconditionally, against exact
+references built from its 50,000 training images:
 
-1. The central fixed point of the reverse SDE drift, F(x) = a_t x + s_t(x) = 0
-   (a_t the stiffness of theory.symmetry_breaking), of the exact model by Newton with
-   MINRES on Hessian-vector products, and the top eigenvalue of the Hessian of log p_t
-   there: exact, and the network's at the same point (Lanczos on the symmetric part of
-   (alpha J - I) / sigma^2 through the adapter's jvp/vjp; Newton on the float32 network
-   itself does not converge in reasonable time, so its relative residual |F_net| / |a x|
-   at the exact centre is reported instead). The centre is unstable once
-   lambda_max + a_t > 0; the crossing is the symmetry-breaking time, shown with the
-   speciation time t_S of the data's top covariance eigenvalue.
-2. Few-step DDIM (5, 10, 20, 50 steps) from the standard start and from the Gaussian
-   late initialisation (sd.gaussian_late_init of the training set at t_late = t_S),
-   over seeds: FD_own against test images (the evaluation classifier's features;
-   Inception weights are not available here) and the mean distance from each sample
-   to its nearest training image.
+1. The exact empirical model's central fixed point continued along one branch from t = 990
+   down (sd.central_branch: substeps in log-snr, halved when Newton fails or the margin
+   jumps). Along it: the margin lambda_max(H_t) + a_t (SDE drift, a_t = 1/2), the
+   effective number of training images 1 / sum w^2, the distance to the large-t centre
+   alpha m / (1 - a sigma^2) and to the nearest scaled training image; the imperfect-
+   bifurcation flag (margin peaks below 0 while n_eff collapses).
+2. The network's margin at the same branch points: its symmetrised Hessian
+   (alpha sym(J) - I) / sigma^2 by Lanczos on the adapter's jvp/vjp, with the relative
+   fixed-point residual |a x + s_net(x)| / |a x| (the gate below); its first loss of
+   stability coming from large t, refined on a 9-point grid inside the bracketing interval.
+3. Predictions from the data's top covariance eigenvalue Lambda: the Gaussian instability
+   time of the SDE drift, a_t (alpha^2 Lambda + sigma^2) = 1 (sd.gaussian_instability_time),
+   and t_S in both forms (sd.speciation_time form="exact": alpha^2 Lambda = sigma^2;
+   form="paper": snr = 1 / (Lambda - 1)).
+4. Raya & Ambrogioni's (2023) empirical critical time: 10-step DDIM started from the
+   Gaussian late initialisation of the training set (sd.gaussian_late_init) at each of a grid
+   of start times, 3 seeds of 500 samples; FD_own to the test images and the sliced W1 in
+   the evaluation classifier's features; the critical start by sd.critical_start
+   (the largest second difference in log t, rule "second_difference").
 
-Writes figures/network_symmetry*.{csv,png,json}. Usage:
+Stated before the run (README "Theory against trained networks"):
+
+* gate: the network's relative fixed-point residual at the exact branch is below 0.1 at the
+  bracketing times of its crossing (the network and the exact model look at the same point)
+  and the Lanczos iteration converged; otherwise R5 is "not testable with this network";
+* confirmed if the network's crossing lies within a factor 1.25 of the Gaussian instability
+  time and the GLI critical start (FD_own) lies within a factor 1.25 of the network's crossing;
+  refuted if, with the gate passed, either fails.
+
+Writes figures/network_symmetry.{csv,json,png} and figures/network_gli.csv. Usage:
     python validation/network_symmetry.py [--quick] [--runs runs]
 """
 
@@ -38,31 +52,34 @@ import _networks  # noqa: E402
 import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion import theory as th  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
-from statphys_diffusion.metrics import frechet_distance  # noqa: E402
+from statphys_diffusion.metrics import frechet_distance, sliced_wasserstein  # noqa: E402
 from statphys_diffusion.samplers import DDIM  # noqa: E402
 
+GATE_RESIDUAL = 0.1
+AGREE_FACTOR = 1.25
 
-def _crossing(ts, margin) -> float:
-    """Largest t where the margin changes sign (log-linear interpolation); NaN if it never does."""
-    ts, m = np.asarray(ts), np.asarray(margin)
-    idx = np.flatnonzero(np.sign(m[:-1]) != np.sign(m[1:]))
-    if idx.size == 0:
-        return float("nan")
-    i = idx[-1]
+
+def _network_margin(model, x: np.ndarray, t: float) -> tuple[float, float]:
+    """(lambda_max of the network's symmetrised Hessian + a_t, relative fixed-point residual) at x."""
+    sch = model.schedule
+    a = float(th.stiffness(sch, t, "sde"))
+    lam_j = float(model.jacobian_spectrum(x, t, k=1, tol=1e-4)[0])
+    lam_h = (float(sch.alpha(t)) * lam_j - 1.0) / float(sch.sigma2(t))
+    resid = a * x + model.score(x[None], t)[0]
+    return lam_h + a, float(np.linalg.norm(resid) / np.linalg.norm(a * x))
+
+
+def _first_crossing(ts, margin) -> int | None:
+    """Index i (decreasing ts) with margin[i] < 0 <= margin[i + 1]: the first loss of stability."""
+    m = np.asarray(margin)
+    idx = np.flatnonzero(np.isfinite(m[:-1]) & np.isfinite(m[1:]) & (m[:-1] < 0) & (m[1:] >= 0))
+    return int(idx[0]) if idx.size else None
+
+
+def _interpolate(ts, m, i) -> float:
     f = m[i] / (m[i] - m[i + 1])
-    return float(np.exp(np.log(ts[i]) + f * (np.log(ts[i + 1]) - np.log(ts[i]))))
-
-
-def _top_eigenvalue(model, x, t: float) -> float:
-    """Largest eigenvalue of the network's symmetrised Hessian at x (Lanczos, float32-level tolerance)."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
-
-    d = x.size
-
-    def mv(v):
-        return model.hvp(x[None], t, np.asarray(v, dtype=np.float64)[None])[0]
-
-    return float(eigsh(LinearOperator((d, d), matvec=mv, dtype=float), k=1, which="LA", tol=1e-4, ncv=20)[0][0])
+    u = np.log(ts[i : i + 2])
+    return float(np.exp(u[0] + f * (u[1] - u[0])))
 
 
 def main(argv=None):
@@ -80,143 +97,183 @@ def main(argv=None):
     train = _networks.training_set(cfg)
     x_train = _networks.flat_points(train.images)
     exact = sd.EmpiricalDistribution(x_train, schedule=sch)
-    mean = x_train.mean(axis=0)
-    top_cov = float(np.linalg.eigvalsh(np.cov(x_train, rowvar=False))[-1])
-    t_s = th.speciation_time(schedule=sch, top_eigenvalue=top_cov)
-    ts = np.geomspace(30.0, 900.0, 5 if args.quick else 18)
+    lam = sd.covariance_spectrum(x_train).top
+    t_gauss = sd.gaussian_instability_time(sch, top_eigenvalue=lam)
+    t_s = {form: sd.speciation_time(schedule=sch, top_eigenvalue=lam, form=form) for form in ("exact", "paper")}
+
+    # 1. the exact central branch, continued from large t
+    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 40)
+    branch = sd.central_branch(exact, ts, progress=not args.quick)
+    # 2. the network at the branch points
+    net_margin = np.full(ts.size, np.nan)
+    net_resid = np.full(ts.size, np.nan)
+    for i in range(ts.size):
+        if np.isfinite(branch.margin[i]):
+            net_margin[i], net_resid[i] = _network_margin(model, branch.points[i], float(branch.times[i]))
+    i_cross = _first_crossing(branch.times, net_margin)
+    fine_rows = []
+    t_net = float("nan")
+    gate_resid = float("nan")
+    if i_cross is not None:
+        hi, lo = float(branch.times[i_cross]), float(branch.times[i_cross + 1])
+        fine_t = np.geomspace(hi, lo, 3 if args.quick else 9)
+        fine = sd.central_branch(exact, fine_t, x0=branch.points[i_cross])
+        fm = np.full(fine_t.size, np.nan)
+        fr = np.full(fine_t.size, np.nan)
+        for j in range(fine_t.size):
+            if np.isfinite(fine.margin[j]):
+                fm[j], fr[j] = _network_margin(model, fine.points[j], float(fine.times[j]))
+            fine_rows.append(
+                {
+                    "t": float(fine.times[j]),
+                    "exact_margin": float(fine.margin[j]),
+                    "network_margin": fm[j],
+                    "network_residual_rel": fr[j],
+                }
+            )
+        k = _first_crossing(fine.times, fm)
+        t_net = _interpolate(fine.times, fm, k) if k is not None else _interpolate(branch.times, net_margin, i_cross)
+        gate_resid = float(np.nanmax(net_resid[i_cross : i_cross + 2]))
     rows = []
-    for t in ts:
-        a_t = float(th.stiffness(sch, t, "sde"))
-        al, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
-        guess = al * mean / (1.0 - a_t * s2)
-        row = {"t": t, "stiffness": a_t}
-        try:
-            xc = th.central_fixed_point(exact, t, x0=guess)
-        except ValueError as err:  # no centre is a result too
-            row.update(exact_lambda_max=np.nan, exact_margin=np.nan, network_lambda_max=np.nan, network_margin=np.nan)
-            row["note"] = str(err)[:80]
-            rows.append(row)
-            continue
-        lam = float(th.top_hessian_eigenpairs(exact, xc, t, 1)[0][0])
-        row.update(exact_lambda_max=lam, exact_margin=lam + a_t, centre_offset=float(np.linalg.norm(xc - guess)))
-        # the network at the exact centre: Lanczos on its symmetrised Hessian, and how far from a fixed point it is
-        lam_net = float(_top_eigenvalue(model, xc, t))
-        resid = a_t * xc + model.score(xc[None], t)[0]
-        row.update(
-            network_lambda_max=lam_net,
-            network_margin=lam_net + a_t,
-            network_residual_rel=float(np.linalg.norm(resid) / np.linalg.norm(a_t * xc)),
-        )
-        rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    tag = "_quick" if args.quick else ""
-    write_rows_csv(out / f"network_symmetry{tag}.csv", rows)
-    t_sb = {n: _crossing(ts, [r[f"{n}_margin"] for r in rows]) for n in ("exact", "network")}
-    seconds_sb = time.time() - t0
-    # Gaussian late initialisation against the standard start, few-step DDIM
+    for i, r in enumerate(branch.to_rows()):
+        rows.append(dict(r, network_margin=net_margin[i], network_residual_rel=net_resid[i], grid="coarse"))
+    rows += [dict(r, grid="fine") for r in fine_rows]
+    rows.sort(key=lambda r: -r["t"])
+    seconds_branch = time.time() - t0
+    print(f"branch and network margins: {seconds_branch:.0f} s; network crossing t = {t_net:.1f}", flush=True)
+
+    # 4. Gaussian late initialisation: the empirical critical start
     net = _networks.evaluation_classifier(cfg)
     test = datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False)
     f_test = clf.features(net, _networks.net_images(test.images))
-    gli = sd.gaussian_late_init(x_train, t_s, schedule=sch)
-    n = 64 if args.quick else 500
-    seeds = 1 if args.quick else 3
-    step_list = [5, 10] if args.quick else [5, 10, 20, 50]
     c, h = meta["in_channels"], meta["size"]
-    gl_rows = []
-    for k in step_list:
-        for init in ("standard", "GLI"):
-            vals = []
-            for seed in range(seeds):
-                rng = np.random.default_rng(100 * k + seed)
-                if init == "standard":
-                    res = DDIM(k, progress=False).sample(model, n=n, rng=rng)
-                else:
-                    res = DDIM(k, progress=False).sample(model, gli.sample(n, rng), t_start=t_s, rng=rng)
-                x = np.clip(res.x, -1, 1)
-                f = clf.features(net, x.reshape(-1, c, h, h).astype(np.float32))
-                nn = sd.nearest_neighbours(x, x_train, k=2)
-                vals.append((frechet_distance(f, f_test), float(nn.distances[:, 0].mean()), float(np.median(nn.ratio))))
-            v = np.array(vals)
-            se = v.std(axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full(3, np.nan)
-            gl_rows.append(
-                {
-                    "steps": k,
-                    "init": init,
-                    "seeds": seeds,
-                    "n": n,
-                    "fd_own": v[:, 0].mean(),
-                    "fd_own_se": se[0],
-                    "nn_distance": v[:, 1].mean(),
-                    "nn_distance_se": se[1],
-                    "nn_ratio_median": v[:, 2].mean(),
-                    "t_start": t_s if init == "GLI" else sch.t_max,
-                }
-            )
-            print(gl_rows[-1], flush=True)
-    write_rows_csv(out / f"network_gli{tag}.csv", gl_rows)
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(f_test.shape[0])
+    w1 = []
+
+    def fd_own(x):
+        f = clf.features(net, np.clip(x, -1, 1).reshape(-1, c, h, h).astype(np.float32))
+        w1.append(sliced_wasserstein(f, f_test, rng=np.random.default_rng(7)))
+        return frechet_distance(f, f_test)
+
+    n = 64 if args.quick else 500
+    seeds = 2 if args.quick else 3
+    starts = np.geomspace(60.0, 990.0, 4 if args.quick else 14)
+    scan = sd.late_start_scan(
+        model,
+        DDIM(10),
+        starts,
+        fd_own,
+        n=n,
+        source=x_train,
+        n_seeds=seeds,
+        rng=np.random.default_rng(11),
+        progress=not args.quick,
+    )
+    w1 = np.array(w1).reshape(starts.size, seeds)
+    w1_mean = w1.mean(axis=1)
+    w1_se = w1.std(axis=1, ddof=1) / np.sqrt(seeds)
+    t_gli_w1 = sd.critical_start(starts, w1_mean)
+    gl_rows = [
+        dict(r, sliced_w1=float(w1_mean[i]), sliced_w1_stderr=float(w1_se[i]), seeds=seeds, n=n, steps=10)
+        for i, r in enumerate(scan.to_rows())
+    ]
+    perm = np.random.default_rng(0).permutation(f_test.shape[0])
     floor = frechet_distance(f_test[perm[:n]], f_test[perm[n:]])
+
+    gate = bool(np.isfinite(t_net) and gate_resid < GATE_RESIDUAL)
+    agree_net = bool(np.isfinite(t_net) and abs(np.log(t_net / t_gauss)) <= np.log(AGREE_FACTOR))
+    agree_gli = bool(np.isfinite(t_net) and abs(np.log(scan.critical_start / t_net)) <= np.log(AGREE_FACTOR))
+    verdict = "not testable with this network" if not gate else ("confirmed" if agree_net and agree_gli else "refuted")
     summary = {
         "quick": args.quick,
-        "t_S": t_s,
-        "top_covariance_eigenvalue": top_cov,
-        "t_symmetry_breaking_exact": t_sb["exact"],
-        "t_symmetry_breaking_network": t_sb["network"],
+        "top_covariance_eigenvalue": lam,
+        "gaussian_prediction_t": t_gauss,
+        "t_S_exact": t_s["exact"],
+        "t_S_paper": t_s["paper"],
+        "exact_branch_imperfect": branch.imperfect,
+        "exact_branch_crossing_t": branch.crossing_time,
+        "exact_branch_margin_peak": float(np.nanmax(branch.margin)),
+        "exact_branch_margin_peak_t": branch.peak_time,
+        "exact_branch_lost_at": branch.lost_at,
+        "exact_branch_n_eff_first": float(branch.n_eff[0]),
+        "exact_branch_n_eff_last": float(branch.n_eff[np.isfinite(branch.n_eff)][-1]),
+        "network_crossing_t": t_net,
+        "network_crossing_bracket": [float(branch.times[i_cross + 1]), float(branch.times[i_cross])]
+        if i_cross is not None
+        else None,
+        "gate_network_residual_rel": gate_resid,
+        "gate_threshold": GATE_RESIDUAL,
+        "gate_passed": gate,
+        "gli_critical_start_t": scan.critical_start,
+        "gli_critical_start_sliced_w1_t": t_gli_w1,
+        "gli_rule": scan.rule,
         "fd_own_floor": floor,
-        "seconds_symmetry": seconds_sb,
+        "criterion": (
+            f"confirmed if the network crossing is within x{AGREE_FACTOR} of gaussian_prediction_t and the GLI "
+            f"critical start (FD_own) within x{AGREE_FACTOR} of the network crossing; gate: network residual "
+            f"< {GATE_RESIDUAL} at the bracketing branch points"
+        ),
+        "agree_network_vs_gaussian": agree_net,
+        "agree_gli_vs_network": agree_gli,
+        "verdict": verdict,
+        "seconds_branch": seconds_branch,
         "seconds": time.time() - t0,
         "version": sd.__version__,
     }
+    tag = "_quick" if args.quick else ""
+    write_rows_csv(out / f"network_symmetry{tag}.csv", rows)
+    write_rows_csv(out / f"network_gli{tag}.csv", gl_rows)
     (out / f"network_symmetry{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
-    _plot(rows, gl_rows, summary, out / f"network_symmetry{tag}.png")
+    _plot(branch, rows, gl_rows, summary, out / f"network_symmetry{tag}.png")
     print(json.dumps(summary, indent=2, default=float))
     return rows, gl_rows, summary
 
 
-def _plot(rows, gl_rows, summary, path: Path) -> None:
+def _plot(branch, rows, gl_rows, summary, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
     ax = axes[0]
-    ts = [r["t"] for r in rows]
-    for name, style in (("exact", "k-o"), ("network", "C1-s")):
-        ax.plot(
-            ts,
-            [r[f"{name}_margin"] for r in rows],
-            style,
-            ms=3,
-            label=f"{name} (exact empirical)" if name == "exact" else "network",
-        )
-    ax.axhline(0, color="grey", lw=0.6)
-    ax.axvline(summary["t_S"], color="C2", ls="--", label=f"t_S = {summary['t_S']:.0f}")
-    ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("t (DDPM step)")
-    ax.set_ylabel("lambda_max(H_t) + a_t at the centre")
-    ax.set_title("Stability of the central fixed point (> 0: unstable)", fontsize=9)
-    ax.legend(fontsize=7)
+    branch.plot(ax)
+    ax.set_title(f"Exact central branch (imperfect: {summary['exact_branch_imperfect']}); margin and n_eff", fontsize=9)
     ax = axes[1]
-    for init, col in (("standard", "C0"), ("GLI", "C3")):
-        sel = [r for r in gl_rows if r["init"] == init]
-        ax.errorbar(
-            [r["steps"] for r in sel],
-            [r["fd_own"] for r in sel],
-            [r["fd_own_se"] for r in sel],
-            fmt="o-",
-            color=col,
-            label=init,
-        )
-    ax.axhline(summary["fd_own_floor"], color="k", ls=":", lw=1, label="test-vs-test floor")
+    ts = [r["t"] for r in rows]
+    ax.plot(ts, [r["margin"] for r in rows], "k-", lw=1, label="exact empirical, on its branch")
+    ax.plot(ts, [r["network_margin"] for r in rows], "C1s", ms=3, label="network, at the same points")
+    ax.axhline(0, color="grey", lw=0.6)
+    for key, style, lab in (
+        ("gaussian_prediction_t", "C2--", "Gaussian SDE instability"),
+        ("t_S_exact", "C4:", "t_S exact"),
+        ("t_S_paper", "C5:", "t_S paper"),
+        ("network_crossing_t", "C1-", "network crossing"),
+        ("gli_critical_start_t", "C3-.", "GLI critical start (FD_own)"),
+    ):
+        if np.isfinite(summary[key]):
+            ax.axvline(summary[key], color=style[:2], ls=style[2:], lw=1, label=f"{lab} {summary[key]:.0f}")
     ax.set_xscale("log")
-    ax.set_xlabel("DDIM steps")
-    ax.set_ylabel("FD_own to test images")
-    ax.set_title(f"Gaussian late initialisation at t_S = {summary['t_S']:.0f}", fontsize=9)
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("t (DDPM step)")
+    ax.set_ylabel("lambda_max(H_t) + a_t")
+    ax.set_title("Stability of the centre (> 0: unstable)", fontsize=9)
+    ax.legend(fontsize=6)
+    ax = axes[2]
+    st = [r["t_start"] for r in gl_rows]
+    ax.errorbar(
+        st, [r["value"] for r in gl_rows], [r["value_stderr"] for r in gl_rows], fmt="C3o-", ms=3, label="FD_own"
+    )
+    ax.axhline(summary["fd_own_floor"], color="k", ls=":", lw=1, label="test-vs-test floor")
+    ax.axvline(summary["gli_critical_start_t"], color="C3", ls="-.", lw=1)
+    ax2 = ax.twinx()
+    ax2.errorbar(st, [r["sliced_w1"] for r in gl_rows], [r["sliced_w1_stderr"] for r in gl_rows], fmt="C0s--", ms=3)
+    ax2.set_ylabel("sliced W1 (classifier features)", color="C0")
+    ax.set_xscale("log")
+    ax.set_xlabel("GLI start time (DDPM step)")
+    ax.set_ylabel("FD_own to test images, 10 DDIM steps")
+    ax.set_title("Gaussian late initialisation: quality against start time", fontsize=9)
     ax.legend(fontsize=7)
-    fig.suptitle("Symmetry breaking on a DDPM trained on CIFAR-10 16 x 16", fontsize=10)
+    fig.suptitle(f"Symmetry breaking, CIFAR-10 16 x 16 DDPM: verdict {summary['verdict']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,9 +16,17 @@ from .conventions import (
 from .empirical import EmpiricalDistribution
 from .guidance import DynamicNegativeGuidance, NegativePrompting, SafeLatentDiffusion
 from .manifold import LinearManifold
-from .mixture import Draws, GaussianMixture
+from .mixture import Draws, GaussianMixture, MixtureComponents
 from .nearest import NearestNeighbours, memorized_fraction, nearest_neighbours, trajectory_collapse_times
 from .online_posterior import OnlineClassifier, OnlineTrack
+from .protocols import (
+    ConditionalDenoiser,
+    CurvatureModel,
+    Denoiser,
+    ExactMixture,
+    LabelledScoreModel,
+    ScoreModel,
+)
 from .regime import REGIMES, RegimeMap, regime_map
 from .schedules import (
     VPSDE,
@@ -81,6 +89,13 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MixtureComponents",
+    "ConditionalDenoiser",
+    "CurvatureModel",
+    "Denoiser",
+    "ExactMixture",
+    "LabelledScoreModel",
+    "ScoreModel",
     "LateStartScan",
     "critical_start",
     "late_start_scan",

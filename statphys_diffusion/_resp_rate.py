@@ -35,10 +35,11 @@ def coefficients(schedule, t: float) -> tuple[float, float, float, float, float,
 
 def generic_logits_and_rates(model, x: np.ndarray, xdot: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     """(l, l') of shape (M, K) for any covariance kind, one component at a time."""
-    cov = model._cov
+    comp = model.components
+    cov = comp.covariance
     a, ad, s, sd, da2, ds2 = coefficients(model.schedule, t)
     a2, s2 = a * a, s * s
-    mu = model._means
+    mu = comp.means
     logdet = cov.logdet(a2, s2)
     t1, t2 = cov.dlogdet(a2, s2)
     m, k = x.shape[0], mu.shape[0]
@@ -47,7 +48,7 @@ def generic_logits_and_rates(model, x: np.ndarray, xdot: np.ndarray, t: float) -
     for j in range(k):
         u = x - a * mu[j]
         g = cov.apply_prec(j, u, a2, s2)
-        bias = model._log_w[j] - 0.5 * (model.dim * np.log(2 * np.pi) + logdet[j])
+        bias = comp.log_weights[j] - 0.5 * (model.dim * np.log(2 * np.pi) + logdet[j])
         ell[:, j] = bias - 0.5 * np.einsum("ij,ij->i", u, g)
         udot = xdot - ad * mu[j]
         rate[:, j] = (
@@ -70,15 +71,16 @@ def isotropic_logits_and_rates(
     The constant -d/2 log(2 pi) is dropped (it cancels in the softmax).
     """
     a, ad, s, sd, da2, ds2 = coefficients(model.schedule, t)
-    v = model._cov.var
+    comp = model.components
+    v = comp.covariance.var
     c = a * a * v + s * s
     cd = da2 * v + ds2
     d = model.dim
-    musq = model._musq
+    musq = comp.mean_sq_norms
     usq = xx[:, None] - 2 * a * xm + (a * a) * musq[None, :]
     uud = xxd[:, None] - ad * xm - a * xdm + (a * ad) * musq[None, :]
     with np.errstate(divide="ignore"):
-        ell = (model._log_w - 0.5 * d * np.log(c))[None, :] - usq / (2 * c)
+        ell = (comp.log_weights - 0.5 * d * np.log(c))[None, :] - usq / (2 * c)
     rate = (-0.5 * d * cd / c)[None, :] - uud / c + usq * (cd / (2 * c * c))
     return ell, rate
 

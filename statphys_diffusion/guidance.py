@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .protocols import ScoreModel, require
 from .samplers import _ddpm_kernel
 
 __all__ = ["NegativePrompting", "SafeLatentDiffusion", "DynamicNegativeGuidance"]
@@ -66,9 +67,7 @@ class _Guided:
     """Common wrapper: schedule, dim, and the denoiser from the guided score (Tweedie)."""
 
     def __init__(self, model, removed):
-        for attr in ("schedule", "score"):
-            if not hasattr(model, attr):
-                raise ValueError("model must have a `schedule` and `score(x, t[, y])`")
+        require(model, ScoreModel, purpose="guidance combines conditional and unconditional scores")
         self.model = model
         self.removed = _removed(model, removed)
         self.schedule = model.schedule

@@ -32,7 +32,7 @@ from . import _checks
 from ._covariance import CovarianceSet
 from .schedules import OrnsteinUhlenbeck, Schedule
 
-__all__ = ["GaussianMixture", "Draws"]
+__all__ = ["GaussianMixture", "Draws", "MixtureComponents"]
 
 SMALL_D = 8
 
@@ -75,6 +75,43 @@ class Draws:
     components: np.ndarray
     labels: np.ndarray | None
     t: float
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+@dataclass(frozen=True)
+class MixtureComponents:
+    """Read-only view of a mixture's components: what exact kernels outside the class need.
+
+    Attributes
+    ----------
+    means : (K, d) mu_k at t = 0
+    weights, log_weights : (K,) pi_k and log pi_k (-inf for a zero weight)
+    mean_sq_norms : (K,) |mu_k|^2
+    covariance : the covariance operator of the K components: ``kind``, ``var`` (isotropic
+        variances v_k), ``logdet(a2, s2)`` and ``dlogdet(a2, s2)`` of S_k = a2 Sigma_k + s2 I,
+        ``apply_prec(k, u, a2, s2)`` = u S_k^{-1} for rows u, ``quad_cov(k, g)`` = g Sigma_k g^T per row
+    label_codes : (K,) int index of each component's class into ``classes``, or None
+    classes : (C,) sorted class labels, or None
+    """
+
+    means: np.ndarray
+    weights: np.ndarray
+    log_weights: np.ndarray
+    mean_sq_norms: np.ndarray
+    covariance: CovarianceSet
+    label_codes: np.ndarray | None
+    classes: np.ndarray | None
+
+    def require_labels(self) -> np.ndarray:
+        """``label_codes``, or a ValueError saying that the mixture is unlabelled."""
+        if self.label_codes is None:
+            raise ValueError("this model has no labels: pass labels=... to use class posteriors")
+        return self.label_codes
 
 
 def check_partition(groups, classes) -> np.ndarray:
@@ -258,6 +295,19 @@ class GaussianMixture:
         return self._weights.copy()
 
     @property
+    def components(self) -> MixtureComponents:
+        """Read-only view of the components (means, weights, covariance operator, label codes)."""
+        return MixtureComponents(
+            means=_frozen(self._means),
+            weights=_frozen(self._weights),
+            log_weights=_frozen(self._log_w),
+            mean_sq_norms=_frozen(self._musq),
+            covariance=self._cov,
+            label_codes=None if self._codes is None else _frozen(self._codes),
+            classes=None if self._classes is None else _frozen(self._classes),
+        )
+
+    @property
     def covariance_type(self) -> str:
         return self._cov.kind
 
@@ -379,9 +429,7 @@ class GaussianMixture:
 
     # -- validation -----------------------------------------------------------------
     def _require_labels(self) -> np.ndarray:
-        if self._codes is None:
-            raise ValueError("this model has no labels: pass labels=... to use class posteriors")
-        return self._codes
+        return self.components.require_labels()
 
     def _prep(self, x, t) -> tuple[np.ndarray, float, float, float]:
         x = _checks.as_points(x, self.dim)

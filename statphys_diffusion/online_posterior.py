@@ -42,6 +42,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import _checks
+from .protocols import Denoiser, require
 from .samplers import DDPMAncestral, _ddpm_kernel, _initial_state
 
 __all__ = ["OnlineClassifier", "OnlineTrack"]
@@ -215,9 +216,7 @@ class OnlineClassifier:
         """
         if chains not in ("null", "joint"):
             raise ValueError(f"chains must be 'null' or 'joint', got {chains!r}")
-        for attr in ("schedule", "denoise"):
-            if not hasattr(model, attr):
-                raise ValueError("model must have a `schedule` and `denoise(x, t[, y])`")
+        require(model, Denoiser, purpose="the chains and Bayes' rule use denoise(x, t[, y])")
         cls = getattr(model, "classes", None) if classes is None else np.asarray(classes)
         if cls is None:
             raise ValueError("model has no classes (unlabelled): pass classes=... or label the model")

@@ -57,6 +57,7 @@ from . import _checks
 from ._progress import iterate
 from .empirical import EmpiricalDistribution
 from .mixture import GaussianMixture
+from .protocols import Denoiser, require
 
 __all__ = ["RegimeMap", "regime_map", "REGIMES"]
 
@@ -227,8 +228,7 @@ def _check_references(references, model, times, d) -> tuple[list, list, list]:
         raise ValueError("references must be a non-empty dict {name: exact model}")
     names, refs, kinds = [], [], []
     for name, ref in references.items():
-        if not hasattr(ref, "denoise") or not hasattr(ref, "schedule"):
-            raise ValueError(f"references[{name!r}] must have `schedule` and `denoise(x, t)`")
+        require(ref, Denoiser, name=f"references[{name!r}]")
         if getattr(ref, "dim", d) != d:
             raise ValueError(f"references[{name!r}] has dimension {ref.dim}, the data has {d}")
         for fn in ("alpha", "sigma"):
@@ -332,9 +332,7 @@ def regime_map(
     RegimeMap
     """
     rng = np.random.default_rng(rng)
-    for attr in ("schedule", "denoise"):
-        if not hasattr(model, attr):
-            raise ValueError(f"model must have `{attr}` (a score model: schedule, dim, denoise)")
+    require(model, Denoiser, purpose="the regime map compares denoisers")
     schedule = model.schedule
     tr = _checks.as_float_array(train, "train", dtype=np.float64)
     if tr.ndim != 2 or tr.shape[0] < 2:

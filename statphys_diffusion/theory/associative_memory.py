@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import _checks
 from ..nearest import nearest_neighbours, wilson_interval
+from ..protocols import Denoiser, ScoreModel, require
 from ..schedules import DiscreteSchedule
 
 __all__ = [
@@ -206,8 +207,7 @@ def relative_energy(model, x1, x2, t: float, *, n_nodes: int = 64) -> np.ndarray
     ``x1`` and ``x2`` are (M, d) (either may be (1, d), broadcast). Gauss-Legendre quadrature
     with ``n_nodes`` nodes on [0, pi/2]: one score evaluation of M * n_nodes points.
     """
-    if not hasattr(model, "score") or not hasattr(model, "schedule"):
-        raise ValueError("model must have `schedule` and `score(x, t)`")
+    require(model, ScoreModel, purpose="relative_energy integrates its score")
     a = _checks.as_float_array(x1, "x1", dtype=np.float64)
     b = _checks.as_float_array(x2, "x2", dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
@@ -313,8 +313,7 @@ def recovery_probability(
 
 
 def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
-    if not hasattr(model, "schedule") or not (hasattr(model, "denoise") or hasattr(model, "score")):
-        raise ValueError("model must have `schedule` and `denoise(x, t)` (or `score`)")
+    require(model, Denoiser, purpose="the recovery protocol runs its reverse chains")
     x = _checks.as_float_array(x0, "x0", dtype=np.float64)
     if x.ndim != 2 or (getattr(model, "dim", None) not in (None, x.shape[1])):
         raise ValueError(f"x0 must have shape (M, {getattr(model, 'dim', 'd')}), got {x.shape}")

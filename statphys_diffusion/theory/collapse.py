@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from ..protocols import ExactMixture, require
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy, _times
 
@@ -191,8 +192,7 @@ def posterior_collapse(
     CollapseCurve
         One eps per query shared by all times (common random numbers).
     """
-    if not hasattr(model, "component_posterior") or not hasattr(model, "n_components"):
-        raise ValueError("model must be an EmpiricalDistribution (or a mixture with component_posterior)")
+    require(model, ExactMixture, purpose="an EmpiricalDistribution or mixture: its component posterior")
     if model.n_components < 2:
         raise ValueError("model must have at least 2 training points")
     ts = _times(times, model.schedule)
@@ -293,8 +293,7 @@ def excess_entropy(
     Delta_t = 1 - alpha_bar_t for sigma_t^2 (variance-preserving); here it is the schedule's sigma_t^2.
     Monte Carlo over ``n`` draws, one noise per draw shared by all times.
     """
-    if not hasattr(model, "log_prob") or not hasattr(model, "n_components") or not hasattr(model, "means"):
-        raise ValueError("model must be an EmpiricalDistribution (log_prob over its training points)")
+    require(model, ExactMixture, purpose="an EmpiricalDistribution: log_prob over its training points")
     n_pts = int(model.n_components)
     if n_pts < 2:
         raise ValueError("model must have at least 2 training points")

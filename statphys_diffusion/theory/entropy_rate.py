@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import _checks
 from .. import _resp_rate as rr
+from ..protocols import ExactMixture, require
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
 
 __all__ = ["EntropyRate", "entropy_rate", "track_entropy_rate"]
@@ -186,7 +187,7 @@ def _bootstrap_peak(times, per_draw: np.ndarray, rng: np.random.Generator, n_boo
 # -- Monte Carlo ----------------------------------------------------------------------------
 def _generated_codes(model, x0: np.ndarray, comps: np.ndarray) -> np.ndarray:
     """Bayes decision of the clean draw: the component's class for point masses, else argmax p_0(y | x_0)."""
-    codes = model._require_labels()
+    codes = model.components.require_labels()
     if model.singular:
         return codes[comps]
     return np.argmax(model.class_posterior(x0, model.schedule.t_min), axis=1)
@@ -202,11 +203,11 @@ def _monte_carlo(model, ts, n, rng, progress) -> tuple[np.ndarray, np.ndarray, n
     draws = model.sample(n, 0.0, rng)
     x0 = np.asarray(draws.x0, dtype=np.float64)
     eps = rng.standard_normal(x0.shape)
-    true_codes = model._require_labels()[draws.components]
+    true_codes = model.components.require_labels()[draws.components]
     gen_codes = _generated_codes(model, x0, draws.components)
     onehot = _onehot(model)
     iso = model.covariance_type == "isotropic"
-    mu = model._means
+    mu = model.components.means
     h = np.empty((n, ts.size))
     hd = np.empty((n, ts.size))
     step = _chunk_rows(model)
@@ -294,8 +295,7 @@ def entropy_rate(
     if groups is not None:
         model = model.relabel(groups)
     w_cls = _labelled(model)
-    if not hasattr(model, "_cov"):
-        raise ValueError("entropy_rate needs a GaussianMixture or EmpiricalDistribution (exact class posterior)")
+    require(model, ExactMixture, purpose="entropy_rate needs a GaussianMixture or EmpiricalDistribution")
     ts = _times(times, model.schedule)
     if ts.size > 1 and np.any(np.diff(ts) <= 0):
         raise ValueError("times must be strictly increasing")
@@ -334,7 +334,7 @@ def entropy_rate(
     speed = _log_snr_speed(model.schedule, ts)
     ls_peak_se = np.zeros(n_cls)
     if use_quad:
-        codes = model._require_labels()
+        codes = model.components.require_labels()
         w = model.weights
         both = np.array([_quadrature_components_1d(model, t, rate=True) for t in ts])  # (T, 2, K)
         comp_h, comp_rate = both[:, 0, :].T, both[:, 1, :].T

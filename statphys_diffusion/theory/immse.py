@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..protocols import Denoiser, require
 from .information import EntropyEstimate, _times
 
 __all__ = ["mutual_information_immse"]
@@ -91,8 +92,7 @@ def mutual_information_immse(
         ``method="immse"``; the standard error is that of the per-draw integrals
         (one (x_0, eps) per draw shared by all log-snr nodes).
     """
-    if not hasattr(model, "denoise") or not hasattr(model, "schedule"):
-        raise ValueError("model must have a `schedule` and `denoise(x, t[, y])`")
+    require(model, Denoiser, purpose="I-MMSE integrates denoiser differences")
     sch = model.schedule
     ts = _times(times, sch)
     nodes = _checks.check_positive_int(nodes, "nodes")

@@ -57,7 +57,7 @@ def _posterior_entropy(p: np.ndarray) -> np.ndarray:
 
 def _onehot(model) -> np.ndarray:
     """(K, C) indicator of each component's class."""
-    codes = model._require_labels()
+    codes = model.components.require_labels()
     out = np.zeros((model.n_components, len(model.classes)))
     out[np.arange(codes.size), codes] = 1.0
     return out

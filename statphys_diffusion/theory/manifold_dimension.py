@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from ..protocols import ScoreModel, require
 
 __all__ = ["ManifoldDimension", "manifold_dimension", "RULES"]
 
@@ -147,8 +148,7 @@ def manifold_dimension(
     rng : None, int or Generator (the orthogonal probes)
     progress : bool
     """
-    if not hasattr(model, "score") or not hasattr(model, "schedule"):
-        raise ValueError("model must have `schedule` and `score(x, t)`")
+    require(model, ScoreModel, purpose="the dimension estimator differentiates its score")
     x = _checks.as_float_array(x0, "x0", dtype=np.float64)
     if x.ndim == 2 and x.shape[0] == 1:
         x = x[0]

@@ -1,0 +1,154 @@
+r"""The protocols every analysis tool depends on, declared in code (DESIGN.md "API conventions").
+
+A *score model* is anything with a forward-noising ``schedule`` (x_t = alpha_t x_0 + sigma_t
+eps), a dimension ``dim`` and, for points x of shape (M, d) at a forward time t,
+
+    score(x, t)   = grad log p_t(x),                       shape (M, d)
+    denoise(x, t) = E[x_0 | x_t = x] = (x + sigma^2 s) / alpha  (Tweedie),  shape (M, d)
+
+The exact models (:class:`~statphys_diffusion.GaussianMixture`,
+:class:`~statphys_diffusion.EmpiricalDistribution`,
+:class:`~statphys_diffusion.LinearManifold`), the guidance wrappers and the torch adapter
+(:class:`~statphys_diffusion.nets.TorchScoreModel`) all satisfy it. Richer protocols add:
+
+- :class:`LabelledScoreModel`: ``classes``, ``class_posterior(x, t)`` (M, C) and the
+  conditional ``score(x, t, y=c)``/``denoise(x, t, y=c)`` (one class, or one per row);
+- :class:`ConditionalDenoiser`: ``classes`` and ``denoise(x, t, y=c)`` only (networks: the
+  posterior is not available pointwise; :class:`~statphys_diffusion.OnlineClassifier` tracks it);
+- :class:`CurvatureModel`: ``hvp(x, t, v)``, the Hessian of log p_t times v;
+- :class:`ExactMixture`: a Gaussian mixture's read-only ``components`` view
+  (:class:`~statphys_diffusion.mixture.MixtureComponents`), ``component_posterior`` and
+  ``log_prob``.
+
+``typing.Protocol`` classes only check that the members exist; :func:`require` does that
+once, at the entry of a public function, with an error that names the argument, the missing
+members and what the function needs them for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Denoiser",
+    "ScoreModel",
+    "LabelledScoreModel",
+    "ConditionalDenoiser",
+    "CurvatureModel",
+    "ExactMixture",
+    "require",
+]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """``schedule`` and ``denoise(x, t)``: enough for denoiser-only measurements (regime map, chains)."""
+
+    schedule: Any
+
+    def denoise(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ScoreModel(Protocol):
+    """``schedule``, ``dim``, ``score(x, t)``, ``denoise(x, t)``: what every analysis needs."""
+
+    schedule: Any
+
+    @property
+    def dim(self) -> int: ...
+
+    def score(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+    def denoise(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ConditionalDenoiser(ScoreModel, Protocol):
+    """A score model with ``classes`` and ``denoise(x, t, y=c)`` (trained conditional networks)."""
+
+    @property
+    def classes(self) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class LabelledScoreModel(ConditionalDenoiser, Protocol):
+    """A conditional model whose class posterior p_t(c | x) is available pointwise (exact models)."""
+
+    def class_posterior(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+@runtime_checkable
+class CurvatureModel(ScoreModel, Protocol):
+    """A score model with Hessian-vector products of log p_t: ``hvp(x, t, v)`` (M, d)."""
+
+    def hvp(self, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ExactMixture(LabelledScoreModel, CurvatureModel, Protocol):
+    """A Gaussian mixture (or empirical point cloud) seen through its public component view."""
+
+    @property
+    def components(self) -> Any: ...
+
+    def component_posterior(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+    def log_prob(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+_MEMBERS = {
+    Denoiser: ("schedule", "denoise"),
+    ScoreModel: ("schedule", "dim", "score", "denoise"),
+    ConditionalDenoiser: ("schedule", "dim", "score", "denoise", "classes"),
+    LabelledScoreModel: ("schedule", "dim", "score", "denoise", "classes", "class_posterior"),
+    CurvatureModel: ("schedule", "dim", "score", "denoise", "hvp"),
+    ExactMixture: (
+        "schedule",
+        "dim",
+        "score",
+        "denoise",
+        "classes",
+        "class_posterior",
+        "hvp",
+        "components",
+        "component_posterior",
+        "log_prob",
+    ),
+}
+
+
+def require(model, protocol: type, *, name: str = "model", purpose: str = "", labelled: bool = False):
+    """Check that ``model`` satisfies ``protocol``; return it, or raise a ValueError that says why.
+
+    Parameters
+    ----------
+    model : object
+    protocol : one of this module's protocols
+    name : the argument's name in the error message
+    purpose : what the caller needs the members for (appended to the message)
+    labelled : also require ``model.classes`` to be set (not None): a labelled model
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> from statphys_diffusion.protocols import ScoreModel, require
+    >>> gm = sd.GaussianMixture.isotropic([[0.0]], 1.0)
+    >>> require(gm, ScoreModel) is gm
+    True
+    """
+    if protocol not in _MEMBERS:
+        raise ValueError(f"protocol must be one of {[p.__name__ for p in _MEMBERS]}, got {protocol!r}")
+    missing = [m for m in _MEMBERS[protocol] if not hasattr(model, m)]
+    why = f" ({purpose})" if purpose else ""
+    if missing:
+        members = ", ".join(f"`{m}`" for m in _MEMBERS[protocol])
+        raise ValueError(
+            f"{name} must have {members} (a {protocol.__name__}{why}); {type(model).__name__} has no "
+            + ", ".join(f"`{m}`" for m in missing)
+        )
+    if labelled and getattr(model, "classes", None) is None:
+        raise ValueError(f"{name} must be labelled{why}: its `classes` is None (pass labels=... when building it)")
+    return model

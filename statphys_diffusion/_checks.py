@@ -126,3 +126,17 @@ def check_finite_output(out: np.ndarray, what: str) -> np.ndarray:
             "or too small together, e.g. variances near 1e308): rescale the data"
         )
     return out
+
+
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    """The package's rng policy (DESIGN.md): None -> fresh entropy, an int -> a seed, a Generator as is.
+
+    Anything else (a bool, a float, a legacy RandomState) is refused with a ValueError naming ``name``.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_))):
+        if rng is not None and int(rng) < 0:
+            raise ValueError(f"{name} must be a non-negative int seed, got {rng}")
+        return np.random.default_rng(None if rng is None else int(rng))
+    raise ValueError(f"{name} must be None (fresh entropy), an int seed or a numpy.random.Generator, got {rng!r}")

@@ -42,7 +42,7 @@ def sliced_wasserstein(x, y, n_projections: int = 128, rng: np.random.Generator 
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     n_projections = _checks.check_positive_int(n_projections, "n_projections")
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = _checks.check_rng(rng)
     u = rng.standard_normal((n_projections, x.shape[1]))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     px, py = x @ u.T, y @ u.T

@@ -710,10 +710,7 @@ class GaussianMixture:
         """Exact draws of (x_t, x_0, component, label): x_t = alpha_t x_0 + sigma_t eps."""
         n = _checks.check_positive_int(n, "n")
         t = _checks.check_time(t, self.schedule)
-        if rng is None:
-            rng = np.random.default_rng()
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError("rng must be a numpy.random.Generator")
+        rng = _checks.check_rng(rng)
         comps = rng.choice(self.n_components, size=n, p=self._weights)
         x0 = self._means[comps] + self._cov.sample_deviation(comps, rng)
         a = float(self.schedule.alpha(t))

@@ -137,7 +137,7 @@ def memorized_fraction(
     if method == "wilson":
         return (float(hit.mean()),) + wilson_interval(int(hit.sum()), hit.size, confidence)
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = _checks.check_rng(rng)
     boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size
     q = (1 - confidence) / 2
     return float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))

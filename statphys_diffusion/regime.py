@@ -331,7 +331,7 @@ def regime_map(
     -------
     RegimeMap
     """
-    rng = np.random.default_rng(rng)
+    rng = _checks.check_rng(rng)
     require(model, Denoiser, purpose="the regime map compares denoisers")
     schedule = model.schedule
     tr = _checks.as_float_array(train, "train", dtype=np.float64)

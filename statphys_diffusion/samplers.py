@@ -131,10 +131,7 @@ def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Gener
 
 def _initial_state(model, schedule, t_start: float, x_init, n, rng) -> tuple[np.ndarray, np.random.Generator]:
     """Validated starting points (a copy of ``x_init``, or ``n`` draws of :func:`initial_noise`) and the rng."""
-    if rng is None:
-        rng = np.random.default_rng()
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a numpy.random.Generator")
+    rng = _checks.check_rng(rng)
     if x_init is None:
         if n is None:
             raise ValueError("give either x_init or n")

@@ -322,7 +322,7 @@ def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
     _checks.check_positive_int(steps, "steps")
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
-    return x, np.random.default_rng(rng)
+    return x, _checks.check_rng(rng)
 
 
 def recovery_time(

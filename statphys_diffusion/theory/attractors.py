@@ -141,7 +141,7 @@ def attractor_census(
     max_iter = _checks.check_positive_int(max_iter, "max_iter")
     if not (tol > 0 and match_tol > 0):
         raise ValueError("tol and match_tol must be positive")
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = _checks.check_rng(rng)
     if train is None and hasattr(model, "points"):
         train = model.points
     y = None

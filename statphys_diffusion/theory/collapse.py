@@ -196,8 +196,7 @@ def posterior_collapse(
     if model.n_components < 2:
         raise ValueError("model must have at least 2 training points")
     ts = _times(times, model.schedule)
-    if rng is None:
-        rng = np.random.default_rng()
+    rng = _checks.check_rng(rng)
     if queries is None:
         n = _checks.check_positive_int(n, "n")
         origin = rng.choice(model.n_components, size=n, p=model.weights)
@@ -301,7 +300,7 @@ def excess_entropy(
     n = _checks.check_positive_int(n, "n")
     if n < 2:
         raise ValueError("n must be at least 2 (standard errors)")
-    rng = np.random.default_rng(rng)
+    rng = _checks.check_rng(rng)
     d = int(model.dim)
     origin = rng.choice(n_pts, size=n, p=model.weights)
     y = model.means[origin]

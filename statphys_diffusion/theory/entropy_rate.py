@@ -304,9 +304,7 @@ def entropy_rate(
     if method == "quadrature" and model.dim != 1:
         raise ValueError("method='quadrature' needs a 1-D Gaussian mixture")
     n = _checks.check_positive_int(n, "n")
-    if not (rng is None or isinstance(rng, (int, np.integer, np.random.Generator))) or isinstance(rng, bool):
-        raise ValueError(f"rng must be None, an int seed or a numpy.random.Generator, got {rng!r}")
-    rng = np.random.default_rng(rng)  # None: fresh entropy; an int: a seed (DESIGN.md conventions)
+    rng = _checks.check_rng(rng)  # None: fresh entropy; an int: a seed (DESIGN.md conventions)
     use_quad = method == "quadrature" or (
         method == "auto" and model.dim == 1 and model.n_components <= QUAD_MAX_COMPONENTS
     )
@@ -412,7 +410,7 @@ def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 2
         raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
     coarse = _checks.check_positive_int(coarse, "coarse")
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
-    rng = np.random.default_rng(rng)
+    rng = _checks.check_rng(rng)
     times = np.asarray(track.times, dtype=np.float64)
     h_all = track.entropy()  # (S + 1, M)
     keep = times > float(schedule.t_min)

@@ -145,7 +145,7 @@ def tangent_jacobian(
     if m > d or np.abs(u.T @ u - np.eye(m)).max() > 1e-8:
         raise ValueError("basis must have orthonormal columns (U^T U = I), shape (d, m) with m <= d")
     xq = _checks.as_points(x, d, "x").astype(np.float64, copy=False)
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = _checks.check_rng(rng)
     if isinstance(n_normal_probes, bool) or int(n_normal_probes) != n_normal_probes or n_normal_probes < 0:
         raise ValueError(f"n_normal_probes must be a non-negative integer, got {n_normal_probes!r}")
     tan = np.empty((xq.shape[0], m))

@@ -97,8 +97,7 @@ def mutual_information_immse(
     ts = _times(times, sch)
     nodes = _checks.check_positive_int(nodes, "nodes")
     n = _checks.check_positive_int(n, "n")
-    if rng is None:
-        rng = np.random.default_rng()
+    rng = _checks.check_rng(rng)
     x0, y = _data(model, data, n, rng)
     eps = rng.standard_normal(x0.shape)
     classes, codes = np.unique(y, return_inverse=True)

@@ -157,6 +157,7 @@ def conditional_entropy(
     ts = _times(times, model.schedule)
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
+    rng = _checks.check_rng(rng)
     has_quad = model.dim == 1 and hasattr(model, "covariances") and hasattr(model, "means")
     small = has_quad and model.n_components <= QUAD_MAX_COMPONENTS
     if method == "quadrature" and not has_quad:
@@ -165,8 +166,6 @@ def conditional_entropy(
         vals = np.array([model.weights @ _quadrature_components_1d(model, t) for t in ts])
         return EntropyEstimate(ts, vals, np.zeros_like(vals), "quadrature")
     n = _checks.check_positive_int(n, "n")
-    if rng is None:
-        rng = np.random.default_rng()
     x0 = model.sample(n, 0.0, rng).x0
     eps = rng.standard_normal(x0.shape)
     vals, ses = np.empty(ts.size), np.empty(ts.size)

@@ -39,8 +39,7 @@ class LateInitGaussian:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n draws, shape (n, d)."""
         n = _checks.check_positive_int(n, "n")
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError("rng must be a numpy.random.Generator")
+        rng = _checks.check_rng(rng)
         z = rng.standard_normal((n, self.mean.size))
         return self.mean + (z * np.sqrt(self.variances)) @ self.basis.T
 
@@ -177,7 +176,7 @@ def late_start_scan(
         raise ValueError("metric must be a callable samples -> float (lower is better)")
     n = _checks.check_positive_int(n, "n")
     n_seeds = _checks.check_positive_int(n_seeds, "n_seeds")
-    rng = np.random.default_rng(rng)
+    rng = _checks.check_rng(rng)
     src = model if source is None else source
     vals = np.empty((ts.size, n_seeds))
     it = iterate([(i, j) for i in range(ts.size) for j in range(n_seeds)], progress, "late-start scan")

@@ -172,7 +172,7 @@ def manifold_dimension(
         _checks.check_time(t, sch, "times", allow_zero=False)
         if not float(sch.alpha(t)) > 0:
             raise ValueError(f"times: t={t} has alpha_t = 0")
-    rng = np.random.default_rng(rng)
+    rng = _checks.check_rng(rng)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = (q * np.sign(np.diag(r)))[:, :n].T  # n orthonormal rows, Haar-distributed
     sv_all, scale, dims = np.empty((ts.size, n)), np.empty(ts.size), np.empty(ts.size, dtype=np.int64)

@@ -1,0 +1,43 @@
+"""One rng policy (DESIGN.md "API conventions"): None -> fresh entropy, an int -> a seed, a Generator as is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import statphys_diffusion as sd
+from statphys_diffusion._checks import check_rng
+from statphys_diffusion.metrics import sliced_wasserstein
+from statphys_diffusion.samplers import DDIM
+
+
+def test_check_rng_semantics():
+    g = np.random.default_rng(5)
+    assert check_rng(g) is g
+    assert check_rng(7).random() == np.random.default_rng(7).random()
+    assert check_rng(np.int64(7)).random() == np.random.default_rng(7).random()
+    assert check_rng(None).random() != check_rng(None).random()  # fresh entropy each time
+    for bad in (True, 1.5, "0", np.random.RandomState(0), -1):
+        with pytest.raises(ValueError, match="rng"):
+            check_rng(bad)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda rng: sliced_wasserstein(np.eye(3), np.eye(3)[::-1] * 2, n_projections=8, rng=rng),
+        lambda rng: float(sd.GaussianMixture.isotropic([[0.0, 1.0]], 1.0).sample(4, 0.5, rng).x.sum()),
+        lambda rng: float(DDIM(4).sample(sd.GaussianMixture.isotropic([[0.0]], 1.0), n=3, rng=rng).x.sum()),
+        lambda rng: float(sd.conditional_entropy(_labelled(), [0.5], n=50, method="monte_carlo", rng=rng).value[0]),
+    ],
+)
+def test_public_functions_follow_the_policy(call):
+    assert call(3) == call(3)  # an int is a seed
+    assert call(np.random.default_rng(3)) == call(3)
+    assert call(None) != call(None)  # None: fresh entropy, not a hidden seed
+    with pytest.raises(ValueError, match="rng"):
+        call(True)
+
+
+def _labelled():
+    return sd.GaussianMixture.isotropic([[-1.0], [1.0]], [0.5, 0.5], labels=[0, 1])

@@ -40,6 +40,7 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
         sliced_wasserstein(
             model.sample(n, 0.0, np.random.default_rng(5000 + j)).x,
             model.sample(n, 0.0, np.random.default_rng(6000 + j)).x,
+            rng=0,
         )
         for j in range(4 * len(seeds))
     ]
@@ -52,7 +53,7 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
                 for s in seeds:
                     ref = model.sample(n, 0.0, np.random.default_rng(1000 + s)).x
                     out = sampler_cls(k, spacing=spacing).sample(model, n=n, t_start=7.0, rng=np.random.default_rng(s))
-                    errs.append(sliced_wasserstein(out.x, ref))
+                    errs.append(sliced_wasserstein(out.x, ref, rng=0))
                 rows.append(
                     {
                         "sampler": sampler_cls.__name__,

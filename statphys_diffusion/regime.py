@@ -55,6 +55,7 @@ import numpy as np
 
 from . import _checks
 from ._progress import iterate
+from ._results import TidyResult
 from .empirical import EmpiricalDistribution
 from .mixture import GaussianMixture
 from .protocols import Denoiser, require
@@ -64,8 +65,8 @@ __all__ = ["RegimeMap", "regime_map", "REGIMES"]
 REGIMES = ("undetermined", "memorising", "generalising", "mixed", "not converged")
 
 
-@dataclass(frozen=True)
-class RegimeMap:
+@dataclass(frozen=True, repr=False)
+class RegimeMap(TidyResult):
     """Output of :func:`regime_map` (one row per time; distances one column per reference).
 
     Attributes
@@ -141,14 +142,6 @@ class RegimeMap:
                     }
                 )
         return rows
-
-    def to_frame(self):
-        """:meth:`to_rows` as a pandas DataFrame (pandas imported here, on first use)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("to_frame needs pandas: pip install pandas (or use to_rows())") from exc
-        return pd.DataFrame(self.to_rows())
 
     def plot(self, ax=None, *, time_label: str = "t"):
         """Distances to each reference (train solid, held-out dashed), relative errors and regime bands.

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
+from ._results import TidyResult
 
 __all__ = ["CovarianceSpectrum", "covariance_spectrum"]
 
 
-@dataclass(frozen=True)
-class CovarianceSpectrum:
+@dataclass(frozen=True, repr=False)
+class CovarianceSpectrum(TidyResult):
     """Output of :func:`covariance_spectrum`.
 
     Attributes

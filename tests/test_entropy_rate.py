@@ -101,7 +101,7 @@ def test_per_class_profiles_average_to_the_total_and_generated_classes():
     assert est.generated_counts.sum() == 4000
     np.testing.assert_allclose(est.generated_rate, est.class_rate, rtol=0.05, atol=0.02)
     assert np.all(est.peak_time_stderr >= 0) and np.all(np.isfinite(est.peak_time))
-    rows = est.rows()
+    rows = est.to_rows()
     assert len(rows) == 12 * 4 and {r["class"] for r in rows} == {"all", 0, 1, 2}
 
 

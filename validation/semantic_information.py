@@ -197,7 +197,7 @@ def part_cifar(out: Path, quick: bool) -> dict:
     est = sd.entropy_rate(model, ts, n=n, rng=np.random.default_rng(0), progress=True)
     seconds = time.time() - t0
     names = ds.class_names
-    rows = [dict(r, class_name=names[r["class"]] if r["class"] != "all" else "all") for r in est.rows()]
+    rows = [dict(r, class_name=names[r["class"]] if r["class"] != "all" else "all") for r in est.to_rows()]
     write_rows_csv(out / "semantic_cifar.csv", rows)
 
     def step(t):

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._results import TidyResult
 from ..nearest import nearest_neighbours, wilson_interval
 from ..protocols import Denoiser, ScoreModel, require
 from ..schedules import DiscreteSchedule
@@ -57,8 +58,8 @@ __all__ = [
 CATEGORIES = ("memorized", "spurious", "generalized")
 
 
-@dataclass(frozen=True)
-class SampleClassification:
+@dataclass(frozen=True, repr=False)
+class SampleClassification(TidyResult):
     """Output of :func:`classify_samples`.
 
     Attributes
@@ -104,12 +105,6 @@ class SampleClassification:
             }
             for i in range(self.labels.size)
         ]
-
-    def to_frame(self):
-        """:meth:`to_rows` as a pandas DataFrame (pandas imported on first use)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows())
 
 
 def _embed(x: np.ndarray, features: Callable | None, name: str) -> np.ndarray:
@@ -230,8 +225,8 @@ def relative_energy(model, x1, x2, t: float, *, n_nodes: int = 64) -> np.ndarray
     return -np.einsum("n,nmd,nmd->m", w, score, tangent)
 
 
-@dataclass(frozen=True)
-class RecoveryTime:
+@dataclass(frozen=True, repr=False)
+class RecoveryTime(TidyResult):
     """Output of :func:`recovery_time`.
 
     Attributes

@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from .._results import TidyResult
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .symmetry_breaking import _check_dynamics, central_fixed_point, stiffness, top_hessian_eigenpairs
 
@@ -48,8 +49,8 @@ _N_EFF_COLLAPSED = 1.5  # one component carries most of the posterior (>= 0.8 of
 _MARGIN_JUMP = 0.1  # a substep is refused when the margin moves by more than this x max(1, |m|)
 
 
-@dataclass(frozen=True)
-class CentralBranch:
+@dataclass(frozen=True, repr=False)
+class CentralBranch(TidyResult):
     """The central fixed point continued along decreasing t (:func:`central_branch`).
 
     Attributes

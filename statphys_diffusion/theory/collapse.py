@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from .._results import TidyResult
 from ..protocols import ExactMixture, require
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy, _times
@@ -115,8 +116,8 @@ def collapse_time(n_points=None, eigenvalues=None, schedule: Schedule | None = N
     return float(schedule.t_of_snr(collapse_snr(n_points, eigenvalues, data=data)))
 
 
-@dataclass(frozen=True)
-class CollapseCurve:
+@dataclass(frozen=True, repr=False)
+class CollapseCurve(TidyResult):
     """Posterior over training points versus t (means with standard errors over queries).
 
     Attributes
@@ -139,6 +140,18 @@ class CollapseCurve:
     origin_weight_stderr: np.ndarray
     source: str
     n_points: int
+
+    def to_rows(self) -> list[dict]:
+        """One dict per time: t, entropy, participation, origin_weight and their standard errors."""
+        keys = ("entropy", "participation", "origin_weight")
+        return [
+            {
+                "t": float(t),
+                **{k: float(getattr(self, k)[i]) for k in keys},
+                **{f"{k}_stderr": float(getattr(self, f"{k}_stderr")[i]) for k in keys},
+            }
+            for i, t in enumerate(self.times)
+        ]
 
     def measured_collapse_time(self, level: float = 0.5) -> float:
         """Largest t where the mean origin weight reaches ``level`` (log-linear interpolation).
@@ -241,8 +254,8 @@ def posterior_collapse(
     )
 
 
-@dataclass(frozen=True)
-class ExcessEntropy:
+@dataclass(frozen=True, repr=False)
+class ExcessEntropy(TidyResult):
     """Biroli et al.'s excess-entropy density f^e(t) of the empirical model (see :func:`excess_entropy`).
 
     Attributes

@@ -37,14 +37,15 @@ import numpy as np
 
 from .. import _checks
 from .. import _resp_rate as rr
+from .._results import TidyResult
 from ..protocols import ExactMixture, require
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
 
 __all__ = ["EntropyRate", "entropy_rate", "track_entropy_rate"]
 
 
-@dataclass(frozen=True)
-class EntropyRate:
+@dataclass(frozen=True, repr=False)
+class EntropyRate(TidyResult):
     """H(Y | X_t), its time derivative and per-class profiles on a time grid (nats, nats per unit t).
 
     Attributes
@@ -117,6 +118,13 @@ class EntropyRate:
         return np.array([_peak(self.times, prof) for prof in self.class_log_snr_rate])
 
     def rows(self) -> list[dict]:
+        """Deprecated name of :meth:`to_rows` (kept for one release)."""
+        import warnings
+
+        warnings.warn("EntropyRate.rows() is deprecated: use to_rows()", DeprecationWarning, stacklevel=2)
+        return self.to_rows()
+
+    def to_rows(self) -> list[dict]:
         """Tidy rows (one per class and time, plus class ``"all"``) for CSV output."""
         out = []
         for i, t in enumerate(self.times):

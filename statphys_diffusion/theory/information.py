@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._results import TidyResult
 
 __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
 
@@ -29,8 +30,8 @@ __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
 QUAD_MAX_COMPONENTS = 32
 
 
-@dataclass(frozen=True)
-class EntropyEstimate:
+@dataclass(frozen=True, repr=False)
+class EntropyEstimate(TidyResult):
     """Estimates on a time grid, in nats.
 
     Attributes
@@ -46,6 +47,18 @@ class EntropyEstimate:
     value: np.ndarray
     stderr: np.ndarray
     method: str
+
+    @property
+    def value_stderr(self) -> np.ndarray:
+        """The result vocabulary's name for :attr:`stderr`."""
+        return self.stderr
+
+    def to_rows(self) -> list[dict]:
+        """One dict per time: t, value, value_stderr."""
+        return [
+            {"t": float(t), "value": float(v), "value_stderr": float(s)}
+            for t, v, s in zip(self.times, self.value, self.stderr)
+        ]
 
 
 def _posterior_entropy(p: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from .._results import TidyResult
 
 __all__ = ["LateInitGaussian", "gaussian_late_init", "LateStartScan", "critical_start", "late_start_scan"]
 
@@ -90,8 +91,8 @@ def gaussian_late_init(source, t_late: float, schedule=None) -> LateInitGaussian
 CRITICAL_RULES = ("second_difference", "smoothed")
 
 
-@dataclass(frozen=True)
-class LateStartScan:
+@dataclass(frozen=True, repr=False)
+class LateStartScan(TidyResult):
     """A sample-quality metric against the start time of Gaussian late initialisation.
 
     Attributes

@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
+from .._results import TidyResult
 from ..protocols import ScoreModel, require
 
 __all__ = ["ManifoldDimension", "manifold_dimension", "RULES"]
@@ -67,8 +68,8 @@ def _dimension(sv_norm: np.ndarray, rule: str, level: float) -> int:
     return int(n - (np.argmax(-bend) + 2))
 
 
-@dataclass(frozen=True)
-class ManifoldDimension:
+@dataclass(frozen=True, repr=False)
+class ManifoldDimension(TidyResult):
     """Output of :func:`manifold_dimension`.
 
     Attributes

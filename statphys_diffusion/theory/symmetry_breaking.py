@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._results import TidyResult
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
@@ -256,8 +257,8 @@ def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: in
     return roots, _drift_scale(sch, t, dynamics) * (a + H)
 
 
-@dataclass(frozen=True)
-class SymmetryBreaking:
+@dataclass(frozen=True, repr=False)
+class SymmetryBreaking(TidyResult):
     """Result of :func:`symmetry_breaking_time`.
 
     Attributes
@@ -283,6 +284,10 @@ class SymmetryBreaking:
     times: np.ndarray
     margin: np.ndarray
     note: str = ""
+
+    def to_rows(self) -> list[dict]:
+        """The scan, one dict per tracked time: t, margin (the critical time is :attr:`time`)."""
+        return [{"t": float(t), "margin": float(m)} for t, m in zip(self.times, self.margin)]
 
 
 def _warn_nan(note: str) -> None:

@@ -1,0 +1,44 @@
+"""The shared vocabulary of result objects (DESIGN.md "API conventions").
+
+Every public result is a frozen dataclass; :class:`TidyResult` gives it ``to_frame()`` (pandas,
+imported on first use, from the result's ``to_rows()`` of plain dicts) and a compact
+``__repr__`` that shows scalars and the shapes of arrays instead of their contents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+class TidyResult:
+    """Mixin: ``to_frame()`` from ``to_rows()`` and a compact ``__repr__`` (use ``@dataclass(repr=False)``)."""
+
+    def to_rows(self) -> list[dict]:  # pragma: no cover - every result defines it
+        raise NotImplementedError
+
+    def to_frame(self):
+        """:meth:`to_rows` as a pandas DataFrame (pandas is imported here: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_frame needs pandas: pip install pandas (or use to_rows())") from exc
+        return pd.DataFrame(self.to_rows())
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                if v.size == 1:
+                    parts.append(f"{f.name}={v.reshape(-1)[0]!r}")
+                else:
+                    parts.append(f"{f.name}=<{v.dtype} {'x'.join(map(str, v.shape))}>")
+            elif isinstance(v, (list, tuple, dict)) and len(v) > 6:
+                parts.append(f"{f.name}=<{type(v).__name__} of {len(v)}>")
+            elif isinstance(v, float):
+                parts.append(f"{f.name}={v:.6g}")
+            else:
+                parts.append(f"{f.name}={v!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"

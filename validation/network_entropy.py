@@ -240,8 +240,8 @@ def main(argv=None):
     steps = 20 if quick else 250
     coarse = 1 if quick else 5
     net_jobs = [
-        {"kind": "track", "chains": "joint", "steps": steps, "n": 8 if quick else 75, "seed": 1, "coarse": coarse},
-        {"kind": "track", "chains": "null", "steps": steps, "n": 32 if quick else 300, "seed": 2, "coarse": coarse},
+        {"kind": "track", "chains": "joint", "steps": steps, "n": 8 if quick else 60, "seed": 1, "coarse": coarse},
+        {"kind": "track", "chains": "null", "steps": steps, "n": 32 if quick else 240, "seed": 2, "coarse": coarse},
         {
             "kind": "track",
             "chains": "joint",

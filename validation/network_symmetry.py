@@ -102,7 +102,7 @@ def main(argv=None):
     t_s = {form: sd.speciation_time(schedule=sch, top_eigenvalue=lam, form=form) for form in ("exact", "paper")}
 
     # 1. the exact central branch, continued from large t
-    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 40)
+    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 32)
     branch = sd.central_branch(exact, ts, progress=not args.quick)
     # 2. the network at the branch points
     net_margin = np.full(ts.size, np.nan)

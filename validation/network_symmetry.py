@@ -102,7 +102,7 @@ def main(argv=None):
     t_s = {form: sd.speciation_time(schedule=sch, top_eigenvalue=lam, form=form) for form in ("exact", "paper")}
 
     # 1. the exact central branch, continued from large t
-    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 32)
+    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 24)
     branch = sd.central_branch(exact, ts, progress=not args.quick)
     # 2. the network at the branch points
     net_margin = np.full(ts.size, np.nan)
@@ -154,9 +154,9 @@ def main(argv=None):
         w1.append(sliced_wasserstein(f, f_test, rng=np.random.default_rng(7)))
         return frechet_distance(f, f_test)
 
-    n = 64 if args.quick else 500
+    n = 64 if args.quick else 300
     seeds = 2 if args.quick else 3
-    starts = np.geomspace(60.0, 990.0, 4 if args.quick else 14)
+    starts = np.geomspace(60.0, 990.0, 4 if args.quick else 11)
     scan = sd.late_start_scan(
         model,
         DDIM(10),

@@ -20,7 +20,7 @@ references built from its 50,000 training images:
    form="paper": snr = 1 / (Lambda - 1)).
 4. Raya & Ambrogioni's (2023) empirical critical time: 10-step DDIM started from the
    Gaussian late initialisation of the training set (sd.gaussian_late_init) at each of a grid
-   of start times, 3 seeds of 500 samples; FD_own to the test images and the sliced W1 in
+   of start times, 3 seeds of 300 samples; FD_own to the test images and the sliced W1 in
    the evaluation classifier's features; the critical start by sd.critical_start
    (the largest second difference in log t, rule "second_difference").
 

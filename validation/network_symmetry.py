@@ -82,8 +82,42 @@ def _interpolate(ts, m, i) -> float:
     return float(np.exp(u[0] + f * (u[1] - u[0])))
 
 
+def replot(out: Path, tag: str = "") -> None:
+    """Redraw network_symmetry{tag}.png from the CSV and JSON files a full run wrote (no recomputation)."""
+    import csv
+
+    def num(v):
+        return float(v) if v not in ("", None) else float("nan")
+
+    rows = [dict(r) for r in csv.DictReader(open(out / f"network_symmetry{tag}.csv"))]
+    for r in rows:  # files written before the fine rows were named like the coarse ones
+        if r.get("margin", "") == "" and r.get("exact_margin"):
+            r["margin"] = r["exact_margin"]
+        for k in ("t", "margin", "n_eff", "distance_to_centre", "distance_to_nearest", "network_margin"):
+            r[k] = num(r.get(k))
+    gl_rows = [{k: num(v) for k, v in r.items()} for r in csv.DictReader(open(out / f"network_gli{tag}.csv"))]
+    summary = json.loads((out / f"network_symmetry{tag}.json").read_text())
+    coarse = [r for r in rows if r.get("grid") == "coarse"]
+    col = {k: np.array([r[k] for r in coarse]) for k in ("t", "margin", "n_eff", "distance_to_centre")}
+    branch = sd.CentralBranch(
+        col["t"],
+        col["margin"],
+        col["n_eff"],
+        col["distance_to_centre"],
+        np.array([r["distance_to_nearest"] for r in coarse]),
+        np.zeros((len(coarse), 0)),
+        "sde",
+        float(summary["exact_branch_lost_at"]),
+    )
+    _plot(branch, rows, gl_rows, summary, out / f"network_symmetry{tag}.png")
+
+
 def main(argv=None):
-    args = _networks.parser(__doc__, "the quick network, few times and samples: the pipeline only").parse_args(argv)
+    p = _networks.parser(__doc__, "the quick network, few times and samples: the pipeline only")
+    p.add_argument("--replot", action="store_true", help="redraw the figure from the written CSV/JSON only")
+    args = p.parse_args(argv)
+    if args.replot:
+        return replot(Path(args.out), "_quick" if args.quick else "")
     import torch
 
     from statphys_diffusion import datasets

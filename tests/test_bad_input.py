@@ -35,7 +35,7 @@ CASES = [
     (lambda: GM.hvp(X, 0.5, np.zeros((3, 2))), "v"),
     (lambda: EMP.class_posterior(np.zeros((1, 3)), 0.5), "labels"),
     (lambda: GM.sample(0, 0.5), "n"),
-    (lambda: GM.sample(3, 0.5, rng=1), "rng"),
+    (lambda: GM.sample(3, 0.5, rng=True), "rng"),
     (lambda: sd.EmpiricalDistribution(np.zeros(5)), "points"),
     (lambda: sd.LinearManifold(np.eye(3)[:, :2], [1.0]), "variances"),
     (lambda: sd.LinearManifold(np.eye(3)[:, :2], [1.0, 0.0]), "variances"),

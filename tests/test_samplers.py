@@ -110,7 +110,7 @@ def test_ddpm_on_discrete_schedule_is_ho_et_al_chain():
         lambda m: Heun(10, times=[1.0, 2.0]).sample(m, np.zeros((3, 1))),
         lambda m: Heun(10).sample(m),
         lambda m: Heun(10).sample(object(), np.zeros((3, 1))),
-        lambda m: Heun(10).sample(m, n=3, rng=42),
+        lambda m: Heun(10).sample(m, n=3, rng=1.5),
     ],
 )
 def test_bad_input_raises(call):

@@ -329,53 +329,55 @@ def main(argv=None):
     peaks = []
     sources = {"network_joint": joint, "network_null": null, "network_joint_1000": joint_check}
     sources.update({f"exact_{r}": None for r in ("class_gaussian", "empirical")})
-    for src, data in sources.items():
-        for prob in PROBLEMS:
-            s = data[prob] if data is not None else exact[(src[6:], prob)]
-            labels = _labels(prob, names)
-            for c, lab in enumerate(labels):
-                peaks.append(
-                    {
-                        "source": src,
-                        "problem": prob,
-                        "class": lab,
-                        "chains_or_draws": s["class_counts"][c],
-                        "peak_t": s["peak_time"][c],
-                        "peak_t_stderr": s["peak_time_stderr"][c],
-                        "log_snr_peak_t": s["log_snr_peak_time"][c],
-                        "log_snr_peak_t_stderr": s["log_snr_peak_time_stderr"][c],
-                    }
-                )
+    # every (source, problem) summary: a network job's, or an exact reference's ("exact_<reference>")
+    summaries = [
+        (src, prob, data[prob] if data is not None else exact[(src[6:], prob)])
+        for src, data in sources.items()
+        for prob in PROBLEMS
+    ]
+    for src, prob, s in summaries:
+        labels = _labels(prob, names)
+        for c, lab in enumerate(labels):
             peaks.append(
                 {
                     "source": src,
                     "problem": prob,
-                    "class": "all",
-                    "chains_or_draws": sum(s["class_counts"]),
-                    "peak_t": s["total_peak_time"],
-                    "peak_t_stderr": float("nan"),
-                    "log_snr_peak_t": s["total_log_snr_peak_time"],
-                    "log_snr_peak_t_stderr": float("nan"),
+                    "class": lab,
+                    "chains_or_draws": s["class_counts"][c],
+                    "peak_t": s["peak_time"][c],
+                    "peak_t_stderr": s["peak_time_stderr"][c],
+                    "log_snr_peak_t": s["log_snr_peak_time"][c],
+                    "log_snr_peak_t_stderr": s["log_snr_peak_time_stderr"][c],
                 }
             )
+        peaks.append(
+            {
+                "source": src,
+                "problem": prob,
+                "class": "all",
+                "chains_or_draws": sum(s["class_counts"]),
+                "peak_t": s["total_peak_time"],
+                "peak_t_stderr": float("nan"),
+                "log_snr_peak_t": s["total_log_snr_peak_time"],
+                "log_snr_peak_t_stderr": float("nan"),
+            }
+        )
     rows = []
-    for src, data in sources.items():
-        for prob in PROBLEMS:
-            s = data[prob] if data is not None else exact[(src[6:], prob)]
-            for i, t in enumerate(s["times"]):
-                rows.append(
-                    {
-                        "source": src,
-                        "problem": prob,
-                        "t": t,
-                        "entropy": s["entropy"][i],
-                        "entropy_stderr": s["entropy_stderr"][i],
-                        "rate": s["rate"][i],
-                        "rate_stderr": s["rate_stderr"][i],
-                        "log_snr_rate": s["log_snr_rate"][i],
-                        "log_snr_rate_stderr": s["log_snr_rate_stderr"][i],
-                    }
-                )
+    for src, prob, s in summaries:
+        for i, t in enumerate(s["times"]):
+            rows.append(
+                {
+                    "source": src,
+                    "problem": prob,
+                    "t": t,
+                    "entropy": s["entropy"][i],
+                    "entropy_stderr": s["entropy_stderr"][i],
+                    "rate": s["rate"][i],
+                    "rate_stderr": s["rate_stderr"][i],
+                    "log_snr_rate": s["log_snr_rate"][i],
+                    "log_snr_rate_stderr": s["log_snr_rate_stderr"][i],
+                }
+            )
     summary = {
         "quick": quick,
         "classes": names,

@@ -54,6 +54,7 @@ from statphys_diffusion import theory as th  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
 from statphys_diffusion.metrics import frechet_distance, sliced_wasserstein  # noqa: E402
 from statphys_diffusion.samplers import DDIM  # noqa: E402
+from statphys_diffusion.theory.central_branch import first_crossing  # noqa: E402
 
 GATE_RESIDUAL = 0.1
 AGREE_FACTOR = 1.25
@@ -67,19 +68,6 @@ def _network_margin(model, x: np.ndarray, t: float) -> tuple[float, float]:
     lam_h = (float(sch.alpha(t)) * lam_j - 1.0) / float(sch.sigma2(t))
     resid = a * x + model.score(x[None], t)[0]
     return lam_h + a, float(np.linalg.norm(resid) / np.linalg.norm(a * x))
-
-
-def _first_crossing(ts, margin) -> int | None:
-    """Index i (decreasing ts) with margin[i] < 0 <= margin[i + 1]: the first loss of stability."""
-    m = np.asarray(margin)
-    idx = np.flatnonzero(np.isfinite(m[:-1]) & np.isfinite(m[1:]) & (m[:-1] < 0) & (m[1:] >= 0))
-    return int(idx[0]) if idx.size else None
-
-
-def _interpolate(ts, m, i) -> float:
-    f = m[i] / (m[i] - m[i + 1])
-    u = np.log(ts[i : i + 2])
-    return float(np.exp(u[0] + f * (u[1] - u[0])))
 
 
 def replot(out: Path, tag: str = "") -> None:
@@ -144,7 +132,7 @@ def main(argv=None):
     for i in range(ts.size):
         if np.isfinite(branch.margin[i]):
             net_margin[i], net_resid[i] = _network_margin(model, branch.points[i], float(branch.times[i]))
-    i_cross = _first_crossing(branch.times, net_margin)
+    i_cross, t_coarse = first_crossing(branch.times, net_margin)
     fine_rows = []
     t_net = float("nan")
     gate_resid = float("nan")
@@ -165,8 +153,8 @@ def main(argv=None):
                     "network_residual_rel": fr[j],
                 }
             )
-        k = _first_crossing(fine.times, fm)
-        t_net = _interpolate(fine.times, fm, k) if k is not None else _interpolate(branch.times, net_margin, i_cross)
+        k, t_fine = first_crossing(fine.times, fm)
+        t_net = t_fine if k is not None else t_coarse
         gate_resid = float(np.nanmax(net_resid[i_cross : i_cross + 2]))
     rows = []
     for i, r in enumerate(branch.to_rows()):

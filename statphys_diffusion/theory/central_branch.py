@@ -41,7 +41,13 @@ from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult
 from ..schedules import OrnsteinUhlenbeck, Schedule
-from .symmetry_breaking import _check_dynamics, central_fixed_point, stiffness, top_hessian_eigenpairs
+from .symmetry_breaking import (
+    _check_dynamics,
+    _large_t_centre,
+    central_fixed_point,
+    stiffness,
+    top_hessian_eigenpairs,
+)
 
 __all__ = ["CentralBranch", "central_branch", "gaussian_instability_time"]
 
@@ -78,15 +84,7 @@ class CentralBranch(TidyResult):
     @property
     def crossing_time(self) -> float:
         """Largest t at which the margin reaches 0 along the branch (linear in log t); NaN if never."""
-        m = self.margin
-        ok = np.isfinite(m)
-        idx = np.flatnonzero(ok[:-1] & ok[1:] & (m[:-1] < 0) & (m[1:] >= 0))
-        if idx.size == 0:
-            return float("nan")
-        i = int(idx[0])
-        f = m[i] / (m[i] - m[i + 1])
-        u = np.log(self.times[i : i + 2])
-        return float(np.exp(u[0] + f * (u[1] - u[0])))
+        return first_crossing(self.times, self.margin)[1]
 
     @property
     def imperfect(self) -> bool:
@@ -151,10 +149,18 @@ class CentralBranch(TidyResult):
         return ax
 
 
-def _large_t_centre(model, t: float, a: float) -> np.ndarray:
-    sch = model.schedule
-    denom = 1.0 - a * float(sch.sigma2(t))
-    return float(sch.alpha(t)) * np.asarray(model.mean(), dtype=np.float64) / denom
+def first_crossing(times, margin) -> tuple[int | None, float]:
+    """First loss of stability along decreasing ``times``: the index i with margin[i] < 0 <= margin[i + 1]
+    (both finite) and the crossing time by linear interpolation of the margin in log t; (None, NaN) if none."""
+    t, m = np.asarray(times, dtype=np.float64), np.asarray(margin, dtype=np.float64)
+    ok = np.isfinite(m)
+    idx = np.flatnonzero(ok[:-1] & ok[1:] & (m[:-1] < 0) & (m[1:] >= 0))
+    if idx.size == 0:
+        return None, float("nan")
+    i = int(idx[0])
+    f = m[i] / (m[i] - m[i + 1])
+    u = np.log(t[i : i + 2])
+    return i, float(np.exp(u[0] + f * (u[1] - u[0])))
 
 
 def _nearest_mean_distance(means, alpha: float, x: np.ndarray) -> float:

@@ -192,6 +192,20 @@ def _bootstrap_peak(times, per_draw: np.ndarray, rng: np.random.Generator, n_boo
     return float(np.std(peaks, ddof=1))
 
 
+def _generated_profile(ts, hd_sel: np.ndarray, rng, n_boot: int):
+    """(rate, its s.e., peak time, bootstrap s.e. of the peak) of the draws generated in one class."""
+    rate, se = _mean_se(hd_sel)
+    return rate, se, _peak(ts, rate), _bootstrap_peak(ts, hd_sel, rng, n_boot)
+
+
+def _class_profile(ts, h_sel: np.ndarray, hd_sel: np.ndarray, speed: np.ndarray, rng, n_boot: int):
+    """One class's (entropy, rate, rate s.e., peak time, its bootstrap s.e., s.e. of the log-SNR peak)."""
+    ent = h_sel.mean(axis=0) if h_sel.shape[0] else np.full(ts.size, np.nan)
+    rate, se = _mean_se(hd_sel)
+    peak_se = _bootstrap_peak(ts, hd_sel, rng, n_boot)
+    return ent, rate, se, _peak(ts, rate), peak_se, _bootstrap_peak(ts, hd_sel / speed, rng, n_boot)
+
+
 # -- Monte Carlo ----------------------------------------------------------------------------
 def _generated_codes(model, x0: np.ndarray, comps: np.ndarray) -> np.ndarray:
     """Bayes decision of the clean draw: the component's class for point masses, else argmax p_0(y | x_0)."""
@@ -328,9 +342,7 @@ def entropy_rate(
     for c in range(n_cls):
         sel = gen_codes == c
         if sel.any():
-            gen_rate[c], gen_se[c] = _mean_se(hd[sel])
-            gen_peak[c] = _peak(ts, gen_rate[c])
-            gen_peak_se[c] = _bootstrap_peak(ts, hd[sel], boot_rng, n_bootstrap)
+            gen_rate[c], gen_se[c], gen_peak[c], gen_peak_se[c] = _generated_profile(ts, hd[sel], boot_rng, n_bootstrap)
 
     cls_h = np.empty((n_cls, ts.size))
     cls_rate = np.empty((n_cls, ts.size))
@@ -357,11 +369,9 @@ def entropy_rate(
     else:
         for c in range(n_cls):
             sel = true_codes == c
-            cls_h[c] = h[sel].mean(axis=0) if sel.any() else np.nan
-            cls_rate[c], cls_se[c] = _mean_se(hd[sel])
-            peak[c] = _peak(ts, cls_rate[c])
-            peak_se[c] = _bootstrap_peak(ts, hd[sel], boot_rng, n_bootstrap)
-            ls_peak_se[c] = _bootstrap_peak(ts, hd[sel] / speed, boot_rng, n_bootstrap)
+            cls_h[c], cls_rate[c], cls_se[c], peak[c], peak_se[c], ls_peak_se[c] = _class_profile(
+                ts, h[sel], hd[sel], speed, boot_rng, n_bootstrap
+            )
         ent, ent_se = _mean_se(h)
         rate, rate_se = _mean_se(hd)
         name = "monte_carlo"
@@ -442,16 +452,12 @@ def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 2
     for c in range(n_cls):
         sel = true_codes == c
         if sel.any():
-            out["ce"][c] = h[sel].mean(axis=0)
-            out["cr"][c], out["cs"][c] = _mean_se(hd[sel])
-            peak[c] = _peak(ts, out["cr"][c])
-            peak_se[c] = _bootstrap_peak(ts, hd[sel], rng, n_bootstrap)
-            ls_se[c] = _bootstrap_peak(ts, hd[sel] / speed, rng, n_bootstrap)
+            out["ce"][c], out["cr"][c], out["cs"][c], peak[c], peak_se[c], ls_se[c] = _class_profile(
+                ts, h[sel], hd[sel], speed, rng, n_bootstrap
+            )
         sel = gen_codes == c
         if sel.any():
-            out["gr"][c], out["gs"][c] = _mean_se(hd[sel])
-            gpeak[c] = _peak(ts, out["gr"][c])
-            gpeak_se[c] = _bootstrap_peak(ts, hd[sel], rng, n_bootstrap)
+            out["gr"][c], out["gs"][c], gpeak[c], gpeak_se[c] = _generated_profile(ts, hd[sel], rng, n_bootstrap)
     ent, ent_se = _mean_se(h)
     rate, rate_se = _mean_se(hd)
     return EntropyRate(

@@ -164,14 +164,12 @@ def central_fixed_point(
     a = float(stiffness(sch, t, dynamics))
     d = model.dim
     if x0 is None:
-        al, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
-        denom = 1.0 - a * s2
-        if abs(denom) < 1e-8:
+        if abs(1.0 - a * float(sch.sigma2(t))) < 1e-8:
             raise ValueError(
                 f"no well-defined centre at t={t}: the large-t fixed-point guess is singular (1 - a sigma^2 = 0); "
                 "pass x0"
             )
-        x = (al * model.mean() / denom).reshape(1, d)
+        x = _large_t_centre(model, t, a).reshape(1, d)
     else:
         x = np.asarray(x0, dtype=np.float64).reshape(1, d).copy()
     for _ in range(max_iter):
@@ -201,6 +199,12 @@ def central_fixed_point(
         f"Newton did not converge to a central fixed point at t={t} ({dynamics}): the model may have no "
         "well-defined centre; pass a starting point x0 or a larger t"
     )
+
+
+def _large_t_centre(model, t: float, a: float) -> np.ndarray:
+    """alpha_t m / (1 - a_t sigma_t^2): the fixed point when p_t is close to N(alpha m, sigma^2 I)."""
+    sch = model.schedule
+    return float(sch.alpha(t)) * np.asarray(model.mean(), dtype=np.float64) / (1.0 - a * float(sch.sigma2(t)))
 
 
 def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Training throughput of the package's ``small`` UNet beside a reference network, same run, same machine.
+"""Training throughput of one of the package's UNets beside a reference network, same run, same machine.
 
 The reference is a diffusers ``UNet2DModel`` sized to a comparable parameter
 count when diffusers is installed; otherwise a plain reference implementation
@@ -8,7 +8,12 @@ backward pass and an Adam update on a batch of 16 x 16 x 3 images, on the CPU
 with torch's default thread count. Reported: images per second (best of
 ``repeat`` timed blocks after one warm-up block) and the ratio.
 
-Usage: python benchmarks/bench_training.py [--quick] [--out benchmarks/results/training.csv]
+``--config`` picks the package's network (``small`` by default, ``tiny`` for the
+associative-memory runs of validation/network_memorization.py) and ``--threads`` torch's
+intra-op thread count (default: torch's own).
+
+Usage: python benchmarks/bench_training.py [--quick] [--config tiny] [--threads 1] [--batch 64]
+       [--out benchmarks/results/training.csv]
 """
 
 from __future__ import annotations
@@ -103,11 +108,15 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="2 steps per block (pipeline check, no timing claims)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--config", default="small", choices=("tiny", "small"))
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "training.csv"))
     args = p.parse_args(argv)
     steps = 2 if args.quick else 10
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    ours = build("small")
+    ours = build(args.config)
     ref, ref_name = _diffusers_reference(_params(ours))
     if ref is None:
         ref = _Plain()
@@ -117,7 +126,7 @@ def main(argv=None):
         call_ref = lambda n, x, t: n(x, t).sample  # noqa: E731
     rows = []
     for name, net, call in (
-        ("statphys_diffusion small UNet", ours, lambda n, x, t: n(x, t.float())),
+        (f"statphys_diffusion {args.config} UNet", ours, lambda n, x, t: n(x, t.float())),
         (ref_name, ref, call_ref),
     ):
         ips = _throughput(net, call, args.batch, steps, 1 if args.quick else args.repeat)

@@ -260,6 +260,7 @@ def load_cifar10(
     size: int = 32,
     grayscale: bool = False,
     seed: int = 0,
+    nested: bool = False,
     progress: bool = True,
 ) -> ImageDataset:
     """CIFAR-10 from a zip, the official tar.gz or an image-folder tree, with subset and resolution options.
@@ -270,6 +271,11 @@ def load_cifar10(
     split : {"train", "test"}
     n : int, optional
         Keep a random subset of n images (chosen with ``seed``, after the class filter).
+    nested : bool
+        With ``n``: keep the first n images of one random permutation (``seed``), so the
+        subsets for increasing n are nested (a training-set-size sweep adds images to the
+        same set). The default draws each subset afresh (``Generator.choice``), which is
+        not nested.
     classes : list of class names, optional
         Keep these classes only; labels are re-indexed in the given order.
     size : int
@@ -301,7 +307,11 @@ def load_cifar10(
     if n is not None:
         if int(n) != n or n < 1 or n > images.shape[0]:
             raise ValueError(f"n must be an integer in [1, {images.shape[0]}], got {n!r}")
-        idx = np.sort(np.random.default_rng(seed).choice(images.shape[0], int(n), replace=False))
+        rng = np.random.default_rng(seed)
+        if nested:
+            idx = np.sort(rng.permutation(images.shape[0])[: int(n)])
+        else:
+            idx = np.sort(rng.choice(images.shape[0], int(n), replace=False))
         images, labels = images[idx], labels[idx]
     side = images.shape[1]
     if int(size) != size or size < 1 or side % size:

@@ -310,3 +310,28 @@ def test_damaged_archives_are_reported_as_corrupt_files(tmp_path):
     cut.write_bytes(tpath.read_bytes()[: tpath.stat().st_size // 2])
     with pytest.raises(ValueError, match="corrupt file"):
         datasets.load_cifar10(cut, "train", cache_dir=tmp_path / "c2", progress=False)
+
+
+def test_nested_subsets_grow_by_adding_images(tmp_path):
+    z = tmp_path / "nest.zip"
+    _write_zip(z, n_per_class=6, classes=("cat", "dog", "frog"))  # 18 training images, all distinct
+    kw = {"cache_dir": tmp_path / "cache", "size": 4, "progress": False, "seed": 3}
+    rows = lambda ds: {im.tobytes() for im in ds.images}  # noqa: E731
+    sets = [rows(datasets.load_cifar10(z, n=n, nested=True, **kw)) for n in (2, 5, 11, 18)]
+    assert [len(s) for s in sets] == [2, 5, 11, 18]
+    assert all(a < b for a, b in zip(sets[:-1], sets[1:]))
+    # the default draws each subset afresh: the same rule as before the option existed
+    default = datasets.load_cifar10(z, n=5, **kw)
+    full = datasets.load_cifar10(z, **kw)
+    idx = np.sort(np.random.default_rng(3).choice(18, 5, replace=False))
+    np.testing.assert_array_equal(default.images, full.images[idx])
+
+
+def test_nested_runs_have_their_own_hash_and_earlier_hashes_are_kept():
+    pytest.importorskip("torch")
+    from statphys_diffusion.nets import TrainConfig
+    from statphys_diffusion.nets.run import run_key, run_name
+
+    kw = {"size": 16, "n": 8, "config": "tiny", "train_config": TrainConfig()}
+    assert "nested" not in run_key(**kw) and run_key(**kw) == run_key(nested=False, **kw)
+    assert run_name(nested=True, **kw) != run_name(**kw)

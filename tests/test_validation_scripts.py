@@ -94,9 +94,13 @@ def test_network_memorization_quick(tmp_path):
     out = _load("network_memorization").main(args)
     assert (tmp_path / "network_memorization_quick.png").is_file()
     rows = list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv")))
-    assert [int(r["N"]) for r in rows] == [2, 8]
-    # the exact empirical model finds its training points as attractors (it memorises)
-    assert all(int(r["exact_census_n_memorized"]) >= 1 for r in rows)
+    assert [int(r["N"]) for r in rows] == [4, 8]
+    for r in rows:  # the three categories partition the samples
+        total = sum(float(r[f"{k}_{s}"]) for k in ("memorized", "spurious", "generalized") for s in ("pixels",))
+        assert abs(total - 1) < 1e-12
+    # the exact empirical model finds its training points as attractors at the smallest census t
+    assert all(r["exact_census"][0]["n_memorized"] >= 1 for r in out["results"])
+    assert out["verdict"] in ("confirmed", "refuted", "not testable with this network")
     # a rerun comes from the per-job cache and the cached networks: same numbers
     again = _load("network_memorization").main(args)
     assert again["memorized_half_crossing_N"] == out["memorized_half_crossing_N"]
@@ -183,3 +187,44 @@ def test_network_regime_quick(tmp_path):
         assert len(net["regime"]) == 3 and set(net["regime"]) <= set(__import__("statphys_diffusion").REGIMES)
     # the distance of any network to a reference and its relative errors are non-negative
     assert all(float(r["distance_train"]) >= 0 and float(r["mse_held"]) >= 0 for r in table)
+
+
+def _fake_result(n, mem, spur, *, regime="mixed", rec_spur=5.0, rec_mem=50.0, half_width=0.02):
+    mod = _load("network_memorization")
+    regimes = ["memorising" if mem > 0.5 else regime] * len(mod.REGIME_TIMES)
+    rec = {
+        k: {"n": 5, "median": v, "q25": v, "q75": v, "bracketed": 1.0, "t_lo": 1.0}
+        for k, v in (("memorized", rec_mem), ("spurious", rec_spur), ("generalized", 1.0))
+    }
+    return {
+        "N": n,
+        "memorized_pixels": mem,
+        "spurious_pixels": spur,
+        "spurious_pixels_lo": max(0.0, spur - half_width),
+        "spurious_pixels_hi": spur + half_width,
+        "regime": {"regime": regimes},
+        "recovery": rec,
+    }
+
+
+def test_network_memorization_verdict_follows_the_stated_criterion():
+    mod = _load("network_memorization")
+    assert [mod.lattice(j) for j in range(4, 12)] == [4, 6, 8, 11, 16, 23, 32, 45]
+    mems = {8: 0.9, 11: 0.7, 16: 0.3, 23: 0.1, 32: 0.0}
+    cross = mod._crossing(mems)
+    assert 11 < cross < 16
+    # a spurious peak at the crossing with recovery times between: confirmed
+    peak = {8: 0.0, 11: 0.05, 16: 0.2, 23: 0.05, 32: 0.0}
+    res = [_fake_result(n, mems[n], peak[n]) for n in mems]
+    assert mod.verdict(res, cross)["verdict"] == "confirmed"
+    # the peak one lattice step too far (x 2 from the crossing): refuted
+    far = {8: 0.0, 11: 0.05, 16: 0.05, 23: 0.05, 32: 0.2, 45: 0.0}
+    res_far = [_fake_result(n, {**mems, 45: 0.0}[n], far[n]) for n in far]
+    assert mod.verdict(res_far, cross)["verdict"] == "refuted"
+    # spurious samples recovered from more noise than memorised ones: refuted
+    res_rec = [_fake_result(n, mems[n], peak[n], rec_spur=80.0) for n in mems]
+    assert mod.verdict(res_rec, cross)["criteria"]["spurious_recovery_between"] is False
+    assert mod.verdict(res_rec, cross)["verdict"] == "refuted"
+    # the largest network not converged: not testable, whatever the fractions
+    res_nc = [_fake_result(n, mems[n], peak[n], regime="not converged") for n in mems]
+    assert mod.verdict(res_nc, cross)["verdict"] == "not testable with this network"

@@ -1,36 +1,47 @@
-"""Results 2 and 4 on trained networks: memorisation, spurious states and local dimension versus N.
+"""Result 2 on trained networks: memorised, spurious and generalised samples versus N (Pham et al. 2025).
 
-For each training-set size N (CIFAR-10 at 16 x 16, a random subset of N training
-images) one "tiny" UNet is trained (cached by configuration hash under --runs,
-resumable) and measured:
+Networks: the ``tiny`` UNet on nested random subsets of N CIFAR-10 training images at
+16 x 16 (``_networks.MEMORIZATION``: EDM preconditioning, log-normal noise, 8,000 steps
+of batch 64 = 512k images per network for every N), cached by configuration hash and
+resumable. The N grid is adaptive, on the lattice N_j = round(2^(j/2)) (x sqrt(2)):
+start at N = 16, step by x4 until the memorised fraction crosses 1/2, bisect the bracket
+down to one lattice step, then fill the seven lattice points around the crossing.
 
-1. Samples (DDIM, 50 steps): the nearest-neighbour distance ratio |x - NN1| / |x - NN2|
-   against its N training images; memorised when below 1/3 (Wilson 95% interval).
-2. Attractor census of the network's denoiser at one noise level (snr = 8.6, DDPM
-   step ~100 of the linear schedule): x <- D_t(x) from held-out test images and from
-   noised training images; fixed points are training points, spurious (stable, not a
-   training point) or unstable.
-3. Local dimension: the spectrum of the symmetric part of the denoiser Jacobian at a
-   small time (snr 99, DDPM step ~28) around noised test images (dense 768 x 768 Jacobian),
-   counted as eigenvalues above 1/2, next to the exact empirical model of the same N
-   images (its Jacobian is alpha / sigma^2 times the posterior covariance) and the
-   annealed prediction sd.geometric_memorization for Gaussian data with the CIFAR-10
-   16 x 16 covariance spectrum.
+Per network (``job``):
 
-The exact empirical model is the reference "perfectly trained" network: it memorises
-at every N. What the package predicts for a network is (Pham et al. 2025) that
-spurious states peak where memorisation gives way to generalisation; the script puts
-the N of the spurious peak next to the N where the memorised fraction crosses 1/2.
+1. 2,000 DDIM samples (50 steps, eta = 0), clipped to the pixel range, classified with
+   Pham et al.'s rule (``sd.classify_samples``): memorised if the nearest training image
+   is within delta_m, else spurious if the nearest *other* sample is within delta_s, else
+   generalised; on pixels (L2) and in the evaluation classifier's feature space.
+   Thresholds, fixed before any network is measured: delta_m = delta_s = 1/3 of the median
+   distance of a training image to its nearest distinct other training image, over 2,000
+   images against all 50,000 (the factor 1/3 of the usual nearest-neighbour ratio test),
+   separately for pixels and features.
+2. Recovery times (``sd.recovery_time``, p = 0.9, 8 trials, 20 DDIM steps, delta = delta_m)
+   of up to 24 samples of each category.
+3. The regime map (``sd.regime_map``): train/held-out denoising gap and the distance to the
+   exact empirical denoiser at eight times.
+4. FD_own: Frechet distance of the samples' classifier features to the 10,000 test images'.
+5. The exact empirical model's attractor census over a t sweep (held-out and noised training
+   starts), to show where mixture states of the empirical energy exist at all.
 
-Jobs run through sd.run_sweep: locally by default, on a Dask cluster with --scheduler.
-Each job's result is cached (figures/.. is written from the cache), so a killed run
-resumes. Usage:
-    python validation/network_memorization.py [--quick] [--scheduler tcp://...] [--runs runs]
+Stated before the run (``CRITERION``):
+
+- gates: the memorised fraction crosses 1/2 inside the grid; the regime map calls the
+  smallest-N network "memorising" and the largest-N network "generalising" or "mixed" at
+  the gate time t = 20 (not "not converged": its novel samples would be garbage);
+- confirmed if the spurious fraction has an interior maximum whose Wilson interval lies above
+  the intervals at both ends of the grid, at an N within one lattice step (x sqrt(2)) of the
+  memorised-fraction crossing, and at that N the spurious samples' median recovery time is
+  above the smallest probed time and below the memorised samples' median; refuted otherwise;
+  not testable when a gate fails.
+
+Usage:
+    python validation/network_memorization.py [--quick] [--budget 8000] [--runs runs] [--replot]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -44,217 +55,388 @@ import _networks  # noqa: E402
 import statphys_diffusion as sd  # noqa: E402
 from statphys_diffusion._io import write_rows_csv  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
-ROOT = Path(__file__).resolve().parents[1]
-CENSUS_SNR = 0.896 / 0.104  # DDPM linear schedule near step 100: alpha_bar ~ 0.896
-JACOBIAN_SNR = 0.99 / 0.01  # near step 28 (alpha_bar ~ 0.99)
+CATEGORIES = ("memorized", "spurious", "generalized")
+REGIME_TIMES = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 400.0)
+GATE_T = 20.0
+CENSUS_TIMES = (10.0, 20.0, 50.0, 100.0, 200.0, 400.0)
+THRESHOLD_FACTOR = 1.0 / 3.0
+START_J = 8  # N = 16
+CRITERION = (
+    "gates: memorised fraction (pixels) crosses 1/2 inside the grid; regime map at t = 20: smallest N "
+    "'memorising', largest N 'generalising' or 'mixed'. Confirmed if the spurious fraction (pixels) has an "
+    "interior maximum whose Wilson interval lies above those at both grid ends, within one lattice step "
+    "(x sqrt 2) of the N where the memorised fraction crosses 1/2, and there the spurious samples' median "
+    "recovery time is above the smallest probed t and below the memorised samples' median; refuted "
+    "otherwise; not testable when a gate fails."
+)
+QUICK = {"size": 8, "steps": 30, "batch_size": 16, "lr": 2e-3, "ns": (4, 8)}
 
 
-def _empirical_jacobian_eigs(train: np.ndarray, x: np.ndarray, t: float, schedule) -> np.ndarray:
-    """Eigenvalues of J = alpha / sigma^2 Cov_w[y] for the exact empirical model at each row of x."""
-    emp = sd.EmpiricalDistribution(train, schedule=schedule)
-    w = emp.component_posterior(x, t)
-    a, s2 = float(schedule.alpha(t)), float(schedule.sigma2(t))
-    out = []
-    for wi in w:
-        mean = wi @ train
-        c = (train - mean).T @ (wi[:, None] * (train - mean))
-        out.append(np.linalg.eigvalsh(a / s2 * c)[::-1])
-    return np.array(out)
+def lattice(j: int) -> int:
+    """N_j = round(2^(j / 2)): the x sqrt(2) grid of training-set sizes."""
+    return int(round(2.0 ** (j / 2.0)))
+
+
+def _features_fn(net, size: int):
+    from statphys_diffusion.nets import classifier as clf
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        img = np.clip(rows, -1, 1).reshape(-1, 3, size, size).astype(np.float32)
+        return clf.features(net, img).astype(np.float64)
+
+    return f
+
+
+def _nn_spacing(x: np.ndarray, n_query: int, rng) -> float:
+    """Median distance of n_query rows of x to their nearest distinct other row of x."""
+    q = rng.choice(x.shape[0], min(n_query, x.shape[0]), replace=False)
+    nn = sd.nearest_neighbours(x[q], x, k=3)
+    d = np.where(nn.distances[:, 1] > 1e-9, nn.distances[:, 1], nn.distances[:, 2])
+    return float(np.median(d))
+
+
+def thresholds(cfg: dict) -> dict:
+    """delta (pixels and features): THRESHOLD_FACTOR x the median nearest-distinct-neighbour spacing."""
+    from statphys_diffusion import datasets
+
+    full = datasets.load_cifar10(cfg["data"], "train", size=cfg["size"], progress=False)
+    x = _networks.flat_points(full.images)
+    feat = _features_fn(_networks.evaluation_classifier(cfg), cfg["size"])(x)
+    rng = np.random.default_rng(5)
+    sp_pix, sp_feat = _nn_spacing(x, cfg["n_spacing"], rng), _nn_spacing(feat, cfg["n_spacing"], rng)
+    return {
+        "spacing_pixels": sp_pix,
+        "spacing_features": sp_feat,
+        "delta_pixels": THRESHOLD_FACTOR * sp_pix,
+        "delta_features": THRESHOLD_FACTOR * sp_feat,
+    }
+
+
+def _summary(v: np.ndarray) -> dict:
+    if v.size == 0:
+        return {"n": 0, "median": float("nan"), "q25": float("nan"), "q75": float("nan")}
+    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    return {"n": int(v.size), "median": float(med), "q25": float(q25), "q75": float(q75)}
 
 
 def job(cfg: dict) -> dict:
-    """Train (or reuse) the network for one N and measure it; JSON-serialisable result."""
+    """Train (or reuse) the network for one (N, budget) and measure it; JSON-serialisable result."""
     import torch
 
     from statphys_diffusion import datasets
-    from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets.run import cached_run, load_run
+    from statphys_diffusion.metrics import frechet_distance
+    from statphys_diffusion.nets.run import load_run
     from statphys_diffusion.samplers import DDIM
 
     t0 = time.time()
     n = int(cfg["N"])
-    torch.set_num_threads(int(cfg.get("threads", 2)))
-    train_ds = datasets.load_cifar10(None, "train", n=n, size=cfg["size"], seed=0, progress=False)
-    tc = TrainConfig(steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=0)
-    run = cached_run(
-        cfg["runs"], dataset=train_ds, progress=False, size=cfg["size"], n=n, config=cfg["config"], train_config=tc
+    torch.set_num_threads(int(cfg["threads"]))
+    run, ds = _networks.memorization_network(
+        cfg["runs"], n, cfg["steps"], data=cfg["data"], spec=cfg["spec"], size=cfg["size"]
     )
-    model, meta = load_run(run)
+    t_train = time.time() - t0
+    model, _ = load_run(run)
     sch = model.schedule
-    train = _networks.flat_points(train_ds.images)
-    rng = np.random.default_rng(cfg["seed"])
-    res = {"N": n, "run": str(Path(run).name), "steps": cfg["steps"]}
-    # 1. samples and the distance-ratio test
-    draws = DDIM(cfg["sample_steps"], progress=False).sample(model, n=cfg["n_samples"], rng=rng)
-    nn = sd.nearest_neighbours(draws.x, train, k=2)
-    frac, lo, hi = sd.memorized_fraction(nn.ratio, method="wilson")
-    res.update(memorized=frac, memorized_lo=lo, memorized_hi=hi, median_ratio=float(np.median(nn.ratio)))
-    res["distinct_copied"] = int(np.unique(nn.indices[nn.ratio < 1 / 3, 0]).size)
-    # 2. census of the network's denoiser
-    t_c = float(sch.t_of_snr(CENSUS_SNR))
-    a, s = float(sch.alpha(t_c)), float(sch.sigma(t_c))
-    test = _networks.flat_points(datasets.load_cifar10(None, "test", size=cfg["size"], progress=False).images)
-    cues = test[rng.choice(test.shape[0], cfg["n_cues"], replace=False)]
-    noised = train[rng.integers(0, n, cfg["n_cues"])] + (s / a) * rng.standard_normal((cfg["n_cues"], train.shape[1]))
-    census = sd.attractor_census(
-        model, t_c, np.vstack([cues, noised]), train=train, max_iter=cfg["census_iter"], tol=1e-5, rng=rng
-    )
-    res.update({f"census_{k}": v for k, v in census.summary().items()})
-    exact = sd.attractor_census(
-        sd.EmpiricalDistribution(train, schedule=sch),
-        t_c,
-        np.vstack([cues, noised]),
-        max_iter=cfg["census_iter"],
-        rng=rng,
-    )
-    res.update({f"exact_census_{k}": v for k, v in exact.summary().items()})
-    # 3. local dimension from the Jacobian spectrum at small t
-    t_j = float(sch.t_of_snr(JACOBIAN_SNR))
-    aj, sj = float(sch.alpha(t_j)), float(sch.sigma(t_j))
-    q = aj * test[rng.choice(test.shape[0], cfg["n_jacobian"], replace=False)]
-    q += sj * rng.standard_normal(q.shape)
-    net_eigs = []
-    for xq in q:
-        jac = model.dense_jacobian(xq, t_j)
-        net_eigs.append(np.linalg.eigvalsh(0.5 * (jac + jac.T))[::-1])
-    net_eigs = np.array(net_eigs)
-    emp_eigs = _empirical_jacobian_eigs(train, q, t_j, sch)
-    res["t_census"], res["t_jacobian"] = t_c, t_j
-    res["net_local_dim"] = float((net_eigs > 0.5).sum(1).mean())
-    res["emp_local_dim"] = float((emp_eigs > 0.5).sum(1).mean())
-    res["net_eigs_mean"] = net_eigs.mean(0)[:64].tolist()
-    res["emp_eigs_mean"] = emp_eigs.mean(0)[:64].tolist()
-    res["seconds"] = time.time() - t0
+    train = _networks.flat_points(ds.images)
+    test = _networks.flat_points(datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False).images)
+    feat = _features_fn(_networks.evaluation_classifier(cfg), cfg["size"])
+    rng = np.random.default_rng(1000 + n)
+    res = {"N": n, "budget": int(cfg["steps"]), "images_seen": int(cfg["steps"]) * cfg["spec"]["batch_size"]}
+    res["run"] = Path(run).name
+    # 1. samples, classified on pixels and on classifier features
+    x = np.clip(DDIM(cfg["sample_steps"]).sample(model, n=cfg["n_samples"], rng=rng).x, -1, 1)
+    th = cfg["thresholds"]
+    cls = {
+        "pixels": sd.classify_samples(x, train, delta_m=th["delta_pixels"], delta_s=th["delta_pixels"]),
+        "features": sd.classify_samples(
+            x, train, delta_m=th["delta_features"], delta_s=th["delta_features"], features=feat
+        ),
+    }
+    for space, c in cls.items():
+        for k in CATEGORIES:
+            res[f"{k}_{space}"] = c.fractions[k]
+            res[f"{k}_{space}_lo"] = c.fractions_low[k]
+            res[f"{k}_{space}_hi"] = c.fractions_high[k]
+        res[f"median_d_train_{space}"] = float(np.median(c.d_train))
+        res[f"median_d_synth_{space}"] = float(np.median(c.d_synth))
+    lab = cls["pixels"].labels
+    res["distinct_copied"] = int(np.unique(cls["pixels"].train_index[lab == "memorized"]).size)
+    # 2. recovery times per category
+    res["recovery"] = {}
+    for k in CATEGORIES:
+        idx = np.flatnonzero(lab == k)[: cfg["n_recovery"]]
+        if idx.size == 0:
+            res["recovery"][k] = dict(_summary(np.array([])), bracketed=0.0)
+            continue
+        rt = sd.recovery_time(
+            model, x[idx], delta=th["delta_pixels"], p=0.9, n_trials=cfg["recovery_trials"], steps=20, rng=rng
+        )
+        res["recovery"][k] = dict(_summary(rt.t), bracketed=float(np.mean(rt.bracketed)), t_lo=rt.t_lo)
+    # 3. regime map
+    rm = sd.regime_map(model, train, test, np.array(REGIME_TIMES), n_points=cfg["regime_points"], rng=rng)
+    emp = list(rm.references).index("empirical")
+    res["regime"] = {
+        "t": rm.times.tolist(),
+        "regime": [str(v) for v in rm.regime],
+        "gap": rm.gap.tolist(),
+        "gap_stderr": rm.gap_stderr.tolist(),
+        "mse_train": rm.mse_train.tolist(),
+        "mse_held": rm.mse_held.tolist(),
+        "distance_empirical_train": rm.distance_train[:, emp].tolist(),
+        "distance_empirical_held": rm.distance_held[:, emp].tolist(),
+    }
+    # 4. FD_own of the samples
+    f_test = feat(test)
+    res["fd_own"] = float(frechet_distance(feat(x), f_test))
+    # 5. the exact empirical model's census over t
+    exact = sd.EmpiricalDistribution(train, schedule=sch)
+    res["exact_census"] = []
+    for t in CENSUS_TIMES:
+        a, s = float(sch.alpha(t)), float(sch.sigma(t))
+        cues = test[rng.choice(test.shape[0], cfg["n_cues"], replace=False)]
+        noised = train[rng.integers(0, n, cfg["n_cues"])] + (s / a) * rng.standard_normal(
+            (cfg["n_cues"], train.shape[1])
+        )
+        census = sd.attractor_census(exact, t, np.vstack([cues, noised]), max_iter=cfg["census_iter"], rng=rng)
+        res["exact_census"].append(census.summary())
+    res["seconds_train"], res["seconds"] = t_train, time.time() - t0
     return res
 
 
-def _predicted_local_dim(ns, size: int) -> tuple[list, list]:
-    """Annealed prediction with the CIFAR-10 covariance spectrum (Gaussian model) at the Jacobian snr."""
-    from statphys_diffusion import datasets
-    from statphys_diffusion.report import SCHEDULES
+def _measure(base: dict, n: int, cache: Path, done: dict) -> dict:
+    if n not in done:
+        cfg = dict(base, N=n)
+        done[n] = sd.run_sweep(job, [cfg], cache_dir=cache, workers=1, desc=f"N = {n}")[0]
+        r = done[n]
+        print(
+            f"N = {n}: memorised {r['memorized_pixels']:.3f}, spurious {r['spurious_pixels']:.3f}, "
+            f"generalised {r['generalized_pixels']:.3f} ({r['seconds']:.0f} s)",
+            flush=True,
+        )
+    return done[n]
 
-    x = _networks.flat_points(datasets.load_cifar10(None, "train", size=size, progress=False).images)
-    xc = x - x.mean(0)
-    ev = np.clip(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[::-1], 0, None)
-    ev = ev[ev > 1e-12 * ev[0]]
-    sch = SCHEDULES["ddpm-linear"]()
-    t_j = float(sch.t_of_snr(JACOBIAN_SNR))
-    a, s2 = float(sch.alpha(t_j)), float(sch.sigma2(t_j))
-    exact = a * ev / (a * a * ev + s2)
-    dims, dims_exact = [], []
-    for n in ns:
-        rho = sd.geometric_memorization(n, ev, t_j, sch).retained[0]
-        dims.append(int(np.sum(rho * exact > 0.5)))
-        dims_exact.append(int(np.sum(exact > 0.5)))
-    return dims, dims_exact
+
+def adaptive_grid(base: dict, cache: Path, *, j_min: int = 2, j_max: int = 22) -> tuple[dict, float | None]:
+    """Locate the memorised-fraction crossing on the lattice, then measure the 7 points around it."""
+    done: dict = {}
+    mem = lambda j: _measure(base, lattice(j), cache, done)["memorized_pixels"]  # noqa: E731
+    j = START_J
+    above = mem(j) >= 0.5
+    lo = hi = None
+    while j_min <= j <= j_max:
+        nxt = j + 4 if above else j - 4
+        if not j_min <= nxt <= j_max:
+            break
+        if (mem(nxt) >= 0.5) != above:
+            lo, hi = (j, nxt) if above else (nxt, j)
+            break
+        j = nxt
+    if lo is None:
+        return done, None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if mem(mid) >= 0.5:
+            lo = mid
+        else:
+            hi = mid
+    centre = lo if abs(mem(lo) - 0.5) <= abs(mem(hi) - 0.5) else hi
+    for jj in range(max(j_min, centre - 3), min(j_max, centre + 3) + 1):
+        mem(jj)
+    return done, _crossing({n: r["memorized_pixels"] for n, r in done.items()})
+
+
+def _crossing(mem: dict) -> float | None:
+    """N where the memorised fraction first falls below 1/2, interpolated linearly in log N."""
+    ns = sorted(mem)
+    for a, b in zip(ns[:-1], ns[1:]):
+        if mem[a] >= 0.5 > mem[b]:
+            w = (mem[a] - 0.5) / (mem[a] - mem[b])
+            return float(np.exp((1 - w) * np.log(a) + w * np.log(b)))
+    return None
+
+
+def verdict(results: list[dict], crossing: float | None) -> dict:
+    """Apply CRITERION to the measured grid (sorted by N)."""
+    rs = sorted(results, key=lambda r: r["N"])
+    ns = np.array([r["N"] for r in rs], dtype=float)
+    gi = REGIME_TIMES.index(GATE_T)
+    gates = {
+        "memorized_crosses_half": crossing is not None,
+        "smallest_N_memorising": rs[0]["regime"]["regime"][gi] == "memorising",
+        "largest_N_generalising": rs[-1]["regime"]["regime"][gi] in ("generalising", "mixed"),
+    }
+    sp = np.array([r["spurious_pixels"] for r in rs])
+    i = int(np.argmax(sp))
+    interior = 0 < i < len(rs) - 1
+    above_ends = interior and rs[i]["spurious_pixels_lo"] > max(
+        rs[0]["spurious_pixels_hi"], rs[-1]["spurious_pixels_hi"]
+    )
+    near = crossing is not None and abs(np.log2(ns[i]) - np.log2(crossing)) <= 0.5 + 1e-9
+    rec = rs[i]["recovery"]
+    rs_med, rm_med = rec["spurious"]["median"], rec["memorized"]["median"]
+    t_lo = rec["spurious"].get("t_lo", 1.0)
+    recovery_ok = bool(np.isfinite(rs_med) and np.isfinite(rm_med) and t_lo < rs_med < rm_med)
+    criteria = {
+        "spurious_interior_max": bool(above_ends),
+        "peak_within_one_step_of_crossing": bool(near),
+        "spurious_recovery_between": recovery_ok,
+    }
+    if not all(gates.values()):
+        v = "not testable with this network"
+    elif all(criteria.values()):
+        v = "confirmed"
+    else:
+        v = "refuted"
+    return {"gates": gates, "criteria": criteria, "spurious_peak_N": int(ns[i]), "verdict": v}
+
+
+def _rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for r in sorted(results, key=lambda r: (r["budget"], r["N"])):
+        row = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+        for k in CATEGORIES:
+            for q in ("n", "median", "q25", "q75", "bracketed"):
+                row[f"recovery_{k}_{q}"] = r["recovery"][k][q]
+        gi = REGIME_TIMES.index(GATE_T)
+        row["regime_t20"] = r["regime"]["regime"][gi]
+        row["gap_t20"] = r["regime"]["gap"][gi]
+        row["distance_empirical_train_t20"] = r["regime"]["distance_empirical_train"][gi]
+        row["exact_census_spurious_max"] = max(c["n_spurious"] for c in r["exact_census"])
+        rows.append(row)
+    return rows
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="two small N, few steps: checks the pipeline, not the science")
-    p.add_argument("--out", default=str(FIGURES))
-    p.add_argument("--runs", default=str(ROOT / "runs"), help="root of the cached training runs")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local)")
-    p.add_argument("--workers", type=int, default=1, help="local processes (each trains one network)")
-    p.add_argument("--steps", type=int, default=4000, help="training steps per network (full mode)")
+    p = _networks.parser(__doc__, "two tiny N at 8 x 8, 30 steps: checks the pipeline, not the science")
+    p.add_argument("--budget", type=int, default=_networks.MEMORIZATION["budgets"][0], help="training steps")
+    p.add_argument("--replot", action="store_true", help="redraw the figure from the written JSON")
+    p.add_argument("--threads", type=int, default=2, help="torch threads per job")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ns = [2, 8] if args.quick else [2, 8, 32, 128, 512, 2048]
-    base = {
-        "size": 16,
-        "config": "tiny",
-        "steps": 40 if args.quick else args.steps,
-        "batch_size": 64,
-        "lr": 2e-3,
-        "sample_steps": 10 if args.quick else 50,
-        "n_samples": 16 if args.quick else 200,
-        "n_cues": 8 if args.quick else 64,
-        "census_iter": 30 if args.quick else 300,
-        "n_jacobian": 2 if args.quick else 8,
-        "seed": 0,
-        "runs": str(Path(args.runs) / ("quick" if args.quick else "memorization")),
-        "threads": 2,
-    }
-    configs = [dict(base, N=n) for n in ns]
-    cache = Path(base["runs"]) / "results"
-    t0 = time.time()
-    results = sd.run_sweep(
-        job, configs, cache_dir=cache, scheduler=args.scheduler, workers=args.workers, desc="networks"
-    )
-    pred_dim, exact_dim = _predicted_local_dim(ns, base["size"])
-    rows = []
-    for r, pd, ed in zip(results, pred_dim, exact_dim):
-        row = {k: v for k, v in r.items() if not isinstance(v, list)}
-        row["predicted_local_dim"] = pd
-        row["exact_model_local_dim_infinite_N"] = ed
-        rows.append(row)
     tag = "_quick" if args.quick else ""
-    write_rows_csv(out / f"network_memorization{tag}.csv", rows)
-    mem = np.array([r["memorized"] for r in rows])
-    spur = np.array([r["census_n_spurious"] for r in rows])
-    cross = next((rows[i]["N"] for i in range(len(rows)) if mem[i] < 0.5), None)
+    out = Path(args.out)
+    if args.replot:
+        summary = json.loads((out / f"network_memorization{tag}.json").read_text())
+        _plot(summary["results"], summary, out / f"network_memorization{tag}.png")
+        return summary
+    from statphys_diffusion import datasets
+
+    data = args.data or datasets.find_cifar10()
+    if data is None:
+        raise SystemExit("CIFAR-10 not found: pass --data")
+    out.mkdir(parents=True, exist_ok=True)
+    spec = dict(_networks.MEMORIZATION["train"])
+    size = _networks.MEMORIZATION["size"]
+    if args.quick:
+        spec.update(batch_size=QUICK["batch_size"], lr=QUICK["lr"])
+        size = QUICK["size"]
+    base = {
+        "data": str(data),
+        "size": size,
+        "spec": spec,
+        "steps": QUICK["steps"] if args.quick else args.budget,
+        "sample_steps": 10 if args.quick else 50,
+        "n_samples": 32 if args.quick else 2000,
+        "n_recovery": 2 if args.quick else 24,
+        "recovery_trials": 2 if args.quick else 8,
+        "regime_points": 16 if args.quick else 256,
+        "n_cues": 4 if args.quick else 64,
+        "census_iter": 20 if args.quick else 300,
+        "n_spacing": 200 if args.quick else 2000,
+        "clf_steps": 50 if args.quick else 3000,
+        "runs": str(Path(args.runs) / ("memorization-quick" if args.quick else "memorization")),
+        "threads": args.threads,
+    }
+    t0 = time.time()
+    base["thresholds"] = thresholds(base)
+    print(f"thresholds: {base['thresholds']}", flush=True)
+    cache = Path(base["runs"]) / "results"
+    if args.quick:
+        done = {n: _measure(base, n, cache, {}) for n in QUICK["ns"]}
+        crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
+    else:
+        done, crossing = adaptive_grid(base, cache)
+    results = [done[n] for n in sorted(done)]
     summary = {
         "quick": args.quick,
-        "config": {k: v for k, v in base.items() if k != "runs"},
-        "N": ns,
-        "memorized_half_crossing_N": cross,
-        "spurious_peak_N": int(rows[int(np.argmax(spur))]["N"]),
+        "criterion": CRITERION,
+        "budget_steps": base["steps"],
+        "images_per_network": base["steps"] * spec["batch_size"],
+        "training": spec,
+        "thresholds": base["thresholds"],
+        "memorized_half_crossing_N": crossing,
+        **verdict(results, crossing),
         "seconds": time.time() - t0,
         "version": sd.__version__,
+        "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds")},
+        "results": results,
     }
-    _plot(rows, results, out / f"network_memorization{tag}.png")
+    write_rows_csv(out / f"network_memorization{tag}.csv", _rows(results))
     (out / f"network_memorization{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
+    _plot(results, summary, out / f"network_memorization{tag}.png")
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("results", "config")}, indent=2, default=float))
     return summary
 
 
-def _plot(rows, results, path: Path) -> None:
+def _plot(results: list[dict], summary: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = [r["N"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax = axes[0]
-    mem = [r["memorized"] for r in rows]
-    err = [
-        [max(0.0, m - r["memorized_lo"]) for m, r in zip(mem, rows)],
-        [max(0.0, r["memorized_hi"] - m) for m, r in zip(mem, rows)],
-    ]
-    ax.errorbar(ns, mem, yerr=err, fmt="o-", label="samples memorised (ratio < 1/3)")
-    ax.plot(ns, [1 - m for m in mem], "s--", label="samples not copies (generalising)")
-    ax.set_xscale("log")
-    ax.set_xlabel("N training images")
-    ax.set_ylabel("fraction of samples")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Network samples vs training set (Wilson 95%)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    ax.plot(ns, [r["census_n_memorized"] for r in rows], "o-", label="network: training points as attractors")
-    ax.plot(ns, [r["census_n_spurious"] for r in rows], "s-", label="network: spurious attractors")
-    ax.plot(ns, [r["exact_census_n_memorized"] for r in rows], "o:", color="grey", label="exact empirical: training")
-    ax.plot(ns, [r["exact_census_n_spurious"] for r in rows], "s:", color="k", label="exact empirical: spurious")
-    ax.set_xscale("log")
-    ax.set_xlabel("N training images")
-    ax.set_ylabel("distinct attractors found")
-    ax.set_title(f"Census of x <- D_t(x) at t = {rows[0]['t_census']:.3g} (snr {CENSUS_SNR:.3g})", fontsize=9)
-    ax.legend(fontsize=7)
+    rs = sorted(results, key=lambda r: r["N"])
+    ns = np.array([r["N"] for r in rs])
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    for space, ax in zip(("pixels", "features"), axes[:2]):
+        for k, c in zip(CATEGORIES, ("C0", "C3", "C2")):
+            f = np.array([r[f"{k}_{space}"] for r in rs])
+            lo = np.array([r[f"{k}_{space}_lo"] for r in rs])
+            hi = np.array([r[f"{k}_{space}_hi"] for r in rs])
+            ax.errorbar(ns, f, yerr=[np.clip(f - lo, 0, None), np.clip(hi - f, 0, None)], fmt="o-", color=c, label=k)
+        if summary.get("memorized_half_crossing_N"):
+            ax.axvline(summary["memorized_half_crossing_N"], color="k", ls=":", lw=1, label="memorised = 1/2")
+        ax.set_xscale("log")
+        ax.set_xlabel("N training images")
+        ax.set_ylabel("fraction of samples (Wilson 95%)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"Pham et al.'s classification, {space} (delta = {summary['thresholds'][f'delta_{space}']:.3g})")
+        ax.legend(fontsize=7)
     ax = axes[2]
-    ax.plot(ns, [r["net_local_dim"] for r in rows], "o-", label="network")
-    ax.plot(ns, [r["emp_local_dim"] for r in rows], "s:", color="grey", label="exact empirical model")
-    ax.plot(ns, [r["predicted_local_dim"] for r in rows], "k--", label="annealed prediction (Gaussian, CIFAR spectrum)")
+    for k, c in zip(CATEGORIES, ("C0", "C3", "C2")):
+        med = np.array([r["recovery"][k]["median"] for r in rs])
+        q25 = np.array([r["recovery"][k]["q25"] for r in rs])
+        q75 = np.array([r["recovery"][k]["q75"] for r in rs])
+        ok = np.isfinite(med)
+        ax.errorbar(ns[ok], med[ok], yerr=[med[ok] - q25[ok], q75[ok] - med[ok]], fmt="o-", color=c, label=k)
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1)
+    ax.set_yscale("log")
     ax.set_xlabel("N training images")
-    ax.set_ylabel("eigenvalues of sym(dD/dx) > 1/2")
-    ax.set_title(f"Local dimension at t = {rows[0]['t_jacobian']:.3g} around noised test images", fontsize=9)
+    ax.set_ylabel("recovery time t (median, IQR; p = 0.9)")
+    ax.set_title("Largest noise from which a sample is recovered")
     ax.legend(fontsize=7)
-    fig.suptitle("Tiny UNets trained on N CIFAR-10 images (16 x 16)", fontsize=10)
+    ax = axes[3]
+    ti = [REGIME_TIMES.index(t) for t in (5.0, 20.0, 100.0)]
+    for i, c in zip(ti, ("C0", "C1", "C2")):
+        t = REGIME_TIMES[i]
+        ax.plot(ns, [r["regime"]["gap"][i] for r in rs], "o-", color=c, label=f"held-out - train gap, t = {t:g}")
+        ax.plot(
+            ns,
+            [r["regime"]["distance_empirical_train"][i] for r in rs],
+            "s:",
+            color=c,
+            label=f"to exact empirical, t = {t:g}",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("N training images")
+    ax.set_ylabel("relative units (regime map)")
+    ax.set_title("Regime map")
+    ax.legend(fontsize=6)
+    fig.suptitle(
+        f"Tiny UNets on N CIFAR-10 images (16 x 16), {summary['images_per_network'] / 1e3:.0f}k training images each: "
+        f"verdict {summary['verdict']}",
+        fontsize=10,
+    )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -40,8 +40,12 @@ def train_images(
     progress: bool = True,
     dataset: datasets.ImageDataset | None = None,
     device=None,
+    nested: bool = False,
 ) -> Path:
     """Train a UNet (``config``) on CIFAR-10 (or ``dataset``) images in [-1, 1]; returns the run directory.
+
+    ``nested`` picks the ``n`` images as the first n of one permutation (``load_cifar10``'s
+    ``nested``): runs of increasing n then train on nested sets.
 
     ``device`` (e.g. ``"cuda"``) is where the network trains; it is not part of the run's identity.
     """
@@ -64,16 +68,37 @@ def train_images(
         raise ValueError(f"cannot create the run directory {str(out)!r}: {err}") from None
     with DirectoryLock(out, "checkpoint.pt.lock"):
         return _train_images_locked(
-            out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device
+            out,
+            data_path,
+            size,
+            n,
+            classes,
+            grayscale,
+            config,
+            schedule,
+            conditional,
+            tc,
+            progress,
+            dataset,
+            device,
+            nested,
         )
 
 
 def _train_images_locked(
-    out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device
+    out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device, nested
 ) -> Path:
     if dataset is None:
         dataset = datasets.load_cifar10(
-            data_path, "train", n=n, classes=classes, size=size, grayscale=grayscale, seed=tc.seed, progress=progress
+            data_path,
+            "train",
+            n=n,
+            classes=classes,
+            size=size,
+            grayscale=grayscale,
+            seed=tc.seed,
+            nested=nested,
+            progress=progress,
         )
     imgs = dataset.images.astype(np.float32) / 127.5 - 1.0
     x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
@@ -116,7 +141,18 @@ def _train_images_locked(
 
 def run_key(**kwargs) -> dict:
     """The configuration that identifies a :func:`train_images` run (for :func:`cached_run`)."""
-    allowed = {"data_path", "size", "n", "classes", "grayscale", "config", "schedule", "conditional", "train_config"}
+    allowed = {
+        "data_path",
+        "size",
+        "n",
+        "classes",
+        "grayscale",
+        "config",
+        "schedule",
+        "conditional",
+        "train_config",
+        "nested",
+    }
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(f"unknown run arguments {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -129,7 +165,9 @@ def run_key(**kwargs) -> dict:
         "schedule": "ddpm-linear",
         "conditional": False,
     }
-    key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config")})
+    key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config", "nested")})
+    if kwargs.get("nested"):  # only when set, so the keys (and hashes) of earlier runs are unchanged
+        key["nested"] = True
     if key["classes"] is not None:
         key["classes"] = list(key["classes"])
     key["train"] = (kwargs.get("train_config") or TrainConfig()).key()

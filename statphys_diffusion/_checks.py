@@ -128,6 +128,24 @@ def check_finite_output(out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
+def point_then_time(x, t, func: str):
+    """(x, t) for a pointwise function called ``func(model, x, t)``, accepting the old ``(model, t, x)``.
+
+    DESIGN.md's argument order puts the points before the time. A call in the old order (a scalar
+    where the points go and an array where the time goes) is swapped with a DeprecationWarning.
+    """
+    if np.ndim(x) == 0 and np.ndim(t) >= 1:
+        import warnings
+
+        warnings.warn(
+            f"{func}(model, t, x) is deprecated: the argument order is {func}(model, x, t)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return t, x
+    return x, t
+
+
 def check_rng(rng, name: str = "rng") -> np.random.Generator:
     """The package's rng policy (DESIGN.md): None -> fresh entropy, an int -> a seed, a Generator as is.
 

@@ -40,15 +40,35 @@ class EmpiricalDistribution(GaussianMixture):
     labels : array_like, shape (N,), optional
     weights : array_like, shape (N,), optional (default uniform 1/N)
     schedule : Schedule, optional (default Ornstein-Uhlenbeck)
+    backend : {"numba", "torch"}, device : optional
+        Where the score, denoiser, log-density and class posterior are evaluated for d > SMALL_D
+        (:class:`GaussianMixture`): ``backend="torch", device="cuda"`` runs the same streaming
+        log-sum-exp on a GPU.
     """
 
-    def __init__(self, points, labels=None, *, weights=None, schedule: Schedule | None = None):
+    def __init__(
+        self,
+        points,
+        labels=None,
+        *,
+        weights=None,
+        schedule: Schedule | None = None,
+        backend: str = "numba",
+        device=None,
+    ):
         pts = _checks.as_float_array(points, "points")
         if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 1:
             raise ValueError(f"points must have shape (N, d) with N, d >= 1, got {pts.shape}")
         n = pts.shape[0]
         super().__init__(
-            pts.astype(np.float64), np.zeros(n), weights, covariance_type="isotropic", labels=labels, schedule=schedule
+            pts.astype(np.float64),
+            np.zeros(n),
+            weights,
+            covariance_type="isotropic",
+            labels=labels,
+            schedule=schedule,
+            backend=backend,
+            device=device,
         )
         if pts.dtype == np.float32:
             self._mu_cache[np.dtype(np.float32)] = np.ascontiguousarray(pts)

@@ -142,6 +142,27 @@ def check_partition(groups, classes) -> np.ndarray:
     return group_of
 
 
+BACKENDS = ("numba", "torch")
+
+
+def _check_backend(backend, device):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "numba":
+        if device is not None:
+            raise ValueError("device is for backend='torch'; the numba backend runs on the CPU")
+        return backend, None
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is an optional dependency
+        raise ValueError("backend='torch' needs torch installed (pip install torch)") from None
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device: {err}") from None
+    return backend, dev
+
+
 class GaussianMixture:
     r"""A mixture of K Gaussians in d dimensions, noised by a schedule.
 
@@ -162,6 +183,13 @@ class GaussianMixture:
         A class label per component (integers); enables :meth:`class_posterior`.
     schedule : Schedule, optional
         Default :class:`~statphys_diffusion.schedules.OrnsteinUhlenbeck`.
+    backend : {"numba", "torch"}
+        Where isotropic mixtures in d > ``SMALL_D`` dimensions (the empirical model at image
+        scale) are evaluated: the numba + BLAS streaming kernel (default) or the same online
+        log-sum-exp in torch (:mod:`statphys_diffusion._kernels.torch_streaming`), on ``device``.
+        Inputs and outputs stay numpy arrays; the other paths ignore the choice.
+    device : str or torch.device, optional
+        The torch backend's device (default ``"cpu"``), e.g. ``"cuda"``.
 
     Examples
     --------
@@ -180,6 +208,8 @@ class GaussianMixture:
         covariance_type: str = "full",
         labels=None,
         schedule: Schedule | None = None,
+        backend: str = "numba",
+        device=None,
     ):
         mu = _checks.as_float_array(means, "means", dtype=np.float64)
         if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
@@ -201,13 +231,26 @@ class GaussianMixture:
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
         self._mu_cache: dict = {}
+        self._backend, self._device = _check_backend(backend, device)
+        self._torch_cache: dict = {}
         self._musq = np.einsum("kd,kd->k", mu, mu)
 
     # -- named constructors -----------------------------------------------------
     @classmethod
-    def isotropic(cls, means, variances, weights=None, *, labels=None, schedule=None) -> GaussianMixture:
-        """Components N(mu_k, v_k I); ``variances`` (K,) or a scalar."""
-        return cls(means, variances, weights, covariance_type="isotropic", labels=labels, schedule=schedule)
+    def isotropic(
+        cls, means, variances, weights=None, *, labels=None, schedule=None, backend: str = "numba", device=None
+    ) -> GaussianMixture:
+        """Components N(mu_k, v_k I); ``variances`` (K,) or a scalar; ``backend``/``device`` as the constructor."""
+        return cls(
+            means,
+            variances,
+            weights,
+            covariance_type="isotropic",
+            labels=labels,
+            schedule=schedule,
+            backend=backend,
+            device=device,
+        )
 
     @classmethod
     def diagonal(cls, means, variances, weights=None, *, labels=None, schedule=None) -> GaussianMixture:
@@ -360,6 +403,7 @@ class GaussianMixture:
         out = copy.copy(self)
         out._codes, out._classes = _checks.check_labels(group_of[codes], self.n_components)
         out._mu_cache = {}
+        out._torch_cache = {}
         return out
 
     def conditional(self, y) -> GaussianMixture:
@@ -388,6 +432,7 @@ class GaussianMixture:
             sub.schedule = self.schedule
             sub._mu_cache = {k: np.ascontiguousarray(v[idx]) for k, v in self._mu_cache.items()}
             sub._musq = self._musq[idx]
+            sub._backend, sub._device, sub._torch_cache = self._backend, self._device, {}
             cache[c] = sub
         sub = cache[c]
         if sub.schedule is not self.schedule:
@@ -469,10 +514,45 @@ class GaussianMixture:
         _small().mixture_small_d(x64, means_t, prec, bias, score, resp, hess, lse, out_s, out_r, out_h)
         return lse, out_s, out_r, out_h
 
+    @property
+    def backend(self) -> str:
+        """ "numba" or "torch": where the isotropic streaming path runs (constructor docstring)."""
+        return self._backend
+
+    def _torch_params(self, dtype):
+        """The torch backend's copies of (mu in dtype, |mu|^2, log w, var, codes) on the device, cached."""
+        import torch
+
+        key = np.dtype(dtype)
+        if key not in self._torch_cache:
+            dev = self._device
+            f64 = torch.float64
+            codes = self._codes if self._codes is not None else np.zeros(self.n_components, np.int64)
+            self._torch_cache[key] = (
+                torch.as_tensor(self._mu_as(key), device=dev),
+                torch.as_tensor(self._musq, dtype=f64, device=dev),
+                torch.as_tensor(self._log_w, dtype=f64, device=dev),
+                torch.as_tensor(self._cov.var, dtype=f64, device=dev),
+                torch.as_tensor(np.asarray(codes, dtype=np.int64), device=dev),
+            )
+        return self._torch_cache[key]
+
     def _run_iso(self, x, a, s2, *, score=False, denoise=False, classes=False):
         codes = self._codes if (classes and self._codes is not None) else np.zeros(self.n_components, np.int64)
         n_cls = len(self._classes) if classes else 0
         x = np.ascontiguousarray(x)
+        if self._backend == "torch":
+            import torch
+
+            from ._kernels import torch_streaming
+
+            mu, musq, log_w, var, codes_t = self._torch_params(x.dtype)
+            if not classes:
+                codes_t = torch.zeros_like(codes_t)
+            out = torch_streaming.streaming_iso_torch(
+                torch.as_tensor(x, device=self._device), mu, musq, log_w, var, a, s2, codes_t, n_cls, score, denoise
+            )
+            return tuple(torch_streaming.as_numpy(o) for o in out)
         return _stream().streaming_iso(
             x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2, codes, n_cls, score, denoise
         )

@@ -25,7 +25,7 @@ def test_exact_manifold_matches_the_closed_form(t, wrap):
     man = sd.LinearManifold.random(12, 3, lam, rng)
     x = man.sample(50, t, rng).x
     model = _DenoiserOnly(man) if wrap else man
-    tj = sd.tangent_jacobian(model, t, x, man.basis, rng=rng)
+    tj = sd.tangent_jacobian(model, x, t, man.basis, rng=rng)
     a, s2 = float(man.schedule.alpha(t)), float(man.schedule.sigma2(t))
     closed = a * lam / (a * a * lam + s2)  # posterior covariance alpha/sigma^2 * lam sigma^2/(alpha^2 lam + sigma^2)
     # exact hvp: rounding only; central differences (h ~ 1e-4 |x|) of a linear map: rounding / h ~ 1e-11
@@ -43,8 +43,8 @@ def test_empirical_model_loses_directions_with_few_points_and_keeps_them_with_ma
     t = 0.01
     ref = man.denoiser_jacobian_eigenvalues(t)
     q = man.sample(300, t, rng).x
-    few = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(30, 0.0, rng).x0), t, q, man.basis)
-    many = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(3000, 0.0, rng).x0), t, q, man.basis)
+    few = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(30, 0.0, rng).x0), q, t, man.basis)
+    many = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(3000, 0.0, rng).x0), q, t, man.basis)
     # the empirical posterior covariance lies in the span of the training points: no normal part
     assert np.abs(few.normal).max() < 1e-8 and np.abs(many.normal).max() < 1e-8
     # with 3000 points every direction keeps at least 80% of the exact posterior variance,
@@ -57,14 +57,14 @@ def test_bad_input():
     man = sd.LinearManifold.random(6, 2, [1.0, 0.5], np.random.default_rng(0))
     x = np.zeros((3, 6))
     with pytest.raises(ValueError, match="orthonormal"):
-        sd.tangent_jacobian(man, 0.5, x, np.ones((6, 2)))
+        sd.tangent_jacobian(man, x, 0.5, np.ones((6, 2)))
     with pytest.raises(ValueError, match="shape"):
-        sd.tangent_jacobian(man, 0.5, np.zeros((3, 5)), man.basis)
+        sd.tangent_jacobian(man, np.zeros((3, 5)), 0.5, man.basis)
     with pytest.raises(ValueError, match="n_normal_probes"):
-        sd.tangent_jacobian(man, 0.5, x, man.basis, n_normal_probes=-1)
+        sd.tangent_jacobian(man, x, 0.5, man.basis, n_normal_probes=-1)
     with pytest.raises(ValueError, match="denoise"):
-        sd.tangent_jacobian(object(), 0.5, x, man.basis)
-    tj = sd.tangent_jacobian(man, 0.5, x, man.basis)
+        sd.tangent_jacobian(object(), x, 0.5, man.basis)
+    tj = sd.tangent_jacobian(man, x, 0.5, man.basis)
     with pytest.raises(ValueError, match="reference"):
         tj.ratio(np.ones(3))
 

@@ -280,11 +280,11 @@ def test_analysis_tools_take_a_wrapped_network():
     model = nets.TorchScoreModel(net, sd.OrnsteinUhlenbeck(), classes=[0, 1])
     x = np.random.default_rng(0).standard_normal((6, 3))
     basis = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 2)))[0]
-    tj = sd.tangent_jacobian(model, 0.5, x, basis, n_normal_probes=2)
+    tj = sd.tangent_jacobian(model, x, 0.5, basis, n_normal_probes=2)
     u0 = np.broadcast_to(basis[:, 0], x.shape)
     ref = np.einsum("ij,ij->i", model.jvp(x, 0.5, u0), u0)
     np.testing.assert_allclose(tj.tangent[:, 0], ref, rtol=1e-5, atol=1e-7)  # central differences vs forward mode
-    census = sd.attractor_census(model, 0.5, x, max_iter=50)
+    census = sd.attractor_census(model, x, 0.5, max_iter=50)
     assert census.assignment.shape == (6,)
     rng = np.random.default_rng(2)
     track = sd.OnlineClassifier(20, prior="uniform").run(model, x_init=x, t_start=2.0, t_end=0.1, rng=rng)

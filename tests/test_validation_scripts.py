@@ -228,3 +228,64 @@ def test_network_memorization_verdict_follows_the_stated_criterion():
     # the largest network not converged: not testable, whatever the fractions
     res_nc = [_fake_result(n, mems[n], peak[n], regime="not converged") for n in mems]
     assert mod.verdict(res_nc, cross)["verdict"] == "not testable with this network"
+
+
+def test_geometric_synthetic_block_fractions_are_one_for_the_gaussian_of_the_variances():
+    mod = _load("geometric_synthetic")
+    import statphys_diffusion as sd
+
+    lam = np.random.default_rng(0).uniform(0.01, 0.3, mod.D)
+    sch = sd.VarianceExploding(sigma_max=mod.SIGMA_MAX)
+    gauss = sd.GaussianMixture.diagonal(np.zeros((1, mod.D)), lam[None, :], schedule=sch)
+    times = mod.analysis_times(5)
+    x0 = mod.make_data(3, np.random.default_rng(1))
+    fr = mod.block_fractions(gauss, times, x0, lam, np.random.default_rng(2))
+    # J_kk = lam_k / (lam_k + sigma^2) for the Gaussian: the ratio is 1 up to the Hessian products' rounding
+    for v in fr.values():
+        np.testing.assert_allclose(v, 1.0, rtol=1e-6)
+
+
+def test_geometric_synthetic_loss_time_and_verdict():
+    mod = _load("geometric_synthetic")
+    t = np.array([10.0, 1.0, 0.1, 0.01])
+    assert mod.loss_time(t, [1.0, 0.9, 0.8, 0.7]) == 0.0  # never below 1/2: not lost
+    assert mod.loss_time(t, [0.2, 0.1, 0.1, 0.1]) == 10.0
+    # halfway between 1 and 0.1 in log t when rho goes 0.75 -> 0.25
+    assert np.isclose(mod.loss_time(t, [1.0, 0.75, 0.25, 0.0]), np.sqrt(0.1))
+
+    def res(n, t1, t2):
+        rho = [0.9] * 3
+        return {
+            "N": n,
+            **{f"{s}_std1_loss_t": t1 for s in ("network_train", "empirical_train", "predicted")},
+            **{f"{s}_std0.3_loss_t": t2 for s in ("network_train", "empirical_train", "predicted")},
+            "network_train_std1_rho": rho,
+            "network_train_std0.3_rho": rho,
+        }
+
+    check = res(500, 0.0, 0.0)
+    ok = [res(250, 0.2, 0.05), res(500, 0.1, 0.03), res(2000, 0.05, 0.0), res(20000, 0.0, 0.0)]
+    assert mod.verdict(ok, check)["verdict"] == "confirmed"
+    rev = [res(250, 0.05, 0.2), res(500, 0.03, 0.1), res(2000, 0.0, 0.05), res(20000, 0.0, 0.0)]
+    assert mod.verdict(rev, check)["verdict"] == "refuted"
+    unconverged = dict(check, **{"network_train_std1_rho": [0.9, 0.5, 0.9]})
+    assert mod.verdict(ok, unconverged)["verdict"] == "not testable with this network"
+
+
+def test_geometric_synthetic_quick(tmp_path):
+    pytest.importorskip("torch")
+    mod = _load("geometric_synthetic")
+    out = mod.main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path)])
+    assert (tmp_path / "geometric_synthetic_quick.png").is_file()
+    rows = list(csv.DictReader(open(tmp_path / "geometric_synthetic_quick.csv")))
+    assert [int(r["N"]) for r in rows] == [50, 200, 50] and [int(r["steps"]) for r in rows] == [200, 200, 600]
+    assert out["verdict"] in (
+        "confirmed",
+        "refuted",
+        "neither (mixed orders or nothing lost)",
+        "not testable with this network",
+    )
+    # the exact empirical model of 50 points has lost both blocks at the smallest sigma (0.01) at its training points
+    assert (
+        float(rows[0]["empirical_train_std1_loss_t"]) > 0.01 and float(rows[0]["empirical_train_std0.3_loss_t"]) > 0.01
+    )

@@ -174,19 +174,24 @@ MEMORIZATION = {
 
 
 def memorization_network(runs, n: int, steps: int, *, data=None, spec=None, size=None, progress: bool = False):
-    """(run directory, training set) of Result 2's network for N = n trained ``steps`` steps (cached).
+    """(score model, training set, run name) of Result 2's network for N = n trained ``steps`` steps.
 
-    ``spec`` (TrainConfig fields) and ``size`` default to ``MEMORIZATION``'s (quick mode overrides them).
+    From the committed float16 weights ``weights/<run name>.fp16.pt`` when they exist, else from the
+    cached run (trained first if absent). ``spec`` (TrainConfig fields) and ``size`` default to
+    ``MEMORIZATION``'s (quick mode overrides them).
     """
     from statphys_diffusion import datasets
     from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets.run import cached_run
+    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
 
     m = MEMORIZATION
     size = m["size"] if size is None else int(size)
     ds = datasets.load_cifar10(data, "train", n=int(n), size=size, seed=0, nested=True, progress=False)
     tc = TrainConfig(steps=int(steps), seed=0, **(m["train"] if spec is None else spec))
-    run = cached_run(
-        runs, dataset=ds, progress=progress, size=size, n=int(n), config=m["config"], nested=True, train_config=tc
-    )
-    return run, ds
+    kw = {"size": size, "n": int(n), "config": m["config"], "nested": True, "train_config": tc}
+    name = run_name(**kw)
+    committed = WEIGHTS / f"{name}.fp16.pt"
+    if committed.is_file():
+        return load_weights(committed)[0], ds, name
+    run = cached_run(runs, dataset=ds, progress=progress, **kw)
+    return load_run(run)[0], ds, name

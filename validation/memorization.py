@@ -177,7 +177,7 @@ def part_census(out: Path, quick: bool) -> dict:
         emp = sd.EmpiricalDistribution(rng.standard_normal((n, d)))
         starts = rng.standard_normal((200 if quick else 600, d))  # fresh data points as cues
         for t in ts:
-            c = sd.attractor_census(emp, t, starts, rng=rng)
+            c = sd.attractor_census(emp, starts, t, rng=rng)
             rows.append({"N": n, "t_C_predicted": sd.collapse_time(n, np.ones(d)), **c.summary()})
         print(rows[-1], flush=True)
     write_rows_csv(out / "census.csv", rows)

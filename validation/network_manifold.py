@@ -56,7 +56,7 @@ def job(cfg: dict) -> dict:
     q = man.sample(cfg["queries"], cfg["t"], rng).x
     ref = man.denoiser_jacobian_eigenvalues(cfg["t"])
     for name, mdl in (("network", model), ("empirical", sd.EmpiricalDistribution(train, schedule=man.schedule))):
-        tj = sd.tangent_jacobian(mdl, cfg["t"], q, man.basis, n_normal_probes=4, rng=rng)
+        tj = sd.tangent_jacobian(mdl, q, cfg["t"], man.basis, n_normal_probes=4, rng=rng)
         ratio = tj.ratio(ref)
         for g, v in enumerate(VARIANCES):
             out[f"{name}_ratio_{v:g}"] = float(ratio[g * PER : (g + 1) * PER].mean())

@@ -2,10 +2,11 @@
 
 Networks: the ``tiny`` UNet on nested random subsets of N CIFAR-10 training images at
 16 x 16 (``_networks.MEMORIZATION``: EDM preconditioning, log-normal noise, 8,000 steps
-of batch 64 = 512k images per network for every N), cached by configuration hash and
+of batch 64 = 512k images per network for every N; a second budget of 4,000 steps), cached by configuration hash and
 resumable. The N grid is adaptive, on the lattice N_j = round(2^(j/2)) (x sqrt(2)):
 start at N = 16, step by x4 until the memorised fraction crosses 1/2, bisect the bracket
-down to one lattice step, then fill the seven lattice points around the crossing.
+down to one lattice step, then fill the lattice points around the crossing (``--window``
+each side: 3 gives seven points).
 
 Per network (``job``):
 
@@ -37,7 +38,11 @@ Stated before the run (``CRITERION``):
   not testable when a gate fails.
 
 Usage:
-    python validation/network_memorization.py [--quick] [--budget 8000] [--runs runs] [--replot]
+    python validation/network_memorization.py [--quick] [--budgets 8000 4000] [--window 3] [--second-window 0]
+        [--runs runs] [--replot]
+
+The second budget (4,000 steps, 256k images: the old runs' step count) is located only (its
+crossing and the networks that bracket it), to show whether the crossing moves with the budget.
 """
 
 from __future__ import annotations
@@ -125,24 +130,22 @@ def job(cfg: dict) -> dict:
 
     from statphys_diffusion import datasets
     from statphys_diffusion.metrics import frechet_distance
-    from statphys_diffusion.nets.run import load_run
     from statphys_diffusion.samplers import DDIM
 
     t0 = time.time()
     n = int(cfg["N"])
     torch.set_num_threads(int(cfg["threads"]))
-    run, ds = _networks.memorization_network(
+    model, ds, name = _networks.memorization_network(
         cfg["runs"], n, cfg["steps"], data=cfg["data"], spec=cfg["spec"], size=cfg["size"]
     )
     t_train = time.time() - t0
-    model, _ = load_run(run)
     sch = model.schedule
     train = _networks.flat_points(ds.images)
     test = _networks.flat_points(datasets.load_cifar10(cfg["data"], "test", size=cfg["size"], progress=False).images)
     feat = _features_fn(_networks.evaluation_classifier(cfg), cfg["size"])
     rng = np.random.default_rng(1000 + n)
     res = {"N": n, "budget": int(cfg["steps"]), "images_seen": int(cfg["steps"]) * cfg["spec"]["batch_size"]}
-    res["run"] = Path(run).name
+    res["run"] = name
     # 1. samples, classified on pixels and on classifier features
     x = np.clip(DDIM(cfg["sample_steps"]).sample(model, n=cfg["n_samples"], rng=rng).x, -1, 1)
     th = cfg["thresholds"]
@@ -197,7 +200,7 @@ def job(cfg: dict) -> dict:
         noised = train[rng.integers(0, n, cfg["n_cues"])] + (s / a) * rng.standard_normal(
             (cfg["n_cues"], train.shape[1])
         )
-        census = sd.attractor_census(exact, t, np.vstack([cues, noised]), max_iter=cfg["census_iter"], rng=rng)
+        census = sd.attractor_census(exact, np.vstack([cues, noised]), t, max_iter=cfg["census_iter"], rng=rng)
         res["exact_census"].append(census.summary())
     res["seconds_train"], res["seconds"] = t_train, time.time() - t0
     return res
@@ -216,8 +219,10 @@ def _measure(base: dict, n: int, cache: Path, done: dict) -> dict:
     return done[n]
 
 
-def adaptive_grid(base: dict, cache: Path, *, j_min: int = 2, j_max: int = 22) -> tuple[dict, float | None]:
-    """Locate the memorised-fraction crossing on the lattice, then measure the 7 points around it."""
+def adaptive_grid(
+    base: dict, cache: Path, *, half_width: int = 3, j_min: int = 2, j_max: int = 22
+) -> tuple[dict, float | None]:
+    """Locate the memorised-fraction crossing on the lattice, then measure the 2 half_width + 1 points around it."""
     done: dict = {}
     mem = lambda j: _measure(base, lattice(j), cache, done)["memorized_pixels"]  # noqa: E731
     j = START_J
@@ -240,7 +245,7 @@ def adaptive_grid(base: dict, cache: Path, *, j_min: int = 2, j_max: int = 22) -
         else:
             hi = mid
     centre = lo if abs(mem(lo) - 0.5) <= abs(mem(hi) - 0.5) else hi
-    for jj in range(max(j_min, centre - 3), min(j_max, centre + 3) + 1):
+    for jj in range(max(j_min, centre - half_width), min(j_max, centre + half_width) + 1):
         mem(jj)
     return done, _crossing({n: r["memorized_pixels"] for n, r in done.items()})
 
@@ -294,6 +299,9 @@ def _rows(results: list[dict]) -> list[dict]:
     rows = []
     for r in sorted(results, key=lambda r: (r["budget"], r["N"])):
         row = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+        for k in CATEGORIES:  # the primary classification (pixels) under the plain names
+            for suffix in ("", "_lo", "_hi"):
+                row[f"{k}{suffix}"] = r[f"{k}_pixels{suffix}"]
         for k in CATEGORIES:
             for q in ("n", "median", "q25", "q75", "bracketed"):
                 row[f"recovery_{k}_{q}"] = r["recovery"][k][q]
@@ -308,9 +316,17 @@ def _rows(results: list[dict]) -> list[dict]:
 
 def main(argv=None):
     p = _networks.parser(__doc__, "two tiny N at 8 x 8, 30 steps: checks the pipeline, not the science")
-    p.add_argument("--budget", type=int, default=_networks.MEMORIZATION["budgets"][0], help="training steps")
+    p.add_argument(
+        "--budgets",
+        type=int,
+        nargs="+",
+        default=list(_networks.MEMORIZATION["budgets"]),
+        help="training steps per network; the first is the primary budget (the verdict), the others are located only",
+    )
     p.add_argument("--replot", action="store_true", help="redraw the figure from the written JSON")
     p.add_argument("--threads", type=int, default=2, help="torch threads per job")
+    p.add_argument("--window", type=int, default=3, help="lattice points measured each side of the crossing")
+    p.add_argument("--second-window", type=int, default=0, help="the same for the other budgets")
     args = p.parse_args(argv)
     tag = "_quick" if args.quick else ""
     out = Path(args.out)
@@ -333,7 +349,7 @@ def main(argv=None):
         "data": str(data),
         "size": size,
         "spec": spec,
-        "steps": QUICK["steps"] if args.quick else args.budget,
+        "steps": QUICK["steps"] if args.quick else args.budgets[0],
         "sample_steps": 10 if args.quick else 50,
         "n_samples": 32 if args.quick else 2000,
         "n_recovery": 2 if args.quick else 24,
@@ -350,24 +366,40 @@ def main(argv=None):
     base["thresholds"] = thresholds(base)
     print(f"thresholds: {base['thresholds']}", flush=True)
     cache = Path(base["runs"]) / "results"
-    if args.quick:
-        done = {n: _measure(base, n, cache, {}) for n in QUICK["ns"]}
-        crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
-    else:
-        done, crossing = adaptive_grid(base, cache)
-    results = [done[n] for n in sorted(done)]
+    budgets = [QUICK["steps"]] if args.quick else list(dict.fromkeys(args.budgets))
+    per_budget, results = [], []
+    for k, steps in enumerate(budgets):
+        cfg = dict(base, steps=int(steps))
+        if args.quick:
+            done = {n: _measure(cfg, n, cache, {}) for n in QUICK["ns"]}
+            crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
+        else:
+            done, crossing = adaptive_grid(cfg, cache, half_width=args.window if k == 0 else args.second_window)
+        res = [done[n] for n in sorted(done)]
+        results += res
+        per_budget.append(
+            {
+                "steps": int(steps),
+                "images_per_network": int(steps) * spec["batch_size"],
+                "N": [r["N"] for r in res],
+                "memorized_half_crossing_N": crossing,
+                **verdict(res, crossing),
+            }
+        )
+    primary = per_budget[0]
     summary = {
         "quick": args.quick,
         "criterion": CRITERION,
-        "budget_steps": base["steps"],
-        "images_per_network": base["steps"] * spec["batch_size"],
+        "budget_steps": primary["steps"],
+        "images_per_network": primary["images_per_network"],
         "training": spec,
         "thresholds": base["thresholds"],
-        "memorized_half_crossing_N": crossing,
-        **verdict(results, crossing),
+        "memorized_half_crossing_N": primary["memorized_half_crossing_N"],
+        **{k: primary[k] for k in ("gates", "criteria", "spurious_peak_N", "verdict")},
+        "budgets": per_budget,
         "seconds": time.time() - t0,
         "version": sd.__version__,
-        "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds")},
+        "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds", "steps")},
         "results": results,
     }
     write_rows_csv(out / f"network_memorization{tag}.csv", _rows(results))
@@ -383,7 +415,9 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rs = sorted(results, key=lambda r: r["N"])
+    primary = summary["budget_steps"]
+    rs = sorted((r for r in results if r["budget"] == primary), key=lambda r: r["N"])
+    others = [r for r in results if r["budget"] != primary]
     ns = np.array([r["N"] for r in rs])
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     for space, ax in zip(("pixels", "features"), axes[:2]):
@@ -392,6 +426,16 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
             lo = np.array([r[f"{k}_{space}_lo"] for r in rs])
             hi = np.array([r[f"{k}_{space}_hi"] for r in rs])
             ax.errorbar(ns, f, yerr=[np.clip(f - lo, 0, None), np.clip(hi - f, 0, None)], fmt="o-", color=c, label=k)
+        for b in sorted({r["budget"] for r in others}):
+            ob = sorted((r for r in others if r["budget"] == b), key=lambda r: r["N"])
+            ax.plot(
+                [r["N"] for r in ob],
+                [r[f"memorized_{space}"] for r in ob],
+                "^--",
+                color="C0",
+                alpha=0.5,
+                label=f"memorized, {b * summary['training']['batch_size'] / 1e3:.0f}k images",
+            )
         if summary.get("memorized_half_crossing_N"):
             ax.axvline(summary["memorized_half_crossing_N"], color="k", ls=":", lw=1, label="memorised = 1/2")
         ax.set_xscale("log")

@@ -4,7 +4,7 @@ Needs the optional ``torch`` extra (``pip install torch==2.13.0`` gives the CPU 
 """
 
 from .adapter import TorchScoreModel, diffusers_schedule, from_diffusers
-from .models import CONFIGS, MLPDenoiser, UNet, build
+from .models import CONFIGS, MLPDenoiser, TabularResNet, UNet, build
 from .train import NOISE_DISTRIBUTIONS, TrainConfig, TrainResult, train
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "from_diffusers",
     "diffusers_schedule",
     "MLPDenoiser",
+    "TabularResNet",
     "UNet",
     "CONFIGS",
     "build",

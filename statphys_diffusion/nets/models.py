@@ -2,6 +2,8 @@
 
 - :class:`MLPDenoiser`: for low-dimensional data (toy mixtures): sinusoidal
   time embedding, SiLU MLP with residual blocks.
+- :class:`TabularResNet`: the tabular network of Achilli et al.'s synthetic experiments
+  ("Losing dimensions", 2024): LayerNorm residual blocks with a projected time embedding.
 - :class:`UNet`: a compact convolutional UNet for 8 x 8 to 32 x 32 images (Ho et
   al. 2020 in miniature): residual blocks with GroupNorm and SiLU, the time
   embedding added in every block, one self-free down/up path per resolution,
@@ -19,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MLPDenoiser", "UNet", "CONFIGS", "build"]
+__all__ = ["MLPDenoiser", "TabularResNet", "UNet", "CONFIGS", "build"]
 
 
 def timestep_embedding(tau: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -68,6 +70,49 @@ class MLPDenoiser(nn.Module):
         h = self.inp(x)
         for blk in self.blocks:
             h = h + blk(h + e)
+        return self.out(h)
+
+
+class _TabularBlock(nn.Module):
+    """LayerNorm-SiLU-Linear, plus the projected time embedding, LayerNorm-SiLU-Linear; residual."""
+
+    def __init__(self, width: int, emb: int):
+        super().__init__()
+        self.first = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, width))
+        self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb, width))
+        self.second = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, h, e):
+        return h + self.second(self.first(h) + self.emb(e))
+
+
+class TabularResNet(nn.Module):
+    """eps_theta(x, tau) for flat inputs (B, d), sized as Achilli et al.'s synthetic-experiment network.
+
+    Their ``DDPMTabular`` (github.com/beatriceachilli/losing-dimensions,
+    ``synthetic-experiments/synthetic_score_common.py``) in these dimensions: a linear map
+    d -> ``hidden`` (128), ``n_blocks`` (2) residual blocks, an output LayerNorm-SiLU-Linear;
+    the time input is a sinusoidal embedding of dimension 128 followed by Linear-SiLU-Linear to
+    ``emb_dim`` (512), projected into each block. With their VE training the time input is the
+    noise level sigma itself (``tau = t`` on :class:`~statphys_diffusion.VarianceExploding`).
+    About 0.5M parameters at d = 30.
+    """
+
+    def __init__(self, dim: int, hidden: int = 128, n_blocks: int = 2, emb_dim: int = 512, time_dim: int = 128):
+        super().__init__()
+        self.dim, self.time_dim = dim, time_dim
+        self.t_emb = nn.Sequential(nn.Linear(time_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(_TabularBlock(hidden, emb_dim) for _ in range(n_blocks))
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x, tau, y=None):
+        if y is not None:
+            raise ValueError("TabularResNet is unconditional: y must be None")
+        e = self.t_emb(timestep_embedding(tau, self.time_dim).to(x.dtype))
+        h = self.inp(x)
+        for blk in self.blocks:
+            h = blk(h, e)
         return self.out(h)
 
 

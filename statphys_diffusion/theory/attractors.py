@@ -95,8 +95,8 @@ def _spectral_radius(model, x: np.ndarray, t: float, rng, n_iter: int = 40) -> n
 
 def attractor_census(
     model,
-    t: float,
     starts,
+    t: float,
     *,
     train=None,
     max_iter: int = 1000,
@@ -112,9 +112,10 @@ def attractor_census(
     Parameters
     ----------
     model : object with ``denoise(x, t)`` (exact model or wrapped network)
-    t : float
-        Noise level (time of the model's schedule).
     starts : (M, d) array
+    t : float
+        Noise level (time of the model's schedule). (The old order
+        ``attractor_census(model, t, starts)`` still works, with a DeprecationWarning.)
     train : (N, d) array, optional
         Training set; defaults to ``model.points`` when the model has them.
     max_iter : int
@@ -131,6 +132,7 @@ def attractor_census(
     rng : numpy Generator, optional (power-iteration starts)
     progress : bool
     """
+    starts, t = _checks.point_then_time(starts, t, "attractor_census")
     if not hasattr(model, "denoise"):
         raise ValueError("model must have a `denoise(x, t)` method")
     x = _checks.as_float_array(starts, "starts", dtype=np.float64)

@@ -122,20 +122,22 @@ def _jvp(model, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray:
 
 
 def tangent_jacobian(
-    model, t: float, x, basis, *, n_normal_probes: int = 8, rng: np.random.Generator | None = None
+    model, x, t: float, basis, *, n_normal_probes: int = 8, rng: np.random.Generator | None = None
 ) -> TangentJacobian:
     """u_k^T J_t(x) u_k for each tangent direction u_k (columns of ``basis``) at each point x.
 
     Parameters
     ----------
     model : object with ``denoise(x, t)`` (and optionally ``hvp`` and ``schedule``)
-    t : float
     x : (M, d) noisy query points x_t
+    t : float
+        (The old order ``tangent_jacobian(model, t, x, basis)`` still works, with a DeprecationWarning.)
     basis : (d, m) orthonormal tangent basis
     n_normal_probes : int
         Random unit vectors in the normal space for the mean normal projection (0 skips it).
     rng : numpy Generator, optional
     """
+    x, t = _checks.point_then_time(x, t, "tangent_jacobian")
     if not hasattr(model, "denoise"):
         raise ValueError("model must have a `denoise(x, t)` method")
     sch = getattr(model, "schedule", None)

@@ -1,0 +1,316 @@
+"""Result 4 in the paper's own synthetic setting: which block of directions a trained network loses first.
+
+Achilli et al., "Losing dimensions" (arXiv 2410.08727), synthetic experiments
+(github.com/beatriceachilli/losing-dimensions, ``synthetic-experiments/``): points in
+D = 30 with a block of d1 = 5 coordinates of std 1, a block of d2 = 10 of std 0.3 and
+15 of std 0.01, each point then normalised to unit length; N in {250, 500, 2000,
+20000} (nested: the first N of one draw); their tabular network (``nets.TabularResNet``,
+0.5M parameters) trained on their VE process sigma = 0.01 * 5000^s, s uniform in
+[0, 1] (here: ``VarianceExploding`` with t = sigma, ``noise="logsnr"`` on
+[0.01, 50], the same law), eps-prediction with sigma as the time input, batch 128,
+lr 1e-4, EMA 0.9999 (Adam where they use RAdam; no gradient clipping, as theirs).
+The budget is ``--steps`` per N (they train 2M); N = 500 is trained 3x longer as
+the convergence check.
+
+Measured at 100 times sigma = 0.01 * 5000^s, s in [1e-5, 0.8] (their analysis grid),
+at noised training points x_i + sigma eps and at noised fresh points:
+
+- per block b, the retained fraction rho_b(t) = mean_k (e_k^T J e_k) / (lambda_k / (lambda_k + sigma^2)),
+  J the Jacobian of the denoiser (exact Hessian-vector products, ``sd.tangent_jacobian``) and
+  lambda_k the variance of coordinate k of the normalised data (200,000 fresh points): the
+  measured tangent projection over that of the Gaussian with the data's variances; the block is
+  lost below the largest t at which rho_b < 1/2 (scanning from large t down);
+- the same for the exact empirical model of the same N points;
+- the annealed prediction ``sd.direction_critical_time`` / ``sd.geometric_memorization`` for
+  the same variances (Gaussian latents: lower-variance directions are lost first);
+- the spectra of the dimension estimator ``sd.manifold_dimension`` (level rule) at two
+  training and two fresh points.
+
+Stated before the run (``CRITERION``): gate, the N = 500 network at 1x and 3x budget has
+block fractions that agree within 0.1 at every t (converged); the paper's claim ("higher-
+variance subspaces can be lost first") is confirmed in its own setting if at N = 250 and
+N = 500 the std-1 block is lost at a larger t (earlier in generation) than the std-0.3 block
+and nothing is lost at N = 20,000; refuted if the order is reversed at N = 250 and 500;
+otherwise (mixed orders, nothing lost) not confirmed either way. Separately: which order the
+network follows, the annealed prediction's or the exact empirical model's.
+
+Usage:
+    python validation/geometric_synthetic.py [--quick] [--steps 200000] [--workers 2] [--runs runs]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _networks  # noqa: E402
+
+import statphys_diffusion as sd  # noqa: E402
+from statphys_diffusion._io import write_rows_csv  # noqa: E402
+
+D, D1, D2 = 30, 5, 10
+STDS = (1.0, 0.3, 0.01)
+BLOCKS = {"std1": slice(0, D1), "std0.3": slice(D1, D1 + D2)}
+NS = (250, 500, 2000, 20000)
+CHECK_N = 500
+SIGMA_MIN, SIGMA_MAX = 0.01, 50.0
+LEVEL = 0.5
+CRITERION = (
+    "gate: the N = 500 network at 1x and 3x budget gives block fractions rho_b(t) within 0.1 of each "
+    "other at every t. Confirmed if at N = 250 and N = 500 the std-1 block is lost at a larger t than the "
+    "std-0.3 block (training points) and no block is lost at N = 20,000; refuted if the order is reversed "
+    "at N = 250 and N = 500; otherwise neither."
+)
+
+
+def make_data(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n points of the paper's spectrum data: block stds (1, 0.3, 0.01) x N(0, 1), each row of unit length."""
+    stds = np.concatenate([np.full(D1, STDS[0]), np.full(D2, STDS[1]), np.full(D - D1 - D2, STDS[2])])
+    x = stds * rng.standard_normal((n, D))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def training_points(n: int) -> np.ndarray:
+    """The first n of one draw of max(NS) points (nested sets across N)."""
+    return make_data(max(max(NS), n), np.random.default_rng(42))[:n]
+
+
+def coordinate_variances() -> np.ndarray:
+    """(D,) variance of each coordinate of the normalised data, from 200,000 fresh points."""
+    return make_data(200_000, np.random.default_rng(3)).var(axis=0)
+
+
+def analysis_times(n: int) -> np.ndarray:
+    """Their grid: sigma = 0.01 * 5000^s at n values of s in [1e-5, 0.8], decreasing; VE t = sigma."""
+    return SIGMA_MIN * (SIGMA_MAX / SIGMA_MIN) ** np.linspace(0.8, 1e-5, n)
+
+
+def block_fractions(model, times, x0: np.ndarray, lam: np.ndarray, rng) -> dict:
+    """rho_b(t) for each block at noised copies of the rows of x0 (module docstring)."""
+    basis = np.eye(D)[:, : D1 + D2]
+    out = {b: np.empty(len(times)) for b in BLOCKS}
+    for i, t in enumerate(times):
+        xq = x0 + t * rng.standard_normal(x0.shape)
+        tj = sd.tangent_jacobian(model, xq, float(t), basis, n_normal_probes=0, rng=rng)
+        ratio = tj.ratio(lam[: D1 + D2] / (lam[: D1 + D2] + t * t))
+        for b, sl in BLOCKS.items():
+            out[b][i] = float(ratio[sl].mean())
+    return out
+
+
+def loss_time(times, rho) -> float:
+    """Largest t (scanning down from the largest) at which rho first falls below LEVEL; 0 if never.
+
+    Interpolated linearly in log t between the two grid times around the crossing.
+    """
+    times, rho = np.asarray(times), np.asarray(rho)
+    below = np.flatnonzero(rho < LEVEL)
+    if below.size == 0:
+        return 0.0
+    i = int(below[0])
+    if i == 0:
+        return float(times[0])
+    w = (rho[i - 1] - LEVEL) / (rho[i - 1] - rho[i])
+    return float(np.exp((1 - w) * np.log(times[i - 1]) + w * np.log(times[i])))
+
+
+def _network(cfg: dict, train: np.ndarray):
+    import torch
+
+    from statphys_diffusion import nets
+
+    torch.manual_seed(0)
+    net = nets.TabularResNet(D)
+    tc = nets.TrainConfig(
+        steps=int(cfg["steps"]),
+        batch_size=128,
+        lr=1e-4,
+        ema_decay=0.9999 if not cfg["quick"] else 0.99,
+        grad_clip=0.0,
+        noise="logsnr",
+        t_eps=SIGMA_MIN,
+        seed=0,
+        checkpoint_every=10_000,
+    )
+    key = {"N": int(cfg["N"]), "net": "TabularResNet(30)", "train": tc.key(), "data": "achilli-spectrum-v1"}
+    path = Path(cfg["runs"]) / f"net-{sd.config_hash(key)}" / "checkpoint.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sch = sd.VarianceExploding(sigma_max=SIGMA_MAX)
+    res = nets.train(net, train, sch, tc, checkpoint=path, progress=False)
+    return nets.TorchScoreModel(res.ema.double(), sch), float(np.mean(res.losses[-1000:]))
+
+
+def job(cfg: dict) -> dict:
+    """Train (or resume) the network for one (N, steps) and measure it and the exact empirical model."""
+    import torch
+
+    torch.set_num_threads(int(cfg["threads"]))
+    t0 = time.time()
+    n = int(cfg["N"])
+    train = training_points(n)
+    model, final_loss = _network(cfg, train)
+    t_train = time.time() - t0
+    lam = np.array(cfg["variances"])
+    times = analysis_times(cfg["n_times"])
+    rng = np.random.default_rng(100 + n)
+    fresh = make_data(cfg["n_queries"], np.random.default_rng(7))
+    sets = {"train": train[: cfg["n_queries"]], "fresh": fresh}
+    exact = sd.EmpiricalDistribution(train, schedule=model.schedule)
+    res = {"N": n, "steps": int(cfg["steps"]), "final_loss": final_loss, "times": times.tolist()}
+    for name, mdl in (("network", model), ("empirical", exact)):
+        for where, x0 in sets.items():
+            fr = block_fractions(mdl, times, x0, lam, rng)
+            for b, v in fr.items():
+                res[f"{name}_{where}_{b}_rho"] = v.tolist()
+                res[f"{name}_{where}_{b}_loss_t"] = loss_time(times, v)
+        for where, x0 in sets.items():
+            dims = [
+                sd.manifold_dimension(mdl, x0[j], times, rule="level", level=LEVEL, rng=j).dimension
+                for j in range(cfg["n_spectra"])
+            ]
+            res[f"{name}_{where}_dimension"] = np.mean(dims, axis=0).tolist()
+    pred = sd.geometric_memorization(n, lam, times, model.schedule).retained
+    crit = sd.direction_critical_time(n, lam, model.schedule, level=LEVEL)
+    for b, sl in BLOCKS.items():
+        res[f"predicted_{b}_rho"] = pred[:, sl].mean(axis=1).tolist()
+        res[f"predicted_{b}_loss_t"] = float(np.mean(crit[sl]))
+    res["seconds_train"], res["seconds"] = t_train, time.time() - t0
+    return res
+
+
+def _order(r: dict, source: str) -> str:
+    """'std1 first', 'std0.3 first', 'same', 'none lost' from the block loss times."""
+    t1, t2 = r[f"{source}_std1_loss_t"], r[f"{source}_std0.3_loss_t"]
+    if t1 == 0 and t2 == 0:
+        return "none lost"
+    if np.isclose(t1, t2, rtol=1e-9):
+        return "same"
+    return "std1 first" if t1 > t2 else "std0.3 first"
+
+
+def verdict(results: list[dict], check: dict | None) -> dict:
+    """Apply CRITERION (training-point fractions) to the measured networks."""
+    by_n = {r["N"]: r for r in results}
+    gate = None
+    if check is not None and CHECK_N in by_n:
+        diff = max(
+            float(np.max(np.abs(np.array(by_n[CHECK_N][k]) - np.array(check[k]))))
+            for k in (f"network_train_{b}_rho" for b in BLOCKS)
+        )
+        gate = {"max_rho_difference_1x_3x": diff, "converged": diff <= 0.1}
+    orders = {
+        str(n): {s: _order(r, s) for s in ("network_train", "empirical_train", "predicted")}
+        for n, r in sorted(by_n.items())
+    }
+    small = [orders[str(n)]["network_train"] for n in (250, 500) if str(n) in orders]
+    big = orders.get(str(max(NS)), {}).get("network_train")
+    if gate is None or not gate["converged"]:
+        v = "not testable with this network"
+    elif small and all(o == "std1 first" for o in small) and big == "none lost":
+        v = "confirmed"
+    elif small and all(o == "std0.3 first" for o in small):
+        v = "refuted"
+    else:
+        v = "neither (mixed orders or nothing lost)"
+    follows = {}
+    for n, o in orders.items():
+        net = o["network_train"]
+        follows[n] = [s for s in ("empirical_train", "predicted") if o[s] == net] or ["neither"]
+    return {"gate": gate, "orders": orders, "network_follows": follows, "verdict": v}
+
+
+def main(argv=None):
+    p = _networks.parser(__doc__, "two small N, few steps and times: checks the pipeline, not the science")
+    p.add_argument("--steps", type=int, default=200_000, help="training steps per N (N = 500 also 3x)")
+    p.add_argument("--workers", type=int, default=1, help="local processes (one torch thread each when > 1)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "_quick" if args.quick else ""
+    ns = (50, 200) if args.quick else NS
+    base = {
+        "quick": args.quick,
+        "steps": 200 if args.quick else args.steps,
+        "n_times": 6 if args.quick else 100,
+        "n_queries": 3 if args.quick else 16,
+        "n_spectra": 1 if args.quick else 2,
+        "variances": coordinate_variances().tolist(),
+        "runs": str(Path(args.runs) / f"geometric_synthetic{tag}"),
+        "threads": 1 if args.workers > 1 else 2,
+    }
+    check_n = ns[0] if args.quick else CHECK_N
+    configs = [dict(base, N=n) for n in ns] + [dict(base, N=check_n, steps=3 * base["steps"])]
+    t0 = time.time()
+    results = sd.run_sweep(
+        job, configs, cache_dir=Path(base["runs"]) / "results", workers=args.workers, desc="synthetic networks"
+    )
+    main_res, check = results[:-1], results[-1]
+    if args.quick:  # the quick grid has no N = 500: check the first N against its own 3x run
+        summary_v = verdict([dict(r, N=CHECK_N) if r["N"] == check_n else r for r in main_res], check)
+    else:
+        summary_v = verdict(main_res, check)
+    rows = []
+    for r in results:
+        row = {"N": r["N"], "steps": r["steps"], "final_loss": r["final_loss"]}
+        for s in ("network_train", "network_fresh", "empirical_train", "empirical_fresh", "predicted"):
+            for b in BLOCKS:
+                row[f"{s}_{b}_loss_t"] = r[f"{s}_{b}_loss_t"]
+        rows.append(row)
+    write_rows_csv(out / f"geometric_synthetic{tag}.csv", rows)
+    summary = {
+        "quick": args.quick,
+        "criterion": CRITERION,
+        **summary_v,
+        "block_variances": {b: float(np.mean(np.array(base["variances"])[sl])) for b, sl in BLOCKS.items()},
+        "config": {k: v for k, v in base.items() if k not in ("runs", "variances")},
+        "seconds": time.time() - t0,
+        "version": sd.__version__,
+    }
+    (out / f"geometric_synthetic{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
+    _plot(results, summary, out / f"geometric_synthetic{tag}.png")
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=float))
+    return summary
+
+
+def _plot(results: list[dict], summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main_res = sorted(results[:-1], key=lambda r: r["N"])
+    fig, axes = plt.subplots(1, len(main_res) + 1, figsize=(4.2 * (len(main_res) + 1), 3.9), sharey=False)
+    for ax, r in zip(axes, main_res):
+        t = np.array(r["times"])
+        for b, c in zip(BLOCKS, ("C0", "C3")):
+            ax.plot(t, r[f"network_train_{b}_rho"], "-", color=c, label=f"network, {b}")
+            ax.plot(t, r[f"empirical_train_{b}_rho"], ":", color=c, label=f"exact empirical, {b}")
+            ax.plot(t, r[f"predicted_{b}_rho"], "--", color=c, lw=1, label=f"annealed prediction, {b}")
+        ax.axhline(LEVEL, color="k", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.3)
+        ax.set_xlabel("sigma (VE time)")
+        ax.set_title(f"N = {r['N']}, {r['steps']} steps (training points)", fontsize=9)
+    axes[0].set_ylabel("retained fraction rho_b (J_kk over Gaussian's)")
+    axes[0].legend(fontsize=6)
+    ax = axes[-1]
+    for r in main_res:
+        ax.plot(r["times"], r["network_train_dimension"], "-", label=f"network N = {r['N']}")
+    ax.set_xscale("log")
+    ax.set_xlabel("sigma")
+    ax.set_ylabel("dimension (normalised singular values < 1/2)")
+    ax.set_title("Dimension estimator at training points", fontsize=9)
+    ax.legend(fontsize=6)
+    fig.suptitle(f"Losing dimensions, the paper's synthetic setting: verdict {summary['verdict']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,13 @@
     included) is reported for both.
 (b) Small-d mixture (M = 10^6 points, K = 8, d in {1, 2}): the fused numba
     kernel against vectorised numpy with (M, K, d) temporaries.
+(c) The collapsed regime (random Gaussian points, N = 20,000, d = 3,072, M = 512,
+    float64, OU t = 0.2: one point carries all the weight of every row): the kernel
+    with its sparse second product, the same kernel forced dense (two GEMMs), numpy, and
+    the first GEMM alone (the floor), same run.
+(d) A t sweep from collapsed to mixed on the same data: sparse and dense kernel, the
+    fraction of kept weights, and the kernel's time over the first GEMM's.
+(e) The torch backend (``backend="torch"``, CPU) beside the numba kernel on case (a).
 
 Usage: python benchmarks/bench_kernels.py [--quick] [--out benchmarks/results/kernels.csv]
 """
@@ -129,6 +136,108 @@ def _small_case(m, k, d, repeat, rng):
     }
 
 
+def _collapsed_data(n, d, m, t, dtype, seed=2):
+    rng = np.random.default_rng(seed)
+    mu = rng.standard_normal((n, d)).astype(dtype)
+    emp = EmpiricalDistribution(mu)
+    a, s2 = float(emp.schedule.alpha(t)), float(emp.schedule.sigma2(t))
+    x = (a * mu[rng.integers(0, n, m)] + np.sqrt(s2) * rng.standard_normal((m, d))).astype(dtype)
+    return emp, x, a, s2
+
+
+def _stream_args(emp, x, a, s2):
+    codes = np.zeros(emp.n_components, np.int64)
+    return (x, emp._mu_as(x.dtype), emp._musq, emp._log_w, emp._cov.var, a, s2, codes, 0, True, False)
+
+
+def _kept_fraction(emp, x, a, s2, cut) -> float:
+    from statphys_diffusion._kernels.streaming import dense_iso_logits
+
+    rows = x[: min(64, x.shape[0])].astype(np.float64)
+    lg = dense_iso_logits(rows, emp.means, emp._musq, emp._log_w, emp._cov.var, a, s2)
+    return float(np.mean(lg - lg.max(axis=1, keepdims=True) >= cut))
+
+
+def bench_collapsed(n, d, m, repeat, rows, times=(0.2,), label="collapsed"):
+    for t in times:
+        rows.append(_collapsed_case(n, d, m, t, repeat, label))
+
+
+def _collapsed_case(n, d, m, t, repeat, label):
+    from statphys_diffusion._kernels import streaming
+
+    emp, x, a, s2 = _collapsed_data(n, d, m, t, np.float64)
+    mu = emp._mu_as(np.float64)
+    args = _stream_args(emp, x, a, s2)
+    emp.score(x[:8], t)  # compile
+    t_gemm = _best_time(lambda: x @ mu.T, repeat)
+    t_sparse = _best_time(lambda: streaming.streaming_iso(*args), repeat)
+    t_dense = _best_time(lambda: streaming.streaming_iso(*args, sparse=False), repeat)
+    t_np = _best_time(lambda: numpy_empirical_score(x, mu, a, s2), repeat)
+    err = float(np.abs(streaming.streaming_iso(*args)[1] - streaming.streaming_iso(*args, sparse=False)[1]).max())
+    return {
+        "benchmark": f"empirical_score_{label}",
+        "dtype": "float64",
+        "N": n,
+        "d": d,
+        "M": m,
+        "t": t,
+        "kept_weight_fraction": _kept_fraction(emp, x, a, s2, streaming.CUT[np.dtype(np.float64)]),
+        "first_gemm_s": t_gemm,
+        "kernel_s": t_sparse,
+        "kernel_dense_s": t_dense,
+        "numpy_s": t_np,
+        "speedup_vs_numpy": t_np / t_sparse,
+        "speedup_vs_dense_kernel": t_dense / t_sparse,
+        "kernel_over_first_gemm": t_sparse / t_gemm,
+        "max_abs_diff_sparse_vs_dense": err,
+    }
+
+
+def bench_torch(n, d, m, repeat, rows):
+    """The torch backend on the CPU beside the numba kernel, case (a)'s shapes."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is optional
+        return
+    rng = np.random.default_rng(0)
+    mu64 = rng.uniform(-1, 1, (n, d))
+    for dtype in (np.float32, np.float64):
+        rows.append(_torch_case(mu64, dtype, m, repeat, rng, torch.get_num_threads()))
+
+
+def _torch_case(mu64, dtype, m, repeat, rng, threads):
+    n, d = mu64.shape
+    t = 0.5
+    ref = EmpiricalDistribution(mu64.astype(dtype))
+    tor = EmpiricalDistribution(mu64.astype(dtype), backend="torch")
+    a, s2 = float(ref.schedule.alpha(t)), float(ref.schedule.sigma2(t))
+    mu = ref._mu_as(dtype)
+    x = (a * mu[rng.integers(0, n, m)] + np.sqrt(s2) * rng.standard_normal((m, d))).astype(dtype)
+    ref.score(x[:8], t)
+    tor.score(x[:8], t)
+    t_gemm = _best_time(lambda: x @ mu.T, repeat)
+    t_numba = _best_time(lambda: ref.score(x, t), repeat)
+    t_torch = _best_time(lambda: tor.score(x, t), repeat)
+    err = float(np.abs(tor.score(x, t) - ref.score(x, t)).max())
+    flops = 4.0 * m * n * d
+    return {
+        "benchmark": "empirical_score_torch_cpu",
+        "dtype": np.dtype(dtype).name,
+        "N": n,
+        "d": d,
+        "M": m,
+        "t": t,
+        "gemm_gflops": 2.0 * m * n * d / t_gemm / 1e9,
+        "kernel_s": t_torch,
+        "numba_s": t_numba,
+        "torch_over_numba_speed": t_numba / t_torch,
+        "fraction_of_gemm": flops / t_torch / (2.0 * m * n * d / t_gemm),
+        "torch_threads": threads,
+        "max_abs_diff": err,
+    }
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (seconds), checks the pipeline only")
@@ -139,9 +248,15 @@ def main(argv=None) -> list[dict]:
     if args.quick:
         bench_large(2000, 256, 64, 1, rows)
         bench_small(10_000, 8, 1, rows)
+        bench_collapsed(2000, 256, 64, 1, rows)
+        bench_collapsed(2000, 256, 64, 1, rows, times=(0.05, 1.0), label="t_sweep")
+        bench_torch(2000, 256, 64, 1, rows)
     else:
         bench_large(50_000, 3072, 1024, args.repeat, rows)
         bench_small(1_000_000, 8, args.repeat, rows)
+        bench_collapsed(20_000, 3072, 512, args.repeat, rows)
+        bench_collapsed(20_000, 3072, 512, args.repeat, rows, times=(0.05, 0.5, 1.0, 2.0, 4.0), label="t_sweep")
+        bench_torch(50_000, 3072, 1024, args.repeat, rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_rows_csv(out, rows)

@@ -74,13 +74,43 @@ def _top_k(x: np.ndarray, y: np.ndarray, k: int, scale: float, chunk: int) -> np
     return best_i
 
 
-def nearest_neighbours(samples, train, *, k: int = 2, chunk: int = 4096) -> NearestNeighbours:
+def _top_k_torch(x: np.ndarray, y: np.ndarray, k: int, chunk: int, device) -> np.ndarray:
+    """:func:`_top_k` (scale 1) in torch on ``device``: one GEMM and one ``topk`` per chunk of y."""
+    import torch
+
+    dev = torch.device("cpu" if device is None else device)
+    xt = torch.as_tensor(x, device=dev)
+    xx = (xt * xt).sum(dim=1)
+    best_d = torch.full((x.shape[0], k), float("inf"), dtype=xt.dtype, device=dev)
+    best_i = torch.zeros((x.shape[0], k), dtype=torch.int64, device=dev)
+    for lo in range(0, y.shape[0], chunk):
+        yc = torch.as_tensor(y[lo : lo + chunk], device=dev)
+        dist = xx[:, None] - 2 * (xt @ yc.T) + (yc * yc).sum(dim=1)[None, :]
+        kk = min(k, yc.shape[0])
+        part_d, part_i = torch.topk(dist, kk, dim=1, largest=False, sorted=False)
+        cand_d = torch.cat([best_d, part_d], dim=1)
+        cand_i = torch.cat([best_i, part_i + lo], dim=1)
+        keep = torch.argsort(cand_d, dim=1, stable=True)[:, :k]
+        best_d = torch.gather(cand_d, 1, keep)
+        best_i = torch.gather(cand_i, 1, keep)
+    return best_i.cpu().numpy()
+
+
+def nearest_neighbours(
+    samples, train, *, k: int = 2, chunk: int = 4096, backend: str = "numpy", device=None
+) -> NearestNeighbours:
     """The ``k`` nearest rows of ``train`` (N, d) to each row of ``samples`` (M, d).
 
     Candidates come from the streamed GEMM expansion; their distances are then
     recomputed exactly and re-sorted, so ties and rounding in the expansion
-    cannot reorder clearly separated neighbours.
+    cannot reorder clearly separated neighbours. ``backend="torch"`` (with ``device``, e.g.
+    ``"cuda"``) streams the candidate search through torch instead of numpy; the exact
+    recomputation is the same.
     """
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    if backend == "numpy" and device is not None:
+        raise ValueError("device is for backend='torch'")
     x = _checks.as_float_array(samples, "samples")
     if x.ndim != 2:
         raise ValueError(f"samples must have shape (M, d), got {x.shape}")
@@ -90,7 +120,8 @@ def nearest_neighbours(samples, train, *, k: int = 2, chunk: int = 4096) -> Near
         raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
     chunk = _checks.check_positive_int(chunk, "chunk")
     dtype = np.result_type(x.dtype, y.dtype)
-    idx = _top_k(x.astype(dtype, copy=False), y.astype(dtype, copy=False), k, 1.0, chunk)
+    xs, ys = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+    idx = _top_k_torch(xs, ys, k, chunk, device) if backend == "torch" else _top_k(xs, ys, k, 1.0, chunk)
     x64 = x.astype(np.float64, copy=False)
     dist = np.sqrt(((x64[:, None, :] - y[idx].astype(np.float64)) ** 2).sum(axis=2))
     order = np.argsort(dist, axis=1, kind="stable")

@@ -103,3 +103,20 @@ def test_backend_arguments_are_checked():
         sd.EmpiricalDistribution(pts, device="cpu")
     with pytest.raises(ValueError, match="is not a torch device"):
         sd.EmpiricalDistribution(pts, backend="torch", device="no-such-device")
+
+
+def test_nearest_neighbours_torch_backend_matches_numpy():
+    rng = np.random.default_rng(3)
+    train = rng.standard_normal((500, 30))
+    x = train[rng.integers(0, 500, 20)] + 0.3 * rng.standard_normal((20, 30))
+    ref = sd.nearest_neighbours(x, train, k=3, chunk=64)
+    tor = sd.nearest_neighbours(x, train, k=3, chunk=64, backend="torch")
+    np.testing.assert_array_equal(tor.indices, ref.indices)
+    np.testing.assert_allclose(tor.distances, ref.distances, rtol=1e-12)
+    # brute force: the k smallest exact distances
+    full = np.sqrt(((x[:, None, :] - train[None]) ** 2).sum(-1))
+    np.testing.assert_array_equal(tor.indices, np.argsort(full, axis=1)[:, :3])
+    with pytest.raises(ValueError, match="backend must be"):
+        sd.nearest_neighbours(x, train, backend="cupy")
+    with pytest.raises(ValueError, match="device is for backend='torch'"):
+        sd.nearest_neighbours(x, train, device="cpu")

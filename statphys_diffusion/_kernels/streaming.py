@@ -15,6 +15,14 @@ exponentials by the vectorised :func:`fastexp.exp_inplace`), and a
 second GEMM ``acc += W @ mu_c`` with beta = 1 into the output. Extra memory is
 one (rows x chunk) buffer whatever K and M are. The flop count is 4 M K d.
 
+Collapsed posteriors (small t, the memorisation regime): weights below e^cut of the
+row's running maximum are set to exactly 0 before the exponential (cut = -46 in float64,
+-30 in float32), so that the skipped mass is below K e^cut relative to the row's total
+weight (5e-16 for K = 50,000 in float64; 5e-9, below float32 rounding, in float32) and
+no denormal is ever formed. When a chunk keeps at most 1/32 of its (rows x chunk) weights,
+the second product is a sparse gather-accumulate over the kept weights instead of a GEMM,
+so a fully collapsed evaluation costs the first GEMM plus one pass over the logits.
+
 Accumulators per row (all rescaled together when the running max grows):
 run_sum = sum w_k, acc_b = sum w_k / c_k, acc_bv = sum w_k v_k / c_k,
 acc_mu = sum w_k mu_k / c_k, acc_cls[c] = sum over class-c components of w_k.
@@ -35,11 +43,13 @@ from .fastexp import exp_inplace
 # flags, and reassociation would merge its two-part ln 2 reduction (error ~1e-14).
 _FM = {"nsz", "arcp", "contract", "afn"}
 _ROWS = 8  # rows per parallel task (each task owns one float64 scratch row)
+CUT = {np.dtype(np.float64): -46.0, np.dtype(np.float32): -30.0}  # log relative weight below which w = 0
+SPARSE_FRACTION = 1.0 / 32.0  # kept weights per chunk below which the second product is a gather
 
 
 @njit(parallel=True, fastmath=_FM, cache=False)
 def _chunk_softmax(
-    G, a_invc, bias, corr, xsq, invc, vinvc, labels, run_max, run_sum, acc_b, acc_bv, acc_cls, out_scale
+    G, a_invc, bias, corr, xsq, invc, vinvc, labels, run_max, run_sum, acc_b, acc_bv, acc_cls, out_scale, cut, nnz
 ):
     rows, nc = G.shape
     want_cls = acc_cls.shape[1] > 0
@@ -59,22 +69,29 @@ def _chunk_softmax(
             new = old if old >= mx else mx
             if new == -np.inf:
                 out_scale[i] = 1.0
+                nnz[i] = 0
                 for j in range(nc):
                     G[i, j] = 0.0
                 continue
             scale = np.exp(old - new) if old > -np.inf else 0.0
             for j in range(nc):
-                z[j] -= new
+                zj = z[j] - new
+                # below the cut: exactly 0 (the exponential's floor returns 0 for -inf)
+                z[j] = zj if zj >= cut else -np.inf
             exp_inplace(z, nc, bits)
             s_w = 0.0
             s_b = 0.0
             s_bv = 0.0
+            kept = 0
             for j in range(nc):
                 w = z[j]
+                if w != 0.0:
+                    kept += 1
                 s_w += w
                 s_b += w * invc[j]
                 s_bv += w * vinvc[j]
                 G[i, j] = w * invc[j]
+            nnz[i] = kept
             if want_cls:
                 for c in range(acc_cls.shape[1]):
                     acc_cls[i, c] *= scale
@@ -106,6 +123,19 @@ def _combine_rows(acc, x, coef_acc, coef_x, inv_sum, out):
             out[i, j] = (coef_acc * acc[i, j] + cx * x[i, j]) * s
 
 
+@njit(parallel=True, cache=False)
+def _sparse_accumulate(acc, w, mu_c):
+    """acc += w @ mu_c over the nonzero entries of w only (a gather-accumulate per row)."""
+    rows, nc = w.shape
+    d = acc.shape[1]
+    for i in prange(rows):
+        for j in range(nc):
+            wij = w[i, j]
+            if wij != 0.0:
+                for col in range(d):
+                    acc[i, col] += wij * mu_c[j, col]
+
+
 def _gemm_accumulate(acc, w, mu_c):
     """acc += w @ mu_c in place (BLAS gemm with beta = 1, no temporaries)."""
     gemm = blas.dgemm if acc.dtype == np.float64 else blas.sgemm
@@ -134,12 +164,14 @@ def streaming_iso(
     budget_bytes: int = 64 << 20,
     row_block: int = 1024,
     chunk: int | None = None,
+    sparse: bool = True,
 ):
     """Evaluate an isotropic mixture at rows x (M, d).
 
     Parameters are plain arrays: ``mu`` (K, d) in x's dtype, ``musq`` (K,)
     float64 = |mu_k|^2, ``log_w`` (K,), ``var`` (K,) component variances v_k,
-    ``labels`` (K,) int64 codes (ignored when ``n_cls == 0``).
+    ``labels`` (K,) int64 codes (ignored when ``n_cls == 0``). ``sparse=False`` always uses the
+    GEMM for the second product (the cut on tiny weights applies either way; module docstring).
 
     Returns (lse (M,), score or None, denoise or None, class posterior (M, n_cls) or None).
     """
@@ -162,6 +194,8 @@ def streaming_iso(
     nc = max(1, min(nc, k_all))
     buf = np.empty(rb * nc, dtype=dt)
     acc = np.empty((rb, d), dtype=dt)
+    cut = CUT.get(np.dtype(dt), CUT[np.dtype(np.float32)])
+    nnz = np.zeros(rb, dtype=np.int64)
     for r0 in range(0, m_pts, rb):
         r1 = min(m_pts, r0 + rb)
         rows = r1 - r0
@@ -195,9 +229,14 @@ def streaming_iso(
                 acc_bv,
                 acc_cls,
                 scale,
+                cut,
+                nnz,
             )
             _rescale_rows(accb, scale)
-            _gemm_accumulate(accb, G, mu_c)
+            if sparse and nnz[:rows].sum() <= SPARSE_FRACTION * rows * (k1 - k0):
+                _sparse_accumulate(accb, G, mu_c)
+            else:
+                _gemm_accumulate(accb, G, mu_c)
         lse[r0:r1] = run_max + np.log(run_sum) - 0.5 * xsq * invc_min
         inv_sum = 1.0 / run_sum
         if want_score:

@@ -6,7 +6,8 @@ formulas): per block of rows and chunk of components, one matrix product
 
     L_ik = bias_k + (a / c_k) G_ik - |x_i|^2 (1 / c_k - 1 / c_min) / 2
 
-in float64, an online softmax with a running maximum per row, and the accumulation
+in float64, an online softmax with a running maximum per row (weights below e^cut of it set to 0,
+as in the numba kernel), and the accumulation
 ``acc += (W / c) @ mu_c`` in the input's dtype (``addmm_``). Memory per call is one
 (rows x chunk) float64 logit buffer and one input-dtype product, whatever K and M are.
 Accumulators (run_sum, acc_b = sum w / c, acc_bv = sum w v / c, class sums) are float64, as
@@ -70,6 +71,7 @@ def streaming_iso_torch(
     nc = chunk if chunk is not None else int(max(64, budget_bytes // max(1, rb * 8)))
     nc = max(1, min(nc, k_all))
     neg_inf = torch.tensor(-math.inf, dtype=f64, device=dev)
+    cut = -46.0 if dt == torch.float64 else -30.0  # as streaming.CUT: relative weights below e^cut are 0
     for r0 in range(0, m_pts, rb):
         r1 = min(m_pts, r0 + rb)
         xb = x[r0:r1]
@@ -93,7 +95,9 @@ def streaming_iso_torch(
             safe_new = torch.where(alive, new, torch.zeros_like(new))
             scale = torch.where(run_max > neg_inf, torch.exp(run_max - safe_new), torch.zeros_like(new))
             scale = torch.where(alive, scale, torch.ones_like(scale))
-            w = torch.exp(logit.sub_(safe_new[:, None]))
+            logit.sub_(safe_new[:, None])
+            logit.masked_fill_(logit < cut, -math.inf)
+            w = torch.exp(logit)
             w.masked_fill_(~alive[:, None], 0.0)
             run_sum = run_sum * scale + w.sum(dim=1)
             acc_b = acc_b * scale + w @ invc[k0:k1]

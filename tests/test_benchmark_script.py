@@ -39,3 +39,25 @@ def test_bench_training_quick(tmp_path):
     rows = mod.main(["--quick", "--batch", "4", "--out", str(tmp_path / "t.csv")])
     assert len(rows) == 2 and all(r["images_per_s"] > 0 for r in rows)
     assert rows[1]["ratio_to_reference"] == 1.0
+
+
+def _load_bench(name):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_gpu_skips_cleanly_without_a_gpu_and_runs_its_pipeline_quick(tmp_path, capsys):
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    mod = _load_bench("bench_gpu")
+    if not torch.cuda.is_available():
+        assert mod.main(["--out", str(tmp_path / "g.csv")]) == []
+        assert "no CUDA GPU available; skipped" in capsys.readouterr().out
+        assert not (tmp_path / "g.csv").exists()
+    rows = mod.main(["--quick", "--out", str(tmp_path / "q.csv")])
+    assert [r["dtype"] for r in rows] == ["float32", "float64"]
+    assert all(0 < r["score_fraction_of_gemm"] and r["score_s"] > 0 for r in rows)

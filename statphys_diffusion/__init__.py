@@ -17,7 +17,14 @@ from .empirical import EmpiricalDistribution
 from .guidance import DynamicNegativeGuidance, NegativePrompting, SafeLatentDiffusion
 from .manifold import LinearManifold
 from .mixture import Draws, GaussianMixture, MixtureComponents
-from .nearest import NearestNeighbours, memorized_fraction, nearest_neighbours, trajectory_collapse_times
+from .nearest import (
+    MemorizedFraction,
+    NearestNeighbours,
+    TrajectoryCollapse,
+    memorized_fraction,
+    nearest_neighbours,
+    trajectory_collapse_times,
+)
 from .online_posterior import OnlineClassifier, OnlineTrack
 from .protocols import (
     ConditionalDenoiser,
@@ -129,6 +136,8 @@ __all__ = [
     "CentralBranch",
     "attractor_census",
     "NearestNeighbours",
+    "MemorizedFraction",
+    "TrajectoryCollapse",
     "nearest_neighbours",
     "memorized_fraction",
     "trajectory_collapse_times",

@@ -14,13 +14,22 @@ recomputed directly as |x - y| (no cancellation).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _checks
+from ._results import TidyResult
 
-__all__ = ["NearestNeighbours", "nearest_neighbours", "memorized_fraction", "trajectory_collapse_times"]
+__all__ = [
+    "NearestNeighbours",
+    "nearest_neighbours",
+    "MemorizedFraction",
+    "memorized_fraction",
+    "TrajectoryCollapse",
+    "trajectory_collapse_times",
+]
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,67 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+@dataclass(frozen=True, repr=False)
+class MemorizedFraction(TidyResult):
+    """Output of :func:`memorized_fraction`; unpacks as the former tuple ``(value, low, high)``.
+
+    Attributes
+    ----------
+    value : fraction of samples with ratio < ``threshold``
+    low, high : the interval's bounds (``method``, ``confidence``)
+    threshold, confidence : float
+    method : "wilson" or "bootstrap"
+    n : number of samples
+    """
+
+    value: float
+    low: float
+    high: float
+    threshold: float
+    confidence: float
+    method: str
+    n: int
+
+    def __iter__(self):
+        return iter((self.value, self.low, self.high))
+
+    def __getitem__(self, i):
+        return (self.value, self.low, self.high)[i]
+
+    def to_rows(self) -> list[dict]:
+        """One plain dict."""
+        return [dataclasses.asdict(self)]
+
+
+@dataclass(frozen=True, repr=False)
+class TrajectoryCollapse(TidyResult):
+    """Output of :func:`trajectory_collapse_times`; unpacks as the former tuple ``(t, nearest_index)``.
+
+    Attributes
+    ----------
+    t : (M,) collapse time of each chain
+    nearest_index : (S + 1, M) nearest training point at each step
+    times : (S + 1,) the trajectory's times
+    """
+
+    t: np.ndarray
+    nearest_index: np.ndarray
+    times: np.ndarray
+
+    def __iter__(self):
+        return iter((self.t, self.nearest_index))
+
+    def __getitem__(self, i):
+        return (self.t, self.nearest_index)[i]
+
+    def to_rows(self) -> list[dict]:
+        """One plain dict per chain: its collapse time and final nearest training point."""
+        return [
+            {"chain": i, "t": float(t), "final_nearest_index": int(self.nearest_index[-1, i])}
+            for i, t in enumerate(self.t)
+        ]
+
+
 def memorized_fraction(
     ratio,
     threshold: float = 1 / 3,
@@ -147,13 +217,13 @@ def memorized_fraction(
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
     method: str = "wilson",
-) -> tuple[float, float, float]:
+) -> MemorizedFraction:
     """Fraction of samples with ratio < ``threshold`` and a confidence interval.
 
     ``method="wilson"`` (default since 0.2; it was "bootstrap"): the Wilson score interval
     (Wilson 1927), informative at 0 and 1 as well. ``method="bootstrap"``: percentile bootstrap
     (resampling the samples), which collapses to [p, p] when every sample or none is memorised.
-    Returns (fraction, lower, upper).
+    Returns a :class:`MemorizedFraction` (``frac, lo, hi = memorized_fraction(...)`` still works).
     """
     r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)
     if r.size == 0:
@@ -165,18 +235,18 @@ def memorized_fraction(
     if method not in ("bootstrap", "wilson"):
         raise ValueError(f"method must be 'bootstrap' or 'wilson', got {method!r}")
     hit = (r < threshold).astype(np.float64)
+    meta = {"threshold": float(threshold), "confidence": float(confidence), "method": method, "n": int(hit.size)}
     if method == "wilson":
-        return (float(hit.mean()),) + wilson_interval(int(hit.sum()), hit.size, confidence)
+        lo, hi = wilson_interval(int(hit.sum()), hit.size, confidence)
+        return MemorizedFraction(float(hit.mean()), lo, hi, **meta)
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
     rng = _checks.check_rng(rng)
     boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size
     q = (1 - confidence) / 2
-    return float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q))
+    return MemorizedFraction(float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q)), **meta)
 
 
-def trajectory_collapse_times(
-    trajectory, times, train, schedule, *, chunk: int = 4096
-) -> tuple[np.ndarray, np.ndarray]:
+def trajectory_collapse_times(trajectory, times, train, schedule, *, chunk: int = 4096) -> TrajectoryCollapse:
     """Last time the nearest (noised) training point changes along each reverse trajectory.
 
     At step s the nearest training point is argmin_i |x_s - alpha_{t_s} y_i| (the
@@ -193,7 +263,9 @@ def trajectory_collapse_times(
 
     Returns
     -------
-    (collapse_times (M,), nearest_index (S + 1, M))
+    TrajectoryCollapse
+        ``t`` (M,) collapse times and ``nearest_index`` (S + 1, M); unpacks as the former tuple
+        ``(collapse_times, nearest_index)``.
     """
     tr = _checks.as_float_array(trajectory, "trajectory")
     if tr.ndim != 3:
@@ -211,4 +283,4 @@ def trajectory_collapse_times(
         idx[s] = _top_k(tr[s], y.astype(tr.dtype, copy=False), 1, a, chunk)[:, 0]
     changed = idx[1:] != idx[:-1]  # (S, M): step s -> s+1 changed
     last = np.where(changed.any(axis=0), changed.shape[0] - np.argmax(changed[::-1], axis=0), 0)
-    return ts[last], idx
+    return TrajectoryCollapse(t=ts[last], nearest_index=idx, times=ts)

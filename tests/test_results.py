@@ -48,3 +48,26 @@ def test_entropy_rate_rows_is_a_deprecated_alias():
         old = res.rows()
     new = res.to_rows()
     assert len(old) == len(new) and [r["t"] for r in old] == [r["t"] for r in new]
+
+
+def test_memorized_fraction_and_trajectory_collapse_are_results_that_unpack_as_before():
+    r = np.array([0.1, 0.2, 0.5, 0.9])
+    mf = sd.memorized_fraction(r, method="wilson")
+    assert isinstance(mf, sd.MemorizedFraction) and mf.value == 0.5 and mf.n == 4
+    frac, lo, hi = mf
+    assert (frac, lo, hi) == (mf.value, mf.low, mf.high) == (mf[0], mf[1], mf[2])
+    # the Wilson interval of 2 of 4 (closed form with z = 1.96)
+    z = 1.959963984540054
+    centre = (0.5 + z * z / 8) / (1 + z * z / 4)
+    half = z * np.sqrt(0.25 / 4 + z * z / 64) / (1 + z * z / 4)
+    assert np.isclose(lo, centre - half) and np.isclose(hi, centre + half)
+    assert mf.to_rows()[0]["method"] == "wilson" and "MemorizedFraction(" in repr(mf)
+    emp = sd.EmpiricalDistribution(np.array([[-3.0, 0.0], [3.0, 0.0]]))
+    ts = np.array([1.0, 0.5, 0.1])
+    traj = np.stack(
+        [np.array([[0.1, 0.0], [-0.2, 0.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([[2.5, 0.0], [-2.5, 0.0]])]
+    )
+    tc = sd.trajectory_collapse_times(traj, ts, emp.points, emp.schedule)
+    t_c, idx = tc
+    assert isinstance(tc, sd.TrajectoryCollapse) and np.array_equal(t_c, tc.t) and idx is tc.nearest_index
+    assert [row["final_nearest_index"] for row in tc.to_rows()] == [1, 0]

@@ -230,7 +230,7 @@ def part_samples(out: Path, quick: bool) -> dict:
                 "ci_high": hi,
                 "wilson_low": w_lo,
                 "wilson_high": w_hi,
-                "fresh_memorized_fraction": sd.memorized_fraction(fresh.ratio)[0],
+                "fresh_memorized_fraction": sd.memorized_fraction(fresh.ratio).value,
                 "median_ratio": float(np.median(nn.ratio)),
                 "trajectory_t_C_median": float(np.median(t_c)),
                 "trajectory_t_C_q10": float(np.quantile(t_c, 0.1)),

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._progress import iterate
+
 __all__ = [
     "ImageDataset",
     "class_gaussian",
@@ -154,11 +156,7 @@ def _decode(names, read, progress: bool, desc: str) -> np.ndarray:
     """Decode image files (PNG/JPEG) given their names and a reader of their bytes into (N, H, W, 3) uint8."""
     from PIL import Image
 
-    it = names
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(names, desc=desc, leave=False)
+    it = iterate(names, progress, desc)
     images = None
     for i, name in enumerate(it):
         try:

@@ -42,6 +42,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import _checks
+from ._progress import iterate
 from .protocols import Denoiser, require
 from .samplers import DDPMAncestral, _ddpm_kernel, _initial_state
 
@@ -241,11 +242,7 @@ class OnlineClassifier:
         traj = np.empty((grid.size,) + x.shape) if return_trajectory else None
         if traj is not None:
             traj[0] = x
-        steps = range(grid.size - 1)
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            steps = tqdm(steps, desc="online classifier", leave=False)
+        steps = iterate(range(grid.size - 1), self.progress, "online classifier")
         for i in steps:
             t, t_next = float(grid[i]), float(grid[i + 1])
             cx, c0, var = _ddpm_kernel(schedule, t, t_next)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text, write_rows_csv
+from ._progress import iterate
 from .conventions import time_to_ddpm_index
 from .empirical import EmpiricalDistribution
 from .schedules import VPSDE, DiscreteSchedule, OrnsteinUhlenbeck, Schedule
@@ -226,11 +227,7 @@ def collapse_section(
     sch = model.schedule
     noise = rng.standard_normal(queries.shape)
     rows, ent_mean, ent_se = [], [], []
-    it = times
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(times, desc="posterior entropy vs t", leave=False)
+    it = iterate(times, progress, "posterior entropy vs t")
     for t in it:
         x = float(sch.alpha(t)) * queries + float(sch.sigma(t)) * noise
         h = posterior_entropy(model.component_posterior(x, t))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
+from ._progress import iterate
 
 __all__ = [
     "SampleResult",
@@ -214,11 +215,7 @@ class _Sampler:
         traj = np.empty((grid.size,) + x.shape, dtype=x.dtype) if return_trajectory else None
         if traj is not None:
             traj[0] = x
-        steps = range(grid.size - 1)
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            steps = tqdm(steps, desc=type(self).__name__, leave=False)
+        steps = iterate(range(grid.size - 1), self.progress, type(self).__name__)
         for i in steps:
             x = self._step(model, schedule, x, float(grid[i]), float(grid[i + 1]), rng)
             if traj is not None:

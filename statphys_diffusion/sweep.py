@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _progress
 from ._io import atomic_write_text
 
 __all__ = ["config_hash", "run_sweep", "JobError"]
@@ -147,7 +148,8 @@ def run_sweep(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not progress)
+    show = _progress.enabled(progress)
+    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not show)
 
     def done(i, res):
         results[i] = res

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._progress import iterate
 from ..schedules import Schedule
 from .models import timestep_embedding
 from .train import _atomic_save, _draw_times
@@ -82,11 +83,7 @@ def train_classifier(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="classifier", leave=False)
+    it = iterate(range(steps), progress, "classifier")
     net.train()
     for _ in it:
         idx = torch.randint(0, x_all.shape[0], (batch_size,), generator=gen)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, _progress
 from .._io import DirectoryLock, temporary_name
 from ..schedules import DiscreteSchedule, Schedule
 from . import parametrization as _param
@@ -303,11 +303,7 @@ def _train(
                 path,
             )
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", leave=False)
+    bar = _progress.bar(progress, "train", cfg.steps, step)
     net.train()
     while step < cfg.steps:
         idx = torch.randint(0, x_all.shape[0], (cfg.batch_size,), generator=gen)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _progress
 
 __all__ = ["AttractorCensus", "attractor_census"]
 
@@ -154,11 +154,7 @@ def attractor_census(
 
     # iterate the denoiser map; only unconverged rows are updated
     active = np.ones(x.shape[0], dtype=bool)
-    steps = range(max_iter)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"census t={t:.3g}", leave=False)
+    steps = _progress.iterate(range(max_iter), progress, f"census t={t:.3g}")
     for _ in steps:
         idx = np.flatnonzero(active)
         if idx.size == 0:

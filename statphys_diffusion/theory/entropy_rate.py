@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _progress
 from .. import _resp_rate as rr
 from .._results import TidyResult
 from ..protocols import ExactMixture, require
@@ -234,11 +234,7 @@ def _monte_carlo(model, ts, n, rng, progress) -> tuple[np.ndarray, np.ndarray, n
     hd = np.empty((n, ts.size))
     step = _chunk_rows(model)
     starts = range(0, n, step)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(starts) * ts.size, desc="entropy rate", leave=False)
+    bar = _progress.bar(progress, "entropy rate", len(starts) * ts.size)
     for lo in starts:
         sl = slice(lo, min(n, lo + step))
         xc, ec = x0[sl], eps[sl]

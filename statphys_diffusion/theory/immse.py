@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _progress
 from ..protocols import Denoiser, require
 from .information import EntropyEstimate, _times
 
@@ -114,11 +114,7 @@ def mutual_information_immse(
     gl_x, gl_w = np.polynomial.legendre.leggauss(nodes)
     per_draw = np.empty((x0.shape[0], ts.size))
     acc = np.full(x0.shape[0], 0.5 * np.exp(lam_lo) * between)
-    intervals = range(ts.size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        intervals = tqdm(intervals, desc="I-MMSE", leave=False)
+    intervals = _progress.iterate(range(ts.size), progress, "I-MMSE")
     for j in intervals:
         lo, hi = edges[j], edges[j + 1]
         n_pan = int(np.ceil((hi - lo) / panel)) if hi > lo else 0

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _progress
 from .._results import TidyResult
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
@@ -345,11 +345,7 @@ def symmetry_breaking_time(
     h_max = (ls_hi - ls_lo) / max(1, n_grid - 1)
     h_min = h_max / 256
     dm_max = 0.1
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=100, desc=f"symmetry breaking ({dynamics})", leave=False)
+    bar = _progress.bar(progress, f"symmetry breaking ({dynamics})", 100)
     ls = ls_lo
     t = t_of(ls)
     x, m = solve(t, None)
@@ -571,11 +567,7 @@ def cloning_agreement(
     grid = np.unique(np.concatenate([np.linspace(t0, t1, n_steps + 1), tb]))[::-1]
     idx = {float(t): int(np.nonzero(grid == t)[0][0]) for t in tb}
     phi, se = np.empty(tb.size), np.empty(tb.size)
-    it = enumerate(tb)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(list(it), desc="cloning", leave=False)
+    it = _progress.iterate(list(enumerate(tb)), progress, "cloning")
     x_b, cur = None, 0
     for j, t in it:
         i = idx[float(t)]

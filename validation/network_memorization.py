@@ -39,7 +39,10 @@ Stated before the run (``CRITERION``):
 
 Usage:
     python validation/network_memorization.py [--quick] [--budgets 8000 4000] [--window 3] [--second-window 0]
-        [--runs runs] [--replot]
+        [--also N ...] [--runs runs] [--replot]
+
+``--also`` adds training-set sizes to the primary budget's grid (used when the window around the
+crossing does not reach a network that the regime map calls generalising: the gate).
 
 The second budget (4,000 steps, 256k images: the old runs' step count) is located only (its
 crossing and the networks that bracket it), to show whether the crossing moves with the budget.
@@ -327,6 +330,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads per job")
     p.add_argument("--window", type=int, default=3, help="lattice points measured each side of the crossing")
     p.add_argument("--second-window", type=int, default=0, help="the same for the other budgets")
+    p.add_argument(
+        "--also",
+        type=int,
+        nargs="*",
+        default=[],
+        help="more N measured at the primary budget (e.g. to reach generalisation)",
+    )
     args = p.parse_args(argv)
     tag = "_quick" if args.quick else ""
     out = Path(args.out)
@@ -375,6 +385,10 @@ def main(argv=None):
             crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
         else:
             done, crossing = adaptive_grid(cfg, cache, half_width=args.window if k == 0 else args.second_window)
+            if k == 0 and args.also:
+                for n in args.also:
+                    _measure(cfg, int(n), cache, done)
+                crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
         res = [done[n] for n in sorted(done)]
         results += res
         per_budget.append(
@@ -414,6 +428,7 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     primary = summary["budget_steps"]
     rs = sorted((r for r in results if r["budget"] == primary), key=lambda r: r["N"])
@@ -474,6 +489,10 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
     ax.set_ylabel("relative units (regime map)")
     ax.set_title("Regime map")
     ax.legend(fontsize=6)
+    for ax in axes:  # label the measured N, not log-axis minor ticks
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns], fontsize=7)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     fig.suptitle(
         f"Tiny UNets on N CIFAR-10 images (16 x 16), {summary['images_per_network'] / 1e3:.0f}k training images each: "
         f"verdict {summary['verdict']}",

@@ -546,9 +546,7 @@ class GaussianMixture:
 
             from ._kernels import torch_streaming
 
-            mu, musq, log_w, var, codes_t = self._torch_params(x.dtype)
-            if not classes:
-                codes_t = torch.zeros_like(codes_t)
+            mu, musq, log_w, var, codes_t = self._torch_params(x.dtype)  # codes unused when n_cls == 0
             out = torch_streaming.streaming_iso_torch(
                 torch.as_tensor(x, device=self._device), mu, musq, log_w, var, a, s2, codes_t, n_cls, score, denoise
             )

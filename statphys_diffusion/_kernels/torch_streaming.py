@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from .streaming import CUT  # the same cut on relative weights as the numba kernel
+
 
 def _torch():
     import torch
@@ -71,7 +73,7 @@ def streaming_iso_torch(
     nc = chunk if chunk is not None else int(max(64, budget_bytes // max(1, rb * 8)))
     nc = max(1, min(nc, k_all))
     neg_inf = torch.tensor(-math.inf, dtype=f64, device=dev)
-    cut = -46.0 if dt == torch.float64 else -30.0  # as streaming.CUT: relative weights below e^cut are 0
+    cut = CUT[np.dtype(np.float64)] if dt == torch.float64 else CUT[np.dtype(np.float32)]
     for r0 in range(0, m_pts, rb):
         r1 = min(m_pts, r0 + rb)
         xb = x[r0:r1]

@@ -5,181 +5,38 @@ converters. See README.md and DESIGN.md for conventions (x_t = alpha_t x_0 +
 sigma_t eps, points are rows, time runs forward, entropies in nats).
 """
 
-from .conventions import (
-    convert_prediction,
-    ddpm_index_to_time,
-    edm_sigma_of_time,
-    match_time,
-    time_of_edm_sigma,
-    time_to_ddpm_index,
-)
-from .empirical import EmpiricalDistribution
-from .guidance import DynamicNegativeGuidance, NegativePrompting, SafeLatentDiffusion
-from .manifold import LinearManifold
-from .mixture import Draws, GaussianMixture, MixtureComponents
-from .nearest import (
-    MemorizedFraction,
-    NearestNeighbours,
-    TrajectoryCollapse,
-    memorized_fraction,
-    nearest_neighbours,
-    trajectory_collapse_times,
-)
-from .online_posterior import OnlineClassifier, OnlineTrack
-from .protocols import (
-    ConditionalDenoiser,
-    CurvatureModel,
-    Denoiser,
-    ExactMixture,
-    LabelledScoreModel,
-    ScoreModel,
-)
-from .regime import REGIMES, RegimeMap, regime_map
-from .schedules import (
-    VPSDE,
-    DiscreteSchedule,
-    FlowMatching,
-    OrnsteinUhlenbeck,
-    Schedule,
-    VarianceExploding,
-)
-from .spectrum import CovarianceSpectrum, covariance_spectrum
-from .sweep import config_hash, run_sweep
-from .theory import (
-    AttractorCensus,
-    CentralBranch,
-    CollapseCurve,
-    EntropyEstimate,
-    EntropyRate,
-    ExcessEntropy,
-    GeometricMemorization,
-    LateInitGaussian,
-    LateStartScan,
-    ManifoldDimension,
-    RecoveryTime,
-    SampleClassification,
-    SymmetryBreaking,
-    TangentJacobian,
-    attractor_census,
-    central_branch,
-    central_fixed_point,
-    classify_samples,
-    collapse_snr,
-    collapse_time,
-    conditional_entropy,
-    critical_start,
-    direction_critical_n,
-    direction_critical_time,
-    entropy_rate,
-    excess_entropy,
-    fixed_points_1d,
-    gaussian_instability_time,
-    gaussian_late_init,
-    geometric_memorization,
-    late_start_scan,
-    manifold_dimension,
-    mutual_information,
-    mutual_information_immse,
-    posterior_collapse,
-    recovery_probability,
-    recovery_time,
-    relative_energy,
-    speciation_time,
-    stability_eigenvalues,
-    symmetry_breaking_time,
-    tangent_jacobian,
-    top_hessian_eigenpairs,
-    track_central_fixed_point,
-    track_entropy_rate,
-)
+import sys as _sys
+
+from .conventions import *  # noqa: F403
+from .empirical import *  # noqa: F403
+from .guidance import *  # noqa: F403
+from .manifold import *  # noqa: F403
+from .mixture import *  # noqa: F403
+from .nearest import *  # noqa: F403
+from .online_posterior import *  # noqa: F403
+from .protocols import *  # noqa: F403
+from .regime import *  # noqa: F403
+from .schedules import *  # noqa: F403
+from .spectrum import *  # noqa: F403
+from .sweep import *  # noqa: F403
+from .theory import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MixtureComponents",
-    "ConditionalDenoiser",
-    "CurvatureModel",
-    "Denoiser",
-    "ExactMixture",
-    "LabelledScoreModel",
-    "ScoreModel",
-    "LateStartScan",
-    "critical_start",
-    "late_start_scan",
-    "ManifoldDimension",
-    "manifold_dimension",
-    "ExcessEntropy",
-    "excess_entropy",
-    "CovarianceSpectrum",
-    "covariance_spectrum",
-    "RecoveryTime",
-    "SampleClassification",
-    "classify_samples",
-    "recovery_probability",
-    "recovery_time",
-    "relative_energy",
-    "REGIMES",
-    "RegimeMap",
-    "regime_map",
-    "config_hash",
-    "run_sweep",
-    "NegativePrompting",
-    "SafeLatentDiffusion",
-    "DynamicNegativeGuidance",
-    "TangentJacobian",
-    "tangent_jacobian",
-    "GeometricMemorization",
-    "geometric_memorization",
-    "direction_critical_n",
-    "direction_critical_time",
-    "AttractorCensus",
-    "CentralBranch",
-    "attractor_census",
-    "NearestNeighbours",
-    "MemorizedFraction",
-    "TrajectoryCollapse",
-    "nearest_neighbours",
-    "memorized_fraction",
-    "trajectory_collapse_times",
-    "CollapseCurve",
-    "collapse_snr",
-    "collapse_time",
-    "posterior_collapse",
-    "OnlineClassifier",
-    "OnlineTrack",
-    "mutual_information_immse",
-    "EntropyRate",
-    "entropy_rate",
-    "track_entropy_rate",
-    "EntropyEstimate",
-    "conditional_entropy",
-    "mutual_information",
-    "Schedule",
-    "OrnsteinUhlenbeck",
-    "VPSDE",
-    "DiscreteSchedule",
-    "VarianceExploding",
-    "FlowMatching",
-    "GaussianMixture",
-    "EmpiricalDistribution",
-    "LinearManifold",
-    "Draws",
-    "match_time",
-    "edm_sigma_of_time",
-    "time_of_edm_sigma",
-    "ddpm_index_to_time",
-    "time_to_ddpm_index",
-    "convert_prediction",
-    "symmetry_breaking_time",
-    "SymmetryBreaking",
-    "speciation_time",
-    "central_branch",
-    "central_fixed_point",
-    "track_central_fixed_point",
-    "fixed_points_1d",
-    "stability_eigenvalues",
-    "top_hessian_eigenpairs",
-    "gaussian_instability_time",
-    "gaussian_late_init",
-    "LateInitGaussian",
-]
+# each module declares its public names in its own __all__; the package exports their union
+_MODULES = (
+    "conventions",
+    "empirical",
+    "guidance",
+    "manifold",
+    "mixture",
+    "nearest",
+    "online_posterior",
+    "protocols",
+    "regime",
+    "schedules",
+    "spectrum",
+    "sweep",
+    "theory",
+)
+__all__ = [name for module in _MODULES for name in _sys.modules[f"{__name__}.{module}"].__all__]

@@ -128,6 +128,13 @@ def check_finite_output(out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
+def plain_label(value):
+    """A class label as a plain Python value: numpy scalars unwrapped (hashable, JSON-friendly)."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
+
+
 def point_then_time(x, t, func: str):
     """(x, t) for a pointwise function called ``func(model, x, t)``, accepting the old ``(model, t, x)``.
 

@@ -111,6 +111,14 @@ class CovarianceSet:
         u = self.basis
         return np.einsum("kdm,km,kem->kde", u, self.lam, u) + self.var[:, None, None] * np.eye(d)[None]
 
+    def traces(self) -> np.ndarray:
+        """tr Sigma_k, shape (K,) (orthonormal bases: tr(U diag(lam) U^T + v I) = sum lam + d v)."""
+        if self.kind == "isotropic":
+            return self.d * self.var
+        if self.kind == "diagonal":
+            return self.var.sum(axis=1)
+        return self.lam.sum(axis=1) + self.d * self.var
+
     def astype_kind_full(self) -> CovarianceSet:
         """The same covariances as a dense ``full`` set (for tests and small d)."""
         return CovarianceSet.build("full", self.dense(), self.var.shape[0], self.d)

@@ -8,6 +8,7 @@ imported on first use, from the result's ``to_rows()`` of plain dicts) and a com
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class TidyResult:
 
     def __repr__(self) -> str:
         parts = []
-        for f in dataclasses.fields(self):
+        for f in dataclasses.fields(cast(Any, self)):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 if v.size == 1:
@@ -42,3 +43,26 @@ class TidyResult:
             else:
                 parts.append(f"{f.name}={v!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def axes(ax=None):
+    """``ax``, or the current matplotlib Axes (matplotlib imported here) for ``plot(ax=None)``."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.gca()
+
+
+MAX_COORDINATE_COLUMNS = 16
+
+
+def coordinates(prefix: str, point: np.ndarray) -> dict:
+    """``{prefix_0: v_0, ...}`` for a point of at most :data:`MAX_COORDINATE_COLUMNS` coordinates, else ``{}``.
+
+    Tables stay one row per natural unit with plain values; points of higher dimension
+    (images) are left to the result's arrays."""
+    p = np.asarray(point).reshape(-1)
+    if p.size > MAX_COORDINATE_COLUMNS:
+        return {}
+    return {f"{prefix}_{j}": float(v) for j, v in enumerate(p)}

@@ -226,6 +226,8 @@ def _predict(args) -> int:
             path, "train", cache_dir=args.cache_dir, max_per_class=per_class, progress=progress
         )
         test = datasets.load_cifar10_zip(path, "test", cache_dir=args.cache_dir, max_per_class=10, progress=progress)
+        points: np.ndarray
+        labels: np.ndarray | None
         points, labels = train.as_points(), train.labels
         if args.n is not None and args.n < points.shape[0]:
             keep = np.sort(rng.choice(points.shape[0], args.n, replace=False))

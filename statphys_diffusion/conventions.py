@@ -46,9 +46,9 @@ def match_time(t, source: Schedule, target: Schedule):
     finite = np.isfinite(snr)
     if np.any(finite):
         t_target[finite] = target.t_of_snr(snr[finite])
-    t_target = t_target if t_target.ndim else float(t_target)
-    scale = target.alpha(t_target) / source.alpha(t)
-    return t_target, scale
+    out = t_target if t_target.ndim else float(t_target)
+    scale = target.alpha(out) / source.alpha(t)
+    return out, scale
 
 
 def edm_sigma_of_time(t, schedule: Schedule):

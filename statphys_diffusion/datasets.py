@@ -126,7 +126,7 @@ def load_cifar10_zip(
     except zipfile.BadZipFile as err:
         raise ValueError(f"path {str(path)!r} is not a valid zip archive: {err}") from None
     with zf:
-        entries = {}
+        entries: dict[str, list[str]] = {}
         for name in zf.namelist():
             parts = name.split("/")
             if len(parts) == 3 and parts[0] == split and parts[2] and parts[2].lower().endswith((".jpg", ".png")):
@@ -147,9 +147,9 @@ def load_cifar10_zip(
                 raise ValueError(f"corrupt file {str(path)!r}: member {name!r}: {err}") from None
 
         images = _decode(names, read, progress, f"decoding CIFAR-10 {split}")
-    labels = np.asarray(labels, dtype=np.int64)
-    _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
-    return ImageDataset(images, labels, classes, str(path))
+    codes = np.asarray(labels, dtype=np.int64)
+    _atomic_savez(cache, images=images, labels=codes, classes=np.array(classes))
+    return ImageDataset(images, codes, classes, str(path))
 
 
 def _decode(names, read, progress: bool, desc: str) -> np.ndarray:
@@ -169,6 +169,8 @@ def _decode(names, read, progress: bool, desc: str) -> np.ndarray:
         if arr.shape != images.shape[1:]:
             raise ValueError(f"image {name!r} has shape {arr.shape}, expected {images.shape[1:]}")
         images[i] = arr
+    if images is None:
+        raise ValueError(f"no images to decode ({desc})")
     return images
 
 
@@ -201,9 +203,17 @@ def load_cifar10_folder(
         with np.load(cache) as z:
             return ImageDataset(z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(path))
     images = _decode(names, lambda f: Path(f).read_bytes(), progress, f"decoding {split} images")
-    labels = np.asarray(labels, dtype=np.int64)
-    _atomic_savez(cache, images=images, labels=labels, classes=np.array(classes))
-    return ImageDataset(images, labels, classes, str(path))
+    codes = np.asarray(labels, dtype=np.int64)
+    _atomic_savez(cache, images=images, labels=codes, classes=np.array(classes))
+    return ImageDataset(images, codes, classes, str(path))
+
+
+def _member(tf, member):
+    """The open file of a regular tar member (``extractfile`` gives None for other kinds)."""
+    f = tf.extractfile(member)
+    if f is None:
+        raise ValueError(f"tar member {member.name!r} is not a regular file")
+    return f
 
 
 def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageDataset:
@@ -234,8 +244,8 @@ def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageData
         if missing:
             raise ValueError(f"{str(path)!r} lacks CIFAR-10 batches {missing}")
         try:
-            meta = pickle.load(tf.extractfile(members["batches.meta"]), encoding="bytes")
-            batches = [pickle.load(tf.extractfile(members[w]), encoding="bytes") for w in wanted]
+            meta = pickle.load(_member(tf, members["batches.meta"]), encoding="bytes")
+            batches = [pickle.load(_member(tf, members[w]), encoding="bytes") for w in wanted]
         except Exception as err:  # corrupt pickles, truncated members
             raise ValueError(f"corrupt file {str(path)!r}: its CIFAR-10 batches cannot be read: {err}") from None
     classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in meta[b"label_names"])

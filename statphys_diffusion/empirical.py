@@ -60,16 +60,8 @@ class EmpiricalDistribution(GaussianMixture):
         if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 1:
             raise ValueError(f"points must have shape (N, d) with N, d >= 1, got {pts.shape}")
         n = pts.shape[0]
-        super().__init__(
-            pts.astype(np.float64),
-            np.zeros(n),
-            weights,
-            covariance_type="isotropic",
-            labels=labels,
-            schedule=schedule,
-            backend=backend,
-            device=device,
-        )
+        opts = {"labels": labels, "schedule": schedule, "backend": backend, "device": device}
+        super().__init__(pts.astype(np.float64), np.zeros(n), weights, covariance_type="isotropic", **opts)
         if pts.dtype == np.float32:
             self._mu_cache[np.dtype(np.float32)] = np.ascontiguousarray(pts)
 

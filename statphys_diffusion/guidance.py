@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .protocols import ScoreModel, require
+from .protocols import LabelledScoreModel, ScoreModel, require, satisfies
 from .samplers import _ddpm_kernel
 
 __all__ = ["NegativePrompting", "SafeLatentDiffusion", "DynamicNegativeGuidance"]
@@ -87,6 +87,10 @@ class _Guided:
         if a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         return (np.asarray(x, dtype=np.float64) + s2 * self.score(x, t)) / a
+
+    def score(self, x, t) -> np.ndarray:  # pragma: no cover - each guidance defines it
+        """The guided score s~(x) at time t, (M, d)."""
+        raise NotImplementedError
 
     def _scores(self, x, t):
         s = np.asarray(self.model.score(x, t), dtype=np.float64)
@@ -164,22 +168,23 @@ class SafeLatentDiffusion(_Guided):
 
     def reset(self) -> None:
         """Forget the momentum and the step count (call between sampling runs)."""
-        self._momentum = None
+        self._momentum: np.ndarray | None = None
         self._calls = 0
 
     def score(self, x, t) -> np.ndarray:
         s, sc = self._scores(x, t)
         sigma = float(self.schedule.sigma(t))
         eps = -sigma * s
-        if self._momentum is None or self._momentum.shape != eps.shape:
-            self._momentum = np.zeros_like(eps)
+        momentum = self._momentum
+        if momentum is None or momentum.shape != eps.shape:
+            momentum = np.zeros_like(eps)
         g_total = np.zeros_like(eps)
         for s_c in sc:
             diff = eps - (-sigma * s_c)  # eps(x) - eps(x | c)
             mu = np.where(diff < self.threshold, np.minimum(1.0, self.s_s * np.abs(diff)), 0.0)
             g_total += -mu * diff  # mu (eps(x | c) - eps(x))
-        g = g_total + self.s_m * self._momentum
-        self._momentum = self.beta_m * self._momentum + (1 - self.beta_m) * g
+        g = g_total + self.s_m * momentum
+        self._momentum = self.beta_m * momentum + (1 - self.beta_m) * g
         self._calls += 1
         if self._calls <= self.warmup_steps:
             return s
@@ -227,7 +232,7 @@ class DynamicNegativeGuidance(_Guided):
         super().__init__(model, removed)
         if posterior not in ("exact", "online"):
             raise ValueError(f"posterior must be 'exact' or 'online', got {posterior!r}")
-        if posterior == "exact" and not hasattr(model, "class_posterior"):
+        if posterior == "exact" and not satisfies(model, LabelledScoreModel):
             raise ValueError("posterior='exact' needs model.class_posterior; use posterior='online' for networks")
         self.posterior = posterior
         self.scale = _scale(scale)
@@ -254,9 +259,9 @@ class DynamicNegativeGuidance(_Guided):
 
     def reset(self) -> None:
         """Restart the online posterior (the next call starts from the prior)."""
-        self._p = None
-        self._prev = None  # (x, t, D, [D_c]) of the previous call
-        self._residuals = []  # |x_n - m|^2 / (d s_n^2) of the first updates: ~1 under DDPM steps
+        self._p: np.ndarray | None = None
+        self._prev: tuple[np.ndarray, float, np.ndarray, list[np.ndarray]] | None = None  # (x, t, D, [D_c]) last call
+        self._residuals: list[float] = []  # |x_n - m|^2 / (d s_n^2) of the first updates: ~1 under DDPM steps
         self._warned = False
 
     @property
@@ -304,7 +309,7 @@ class DynamicNegativeGuidance(_Guided):
         restart = prev is None or prev[0].shape != x.shape or t > prev[1]
         if restart:
             self._residuals = []
-        if restart:
+        if restart or prev is None or self._p is None:
             p = np.broadcast_to(self.prior, (x.shape[0], len(self.removed))).copy()
         else:
             x_prev, t_prev, d_prev, dc_prev = prev

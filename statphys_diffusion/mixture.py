@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _checks
 from ._covariance import CovarianceSet
+from ._results import TidyResult, coordinates
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["GaussianMixture", "Draws", "MixtureComponents"]
@@ -57,8 +58,8 @@ def softmax(z, axis):
     return _softmax(z, axis=axis)
 
 
-@dataclass(frozen=True)
-class Draws:
+@dataclass(frozen=True, repr=False)
+class Draws(TidyResult):
     """Exact draws of the forward process.
 
     Attributes
@@ -76,6 +77,21 @@ class Draws:
     labels: np.ndarray | None
     t: float
 
+    def to_rows(self) -> list[dict]:
+        """One dict per draw: ``sample``, ``component``, ``label`` (None if unlabelled), ``t`` and, for
+        d <= 16, the coordinates ``x_0, ...`` and ``x0_0, ...`` (higher d: use :attr:`x`, :attr:`x0`)."""
+        return [
+            {
+                "sample": i,
+                "component": int(self.components[i]),
+                "label": None if self.labels is None else _checks.plain_label(self.labels[i]),
+                "t": float(self.t),
+                **coordinates("x", self.x[i]),
+                **coordinates("x0", self.x0[i]),
+            }
+            for i in range(self.x.shape[0])
+        ]
+
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     v = a.view()
@@ -83,8 +99,8 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return v
 
 
-@dataclass(frozen=True)
-class MixtureComponents:
+@dataclass(frozen=True, repr=False)
+class MixtureComponents(TidyResult):
     """Read-only view of a mixture's components: what exact kernels outside the class need.
 
     Attributes
@@ -107,6 +123,27 @@ class MixtureComponents:
     label_codes: np.ndarray | None
     classes: np.ndarray | None
 
+    def to_rows(self) -> list[dict]:
+        """One dict per component: ``component``, ``weight``, ``log_weight``, ``mean_sq_norm``,
+        ``class`` (None if unlabelled), ``covariance`` (the kind), ``variance`` (the mean variance
+        tr(Sigma_k)/d) and, for d <= 16, the mean's coordinates ``mean_0, ...``."""
+        tr = self.covariance.traces() / self.means.shape[1]
+        return [
+            {
+                "component": k,
+                "weight": float(self.weights[k]),
+                "log_weight": float(self.log_weights[k]),
+                "mean_sq_norm": float(self.mean_sq_norms[k]),
+                "class": None
+                if self.label_codes is None or self.classes is None
+                else _checks.plain_label(self.classes[self.label_codes[k]]),
+                "covariance": self.covariance.kind,
+                "variance": float(tr[k]),
+                **coordinates("mean", self.means[k]),
+            }
+            for k in range(self.means.shape[0])
+        ]
+
     def require_labels(self) -> np.ndarray:
         """``label_codes``, or a ValueError saying that the mixture is unlabelled."""
         if self.label_codes is None:
@@ -120,14 +157,14 @@ def check_partition(groups, classes) -> np.ndarray:
     if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
         raise ValueError("groups must be a sequence of sequences of classes (a partition), e.g. [[0, 1], [2, 3]]")
     group_of = np.full(classes.size, -1, dtype=np.int64)
-    known = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes)}
+    known = {_checks.plain_label(c): i for i, c in enumerate(classes)}
     n_groups = 0
     for g, members in enumerate(groups):
         members = list(np.atleast_1d(np.asarray(members, dtype=object)))
         if not members:
             raise ValueError(f"groups[{g}] is empty: every group of a partition needs a class")
         for c in members:
-            c = c.item() if hasattr(c, "item") else c
+            c = _checks.plain_label(c)
             if c not in known:
                 raise ValueError(f"groups[{g}] names {c!r}, which is not a class (classes: {classes.tolist()})")
             if group_of[known[c]] >= 0:
@@ -362,7 +399,7 @@ class GaussianMixture:
     @property
     def labels(self) -> np.ndarray | None:
         """Class label of each component (original values), or None."""
-        return None if self._codes is None else self._classes[self._codes]
+        return None if self._codes is None or self._classes is None else self._classes[self._codes]
 
     @property
     def classes(self) -> np.ndarray | None:
@@ -372,8 +409,8 @@ class GaussianMixture:
     @property
     def class_weights(self) -> np.ndarray:
         """Prior class probabilities p(y), in the order of :attr:`classes`."""
-        codes = self._require_labels()
-        return np.bincount(codes, weights=self._weights, minlength=len(self._classes))
+        codes, classes = self._labelled()
+        return np.bincount(codes, weights=self._weights, minlength=len(classes))
 
     @property
     def singular(self) -> bool:
@@ -412,10 +449,10 @@ class GaussianMixture:
         Every quantity of the returned mixture (score, denoiser, ...) is the
         class-conditional one at any t, since the forward kernel is linear.
         """
-        codes = self._require_labels()
-        hit = np.flatnonzero(self._classes == y)
+        codes, classes = self._labelled()
+        hit = np.flatnonzero(classes == y)
         if hit.size == 0:
-            raise ValueError(f"y={y!r} is not a class of this model (classes: {self._classes.tolist()})")
+            raise ValueError(f"y={y!r} is not a class of this model (classes: {classes.tolist()})")
         cache = self.__dict__.setdefault("_cond_cache", {})
         c = int(hit[0])
         if c not in cache:
@@ -428,7 +465,7 @@ class GaussianMixture:
             sub._weights = self._weights[idx] / self._weights[idx].sum()
             sub._log_w = np.log(sub._weights)
             sub._codes = np.zeros(idx.size, np.int64)
-            sub._classes = self._classes[[c]]
+            sub._classes = classes[[c]]
             sub.schedule = self.schedule
             sub._mu_cache = {k: np.ascontiguousarray(v[idx]) for k, v in self._mu_cache.items()}
             sub._musq = self._musq[idx]
@@ -466,7 +503,7 @@ class GaussianMixture:
         return second - np.outer(m, m)
 
     def __repr__(self) -> str:
-        lab = "" if self._codes is None else f", n_classes={len(self._classes)}"
+        lab = "" if self._classes is None else f", n_classes={len(self._classes)}"
         return (
             f"{type(self).__name__}(K={self.n_components}, d={self.dim}, "
             f"covariance_type={self._cov.kind!r}{lab}, schedule={self.schedule!r})"
@@ -475,6 +512,12 @@ class GaussianMixture:
     # -- validation -----------------------------------------------------------------
     def _require_labels(self) -> np.ndarray:
         return self.components.require_labels()
+
+    def _labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, classes) of a labelled mixture; the "no labels" ValueError otherwise."""
+        codes = self._require_labels()
+        assert self._classes is not None  # set together with the codes
+        return codes, self._classes
 
     def _prep(self, x, t) -> tuple[np.ndarray, float, float, float]:
         x = _checks.as_points(x, self.dim)
@@ -660,13 +703,13 @@ class GaussianMixture:
 
     def class_posterior(self, x, t) -> np.ndarray:
         """p_t(y | x), shape (M, C), float64, columns in the order of :attr:`classes`."""
-        codes = self._require_labels()
+        codes, classes = self._labelled()
         if self._path() == "iso":
             x, t, a, s2 = self._prep(x, t)
             return self._run_iso(x, a, s2, classes=True)[3]
         r = self.component_posterior(x, t)
-        out = np.zeros((r.shape[0], len(self._classes)))
-        for c in range(len(self._classes)):
+        out = np.zeros((r.shape[0], len(classes)))
+        for c in range(len(classes)):
             out[:, c] = r[:, codes == c].sum(axis=1)
         return out
 
@@ -794,5 +837,5 @@ class GaussianMixture:
         a = float(self.schedule.alpha(t))
         s = float(self.schedule.sigma(t))
         x = a * x0 + s * rng.standard_normal(x0.shape)
-        labels = None if self._codes is None else self._classes[self._codes[comps]]
+        labels = None if self._codes is None or self._classes is None else self._classes[self._codes[comps]]
         return Draws(x=x, x0=x0, components=comps, labels=labels, t=t)

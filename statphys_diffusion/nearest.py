@@ -32,8 +32,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class NearestNeighbours:
+@dataclass(frozen=True, repr=False)
+class NearestNeighbours(TidyResult):
     """The k nearest training points of each sample.
 
     Attributes
@@ -44,6 +44,15 @@ class NearestNeighbours:
 
     distances: np.ndarray
     indices: np.ndarray
+
+    def to_rows(self) -> list[dict]:
+        """One dict per (sample, neighbour rank): ``sample``, ``rank`` (0: nearest), ``index``, ``distance``."""
+        m, k = self.distances.shape
+        return [
+            {"sample": i, "rank": j, "index": int(self.indices[i, j]), "distance": float(self.distances[i, j])}
+            for i in range(m)
+            for j in range(k)
+        ]
 
     @property
     def ratio(self) -> np.ndarray:
@@ -235,15 +244,17 @@ def memorized_fraction(
     if method not in ("bootstrap", "wilson"):
         raise ValueError(f"method must be 'bootstrap' or 'wilson', got {method!r}")
     hit = (r < threshold).astype(np.float64)
-    meta = {"threshold": float(threshold), "confidence": float(confidence), "method": method, "n": int(hit.size)}
+
+    def result(lo: float, hi: float) -> MemorizedFraction:
+        return MemorizedFraction(float(hit.mean()), lo, hi, float(threshold), float(confidence), method, int(hit.size))
+
     if method == "wilson":
-        lo, hi = wilson_interval(int(hit.sum()), hit.size, confidence)
-        return MemorizedFraction(float(hit.mean()), lo, hi, **meta)
+        return result(*wilson_interval(int(hit.sum()), hit.size, confidence))
     n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
     rng = _checks.check_rng(rng)
     boots = rng.binomial(hit.size, hit.mean(), size=n_bootstrap) / hit.size
     q = (1 - confidence) / 2
-    return MemorizedFraction(float(hit.mean()), float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q)), **meta)
+    return result(float(np.quantile(boots, q)), float(np.quantile(boots, 1 - q)))
 
 
 def trajectory_collapse_times(trajectory, times, train, schedule, *, chunk: int = 4096) -> TrajectoryCollapse:

@@ -43,14 +43,15 @@ from scipy.special import logsumexp
 
 from . import _checks
 from ._progress import iterate
-from .protocols import Denoiser, require
+from ._results import TidyResult, axes
+from .protocols import Denoiser, LabelledScoreModel, require, satisfies
 from .samplers import DDPMAncestral, _ddpm_kernel, _initial_state
 
 __all__ = ["OnlineClassifier", "OnlineTrack"]
 
 
-@dataclass(frozen=True)
-class OnlineTrack:
+@dataclass(frozen=True, repr=False)
+class OnlineTrack(TidyResult):
     """A reverse chain and the class posterior tracked along it.
 
     Attributes
@@ -76,6 +77,46 @@ class OnlineTrack:
     def posterior(self) -> np.ndarray:
         """p_n(c), shape (S + 1, M, C)."""
         return np.exp(self.log_posterior)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per (time, chain, class): ``t``, ``step`` (0 at t_start), ``chain``, ``class``,
+        ``posterior`` and ``generated_from`` (the chain's label; None for null chains)."""
+        post = self.posterior
+        classes = [_checks.plain_label(c) for c in self.classes]
+        gen = [None] * post.shape[1] if self.labels is None else [_checks.plain_label(v) for v in self.labels]
+        return [
+            {
+                "t": float(t),
+                "step": s,
+                "chain": m,
+                "class": c,
+                "posterior": float(post[s, m, j]),
+                "generated_from": gen[m],
+            }
+            for s, t in enumerate(self.times)
+            for m in range(post.shape[1])
+            for j, c in enumerate(classes)
+        ]
+
+    def plot(self, ax=None, *, chains: int = 20):
+        """p_n(c) of the generating class (joint chains) or of the final argmax class (null chains)
+        against t, for the first ``chains`` chains, and their mean in black; returns the Axes."""
+        ax = axes(ax)
+        post = self.posterior
+        if self.labels is None:
+            cls = post[-1].argmax(axis=1)
+        else:
+            index = {_checks.plain_label(c): j for j, c in enumerate(self.classes)}
+            cls = np.array([index[_checks.plain_label(v)] for v in self.labels])
+        p = post[:, np.arange(post.shape[1]), cls]  # (S + 1, M)
+        ax.plot(self.times, p[:, :chains], color="C0", lw=0.6, alpha=0.5)
+        ax.plot(self.times, p.mean(axis=1), "k-", lw=1.5, label="mean over chains")
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        which = "generating" if self.labels is not None else "final"
+        ax.set_ylabel(f"posterior p_n(c) of the {which} class")
+        ax.legend(fontsize=7)
+        return ax
 
     def coarse(self, groups) -> OnlineTrack:
         """The tracked posterior of a coarse decision: p_n(g) = sum over the classes of group g.
@@ -117,12 +158,12 @@ class OnlineTrack:
             idx.append(int(hit[0]))
         if len(set(idx)) != len(idx):
             raise ValueError("classes must not repeat a class")
-        idx = np.array(idx)
+        codes = np.array(idx)
         gen = self.labels if self.labels is not None else self.classes[np.argmax(self.log_posterior[-1], axis=1)]
         rows = np.flatnonzero(np.isin(gen, sub))
         if rows.size == 0:
             raise ValueError(f"no chain was generated in the classes {sub.tolist()}")
-        lp = self.log_posterior[:, rows][..., idx]
+        lp = self.log_posterior[:, rows][..., codes]
         lp = lp - logsumexp(lp, axis=-1, keepdims=True)
         return OnlineTrack(
             times=self.times,
@@ -178,11 +219,12 @@ class OnlineClassifier:
             if self.prior == "uniform":
                 p = np.full(c, 1.0 / c)
             elif self.prior == "model":
-                if not hasattr(model, "class_weights"):
+                cw = getattr(model, "class_weights", None)
+                if cw is None:
                     raise ValueError("prior='model' needs model.class_weights; pass prior='uniform' or probabilities")
-                p = np.asarray(model.class_weights, dtype=np.float64)
+                p = np.asarray(cw, dtype=np.float64)
             elif self.prior == "exact":
-                if not hasattr(model, "class_posterior"):
+                if not satisfies(model, LabelledScoreModel):
                     raise ValueError("prior='exact' needs model.class_posterior")
                 with np.errstate(divide="ignore"):
                     return np.log(model.class_posterior(x, t))

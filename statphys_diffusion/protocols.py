@@ -17,12 +17,15 @@ The exact models (:class:`~statphys_diffusion.GaussianMixture`,
   posterior is not available pointwise; :class:`~statphys_diffusion.OnlineClassifier` tracks it);
 - :class:`CurvatureModel`: ``hvp(x, t, v)``, the Hessian of log p_t times v;
 - :class:`ExactMixture`: a Gaussian mixture's read-only ``components`` view
-  (:class:`~statphys_diffusion.mixture.MixtureComponents`), ``component_posterior`` and
-  ``log_prob``.
+  (:class:`~statphys_diffusion.mixture.MixtureComponents`), ``component_posterior``,
+  ``log_prob``, its moments and the dense ``hessian(x, t)`` / ``hessian_operator(x, t)``;
+- :class:`Moments`: ``mean()`` and ``covariance()`` of the data distribution;
+- :class:`Samplable`: ``sample(n, t, rng)``, draws of (x_0, x_t, labels).
 
 ``typing.Protocol`` classes only check that the members exist; :func:`require` does that
 once, at the entry of a public function, with an error that names the argument, the missing
-members and what the function needs them for.
+members and what the function needs them for; :func:`satisfies` is the same test as a bool,
+for functions that take a faster exact path when a model offers one.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ __all__ = [
     "ConditionalDenoiser",
     "CurvatureModel",
     "ExactMixture",
+    "Moments",
+    "Samplable",
     "require",
+    "satisfies",
 ]
 
 
@@ -88,18 +94,49 @@ class CurvatureModel(ScoreModel, Protocol):
 
 
 @runtime_checkable
-class ExactMixture(LabelledScoreModel, CurvatureModel, Protocol):
-    """A Gaussian mixture (or empirical point cloud) seen through its public component view."""
+class Moments(Protocol):
+    """``mean()`` (d,) and ``covariance()`` (d, d) of the data distribution p_0."""
+
+    def mean(self) -> np.ndarray: ...
+
+    def covariance(self) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Samplable(Protocol):
+    """``sample(n, t, rng)``: n draws of the data and of the forward process at time t."""
+
+    def sample(self, n: int, t: float, rng: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class ExactMixture(LabelledScoreModel, CurvatureModel, Moments, Samplable, Protocol):
+    """A Gaussian mixture (or empirical point cloud) seen through its public component view.
+
+    Besides the component view it offers the dense Hessian of log p_t, ``hessian(x, t)``
+    (M, d, d), and a ``scipy.sparse.linalg.LinearOperator`` for it at one point,
+    ``hessian_operator(x, t)``, which the curvature code uses instead of generic HVPs.
+    """
 
     @property
     def components(self) -> Any: ...
+
+    @property
+    def means(self) -> np.ndarray: ...
+
+    @property
+    def covariances(self) -> np.ndarray: ...
 
     def component_posterior(self, x: np.ndarray, t: float) -> np.ndarray: ...
 
     def log_prob(self, x: np.ndarray, t: float) -> np.ndarray: ...
 
+    def hessian(self, x: np.ndarray, t: float) -> np.ndarray: ...
 
-_MEMBERS = {
+    def hessian_operator(self, x: np.ndarray, t: float) -> Any: ...
+
+
+_MEMBERS: dict[type, tuple[str, ...]] = {
     Denoiser: ("schedule", "denoise"),
     ScoreModel: ("schedule", "dim", "score", "denoise"),
     ConditionalDenoiser: ("schedule", "dim", "score", "denoise", "classes"),
@@ -114,10 +151,40 @@ _MEMBERS = {
         "class_posterior",
         "hvp",
         "components",
+        "means",
+        "covariances",
         "component_posterior",
         "log_prob",
+        "mean",
+        "covariance",
+        "sample",
+        "hessian",
+        "hessian_operator",
     ),
+    Moments: ("mean", "covariance"),
+    Samplable: ("sample",),
 }
+
+
+def _missing(model, protocol: type) -> list[str]:
+    if protocol not in _MEMBERS:
+        raise ValueError(f"protocol must be one of {[p.__name__ for p in _MEMBERS]}, got {protocol!r}")
+    return [m for m in _MEMBERS[protocol] if not hasattr(model, m)]
+
+
+def satisfies(model, protocol: type) -> bool:
+    """True when ``model`` has every member of ``protocol`` (the test :func:`require` makes).
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> from statphys_diffusion.protocols import CurvatureModel, satisfies
+    >>> satisfies(sd.GaussianMixture.isotropic([[0.0]], 1.0), CurvatureModel)
+    True
+    >>> satisfies(object(), CurvatureModel)
+    False
+    """
+    return not _missing(model, protocol)
 
 
 def require(model, protocol: type, *, name: str = "model", purpose: str = "", labelled: bool = False):
@@ -139,9 +206,7 @@ def require(model, protocol: type, *, name: str = "model", purpose: str = "", la
     >>> require(gm, ScoreModel) is gm
     True
     """
-    if protocol not in _MEMBERS:
-        raise ValueError(f"protocol must be one of {[p.__name__ for p in _MEMBERS]}, got {protocol!r}")
-    missing = [m for m in _MEMBERS[protocol] if not hasattr(model, m)]
+    missing = _missing(model, protocol)
     why = f" ({purpose})" if purpose else ""
     if missing:
         members = ", ".join(f"`{m}`" for m in _MEMBERS[protocol])

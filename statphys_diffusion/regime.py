@@ -261,6 +261,7 @@ def _consistency(model, times, n, n_steps, rng, progress) -> tuple[np.ndarray, n
             x = item
             p = np.asarray(model.class_posterior(x, t_k), dtype=np.float64)
         else:
+            assert track.trajectory is not None  # run with return_trajectory=True
             x = track.trajectory[item]
             p = track.posterior[item]
         a = float(schedule.alpha(t_k))

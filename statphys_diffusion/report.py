@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from .theory.information import _posterior_entropy as posterior_entropy
 
 __all__ = ["ReportConfig", "make_report", "SCHEDULES"]
 
-SCHEDULES = {
+# name -> a callable that builds the schedule with its default parameters
+SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "ou": OrnsteinUhlenbeck,
     "ddpm-linear": DiscreteSchedule.linear,
     "ddpm-cosine": DiscreteSchedule.cosine,
@@ -242,8 +244,8 @@ def collapse_section(
                 "effective_points": float(np.exp(h).mean()),
             }
         )
-    ent_mean = np.array(ent_mean)
-    eff = np.exp(ent_mean)
+    ent_arr = np.array(ent_mean)
+    eff = np.exp(ent_arr)
     below = np.nonzero(eff < 2.0)[0]
     t_c = float(times[below].max()) if below.size else float("nan")
     fig, ax = plt.subplots(figsize=(5, 3.5))

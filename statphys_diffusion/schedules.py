@@ -266,7 +266,17 @@ class VPSDE(Schedule):
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max}, T={self.T})"
 
 
-class VarianceExploding(Schedule):
+class _SigmaIsTime(Schedule):
+    """sigma_t = t (variance exploding and flow matching): sigma^2 = t^2, d sigma^2/dt = 2 t."""
+
+    def _sigma2(self, t):
+        return t * t
+
+    def _dsigma2(self, t):
+        return 2.0 * t
+
+
+class VarianceExploding(_SigmaIsTime):
     """alpha_t = 1, sigma_t = t: EDM's noise level used directly as time.
 
     ``t_max`` (default 80, EDM's sigma_max) bounds the sampler start.
@@ -285,12 +295,6 @@ class VarianceExploding(Schedule):
     def _dlog_alpha(self, t):
         return np.zeros_like(t)
 
-    def _sigma2(self, t):
-        return t * t
-
-    def _dsigma2(self, t):
-        return 2.0 * t
-
     def t_of_snr(self, snr):
         s = _snr_arg(snr)
         out = 1.0 / np.sqrt(s)
@@ -300,7 +304,7 @@ class VarianceExploding(Schedule):
         return f"VarianceExploding(sigma_max={self.t_max})"
 
 
-class FlowMatching(Schedule):
+class FlowMatching(_SigmaIsTime):
     """Rectified-flow interpolant alpha_t = 1 - t, sigma_t = t on [0, 1].
 
     Not variance preserving. At t = 1, alpha = 0 and the denoiser is undefined,
@@ -317,12 +321,6 @@ class FlowMatching(Schedule):
     def _dlog_alpha(self, t):
         with np.errstate(divide="ignore"):
             return -1.0 / (1.0 - t)
-
-    def _sigma2(self, t):
-        return t * t
-
-    def _dsigma2(self, t):
-        return 2.0 * t
 
     def t_of_snr(self, snr):
         s = _snr_arg(snr)

@@ -187,11 +187,12 @@ def run_sweep(
             for i in todo:
                 finish(i, lambda i=i: fn(configs[i]))
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures import as_completed as futures_completed
 
             with ProcessPoolExecutor(max_workers=int(workers)) as pool:
                 futures = {pool.submit(fn, configs[i]): i for i in todo}
-                for fut in as_completed(futures):
+                for fut in futures_completed(futures):
                     finish(futures[fut], fut.result)
     finally:
         bar.close()

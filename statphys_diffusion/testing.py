@@ -46,7 +46,7 @@ __all__ = [
     "reference_component_log_densities",
 ]
 
-_DISCRETE = {}
+_DISCRETE: dict[tuple[str, int], DiscreteSchedule] = {}
 
 
 def _discrete(kind: str, n: int) -> DiscreteSchedule:
@@ -251,10 +251,11 @@ def check_posteriors(model: GaussianMixture, x, t, *, atol: float = 1e-10) -> fl
     errs = [np.abs(r.sum(axis=1) - 1).max(), np.abs(r - ref_r).max()]
     lp = model.log_prob(x, t)
     errs.append(float(np.max(np.abs(lp - ref_lse) / (1 + np.abs(ref_lse)))))
-    if model.labels is not None:
+    classes, labels = model.classes, model.labels
+    if classes is not None and labels is not None:
         cp = model.class_posterior(x, t)
-        codes = np.searchsorted(model.classes, model.labels)
-        ref_c = np.stack([ref_r[:, codes == c].sum(axis=1) for c in range(len(model.classes))], axis=1)
+        codes = np.searchsorted(classes, labels)
+        ref_c = np.stack([ref_r[:, codes == c].sum(axis=1) for c in range(len(classes))], axis=1)
         errs += [np.abs(cp.sum(axis=1) - 1).max(), np.abs(cp - ref_c).max()]
     worst = float(max(errs))
     if not worst <= atol:

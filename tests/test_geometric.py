@@ -33,7 +33,7 @@ def test_exact_manifold_matches_the_closed_form(t, wrap):
     np.testing.assert_allclose(tj.tangent, np.broadcast_to(closed, tj.tangent.shape), rtol=tol, atol=tol)
     np.testing.assert_allclose(tj.normal, 0.0, atol=tol)
     np.testing.assert_allclose(tj.ratio(man.denoiser_jacobian_eigenvalues(t)), 1.0, rtol=tol)
-    assert tj.retained(man.denoiser_jacobian_eigenvalues(t)) == 3
+    assert tj.retained_count(man.denoiser_jacobian_eigenvalues(t)) == 3
 
 
 def test_empirical_model_loses_directions_with_few_points_and_keeps_them_with_many():
@@ -50,7 +50,7 @@ def test_empirical_model_loses_directions_with_few_points_and_keeps_them_with_ma
     # with 3000 points every direction keeps at least 80% of the exact posterior variance,
     # with 30 points the smallest-variance direction keeps less than half of it
     assert np.all(many.ratio(ref) > 0.8)
-    assert few.ratio(ref)[-1] < 0.5 and few.retained(ref) < 4
+    assert few.ratio(ref)[-1] < 0.5 and few.retained_count(ref) < 4
 
 
 def test_bad_input():

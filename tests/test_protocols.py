@@ -151,3 +151,46 @@ def test_require_names_the_argument_the_members_and_the_purpose():
 
     with pytest.raises(ValueError, match="ExactMixture"):
         sd.entropy_rate(LabelledOnly(), [0.5])
+
+
+@pytest.mark.parametrize("name", list(_exact_models()))
+def test_exact_models_offer_moments_sampling_and_dense_curvature(name):
+    """The members the theory layer's exact paths use, each checked against an independent value."""
+    model = _exact_models()[name]
+    assert P.satisfies(model, P.Moments) and P.satisfies(model, P.Samplable)
+    assert isinstance(model, P.Moments) and isinstance(model, P.Samplable)
+    comp = model.components
+    # mean = sum_k w_k mu_k; covariance = sum_k w_k (C_k + mu_k mu_k^T) - m m^T (law of total variance)
+    w, mu = comp.weights, comp.means
+    m = w @ mu
+    np.testing.assert_allclose(model.mean(), m, rtol=1e-12, atol=1e-12)
+    second = np.einsum("k,kij->ij", w, model.covariances) + np.einsum("k,ki,kj->ij", w, mu, mu)
+    np.testing.assert_allclose(model.covariance(), second - np.outer(m, m), rtol=1e-10, atol=1e-12)
+    x = _x(model, 2)
+    h = model.hessian(x, T)
+    assert h.shape == (2, model.dim, model.dim)
+    v = np.random.default_rng(5).normal(size=model.dim)
+    np.testing.assert_allclose(h[0] @ v, model.hvp(x[:1], T, v[None])[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.hessian_operator(x[0], T) @ v, h[0] @ v, rtol=1e-9, atol=1e-12)
+    draws = model.sample(7, T, np.random.default_rng(0))
+    assert draws.x0.shape == (7, model.dim)
+
+
+def test_satisfies_is_the_test_require_makes():
+    class OnlyDenoise:
+        schedule = OU
+
+        def denoise(self, x, t):
+            return x
+
+    for proto in (P.Denoiser, P.ScoreModel, P.CurvatureModel, P.Moments, P.Samplable, P.ExactMixture):
+        ok = P.satisfies(OnlyDenoise(), proto)
+        try:
+            P.require(OnlyDenoise(), proto)
+            raised = False
+        except ValueError:
+            raised = True
+        assert ok is not raised, proto
+    assert P.satisfies(OnlyDenoise(), P.Denoiser) and not P.satisfies(OnlyDenoise(), P.Moments)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        P.satisfies(OnlyDenoise(), int)

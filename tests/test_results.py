@@ -22,7 +22,49 @@ def _results():
         "LateStartScan": sd.LateStartScan(ts[:4], np.arange(4.0), np.zeros(4), float(ts[1]), "second_difference"),
         "CovarianceSpectrum": sd.covariance_spectrum(np.random.default_rng(0).normal(size=(40, 3))),
         "CollapseCurve": sd.posterior_collapse(sd.EmpiricalDistribution(np.eye(3)), ts, n=20, rng=1),
+        **_more_results(gm, ts),
     }
+
+
+def _more_results(gm, ts):
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(6, 2))
+    emp = sd.EmpiricalDistribution(pts, schedule=OU)
+    basis = np.eye(2)[:, :1]
+    walk = sd.OnlineClassifier(n_steps=6).run(gm, n=3, t_start=1.0, t_end=0.1, rng=0, chains="joint")
+    return {
+        "Draws": gm.sample(5, 0.3, rng),
+        "MixtureComponents": gm.components,
+        "NearestNeighbours": sd.nearest_neighbours(pts[:3] + 0.01, pts, k=2),
+        "OnlineTrack": walk,
+        "AttractorCensus": sd.attractor_census(emp, pts + 0.01, 0.01),
+        "TangentJacobian": sd.tangent_jacobian(emp, pts[:3], 0.3, basis, n_normal_probes=2, rng=0),
+        "GeometricMemorization": sd.geometric_memorization(10, [1.0, 0.1], ts),
+        "LateInitGaussian": sd.gaussian_late_init(gm, 1.0),
+        "CloningResult": sd.cloning_agreement(gm, [0.2, 0.8], 4, np.random.default_rng(0), n_steps=10),
+        "SymmetryBreaking": sd.symmetry_breaking_time(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1)),
+    }
+
+
+# the columns each result's to_rows() documents (one row per natural unit; OnlineTrack: 7 times x
+# (3 joint chains per class x 2 classes) x 2 classes)
+COLUMNS = {
+    "Draws": (5, ["sample", "component", "label", "t", "x_0", "x0_0"]),
+    "MixtureComponents": (
+        2,
+        ["component", "weight", "log_weight", "mean_sq_norm", "class", "covariance", "variance", "mean_0"],
+    ),
+    "NearestNeighbours": (3 * 2, ["sample", "rank", "index", "distance"]),
+    "OnlineTrack": (7 * (3 * 2) * 2, ["t", "step", "chain", "class", "posterior", "generated_from"]),
+    "AttractorCensus": (
+        None,
+        ["t", "attractor", "kind", "basin", "spectral_radius", "nearest_index", "nearest_distance"],
+    ),
+    "TangentJacobian": (3, ["t", "point", "direction", "tangent", "normal"]),
+    "GeometricMemorization": (8 * 2, ["t", "direction", "variance", "retained", "theta"]),
+    "LateInitGaussian": (1, ["t", "direction", "variance"]),
+    "CloningResult": (2, ["t", "phi", "phi_stderr", "n_pairs"]),
+}
 
 
 @pytest.mark.parametrize("name", list(_results()))
@@ -71,3 +113,64 @@ def test_memorized_fraction_and_trajectory_collapse_are_results_that_unpack_as_b
     t_c, idx = tc
     assert isinstance(tc, sd.TrajectoryCollapse) and np.array_equal(t_c, tc.t) and idx is tc.nearest_index
     assert [row["final_nearest_index"] for row in tc.to_rows()] == [1, 0]
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+def test_new_results_have_their_documented_columns_and_one_row_per_unit(name):
+    res = _results()[name]
+    n_rows, cols = COLUMNS[name]
+    rows = res.to_rows()
+    if n_rows is not None:
+        assert len(rows) == n_rows
+    else:
+        assert len(rows) == res.points.shape[0] >= 1
+    assert list(rows[0]) == cols
+    # the values are the result's own, row by row (spot checks)
+    if name == "NearestNeighbours":
+        assert [r["distance"] for r in rows[:2]] == res.distances[0].tolist()
+    if name == "GeometricMemorization":
+        assert rows[1]["retained"] == res.retained[0, 1] and rows[1]["variance"] == 0.1
+    if name == "MixtureComponents":
+        np.testing.assert_allclose([r["variance"] for r in rows], [0.2, 0.2], rtol=1e-12)  # tr(0.2 I) / d
+
+
+def test_wide_points_are_left_out_of_the_rows():
+    gm = sd.GaussianMixture.isotropic(np.zeros((1, 40)), 1.0)
+    row = gm.sample(2, 0.5, np.random.default_rng(0)).to_rows()[0]
+    assert list(row) == ["sample", "component", "label", "t"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EntropyRate",
+        "CollapseCurve",
+        "SymmetryBreaking",
+        "AttractorCensus",
+        "GeometricMemorization",
+        "CloningResult",
+        "OnlineTrack",
+        "CentralBranch",
+    ],
+)
+def test_plot_draws_on_the_given_axes_and_returns_them(name):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = _results()[name]
+    fig, ax = plt.subplots()
+    assert res.plot(ax=ax) is ax
+    assert ax.lines or ax.collections  # something was drawn
+    plt.close(fig)
+    assert res.plot() is not None  # ax=None: the current axes
+    plt.close("all")
+
+
+def test_renamed_members_warn_and_return_the_same_values():
+    res = _results()["CloningResult"]
+    with pytest.warns(DeprecationWarning, match="phi_stderr"):
+        np.testing.assert_array_equal(res.se, res.phi_stderr)
+    tj = _results()["TangentJacobian"]
+    with pytest.warns(DeprecationWarning, match="retained_count"):
+        assert tj.retained(np.ones(1)) == tj.retained_count(np.ones(1))

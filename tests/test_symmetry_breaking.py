@@ -210,7 +210,7 @@ def test_cloning_agrees_with_exact_posterior_overlap():
     tb = [0.2, 0.5, 1.0]
     res = th.cloning_agreement(gm, tb, 2000, np.random.default_rng(0), n_steps=300, t_start=6.0)
     ref, ref_se = th.exact_cloning_agreement(gm, tb, 20000, np.random.default_rng(1))
-    assert np.all(np.abs(res.phi - ref) < 4 * np.hypot(res.se, ref_se) + 0.01)  # + Euler-Maruyama bias
+    assert np.all(np.abs(res.phi - ref) < 4 * np.hypot(res.phi_stderr, ref_se) + 0.01)  # + Euler-Maruyama bias
     assert np.all(np.diff(res.phi) < 0)  # agreement decays with the branch time
     with pytest.raises(ValueError, match="branch_times"):
         th.cloning_agreement(gm, [7.0], 10, np.random.default_rng(0), t_start=6.0)

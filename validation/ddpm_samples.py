@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,10 @@ from statphys_diffusion.metrics import frechet_distance
 from statphys_diffusion.nets import classifier as clf
 from statphys_diffusion.nets.run import load_run, sample_run
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 
 
 def _to_net(images: np.ndarray) -> np.ndarray:
@@ -109,14 +113,14 @@ def main(argv=None):
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(f"{names[r]}\n{agree[names[r]]:.0%}", fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle(
+    _driver.save_figure(
+        fig,
+        out / "ddpm_samples.png",
         f"Class-conditional samples, {meta['config']} UNet, {meta['size']}x{meta['size']}, "
         f"{meta['train']['steps']} steps (left: classifier agreement)",
+        dpi=130,
         fontsize=8,
     )
-    fig.tight_layout()
-    fig.savefig(out / "ddpm_samples.png", dpi=130)
-    plt.close(fig)
     print(json.dumps({k: v for k, v in summary.items() if k != "run_meta"}, indent=2))
     return summary
 

@@ -28,8 +28,7 @@ Writes CSV and PNG files into figures/. Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +38,10 @@ import statphys_diffusion as sd
 from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.samplers import DDPMAncestral
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 
 
 def _plt():
@@ -121,14 +123,8 @@ def part_collapse(out: Path, quick: bool) -> dict:
         "s",
         label="measured, fresh queries: participation 2",
     )
-    ax.set_xscale("log")
-    ax.set_xlabel("N")
-    ax.set_ylabel("collapse time t_C (OU)")
-    ax.set_title("Collapse time versus N")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "collapse_phase.png", dpi=120)
-    plt.close(fig)
+    _driver.style(ax, xlabel="N", ylabel="collapse time t_C (OU)", title="Collapse time versus N", xlog=True)
+    _driver.save_figure(fig, out / "collapse_phase.png", dpi=120)
     result = {"isotropic_d200": summary, "cifar": _collapse_cifar(out, quick)}
     return result
 
@@ -189,18 +185,19 @@ def part_census(out: Path, quick: bool) -> dict:
         axes[0].plot(t, [r["basin_spurious"] for r in sel], ":", color=f"C{i}")
         axes[1].plot(t, [r["n_spurious"] for r in sel], "-o", ms=3, color=f"C{i}", label=f"N = {n}")
         axes[0].axvline(sel[0]["t_C_predicted"], color=f"C{i}", lw=0.6, ls="--")
-    axes[0].set_ylabel("memorised attractors / N (solid); spurious basin (dotted)")
-    axes[0].set_title("Training points found as attractors (dashed: predicted t_C)")
-    axes[1].set_ylabel("number of spurious attractors")
-    axes[1].set_title("Spurious states")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("OU time t")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Attractor census of the exact empirical denoiser, Gaussian data d = {d}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / "census.png", dpi=120)
-    plt.close(fig)
+    _driver.style(
+        axes[0],
+        ylabel="memorised attractors / N (solid); spurious basin (dotted)",
+        title="Training points found as attractors (dashed: predicted t_C)",
+        xlabel="OU time t",
+        xlog=True,
+    )
+    _driver.style(
+        axes[1], ylabel="number of spurious attractors", title="Spurious states", xlabel="OU time t", xlog=True
+    )
+    _driver.save_figure(
+        fig, out / "census.png", f"Attractor census of the exact empirical denoiser, Gaussian data d = {d}", dpi=120
+    )
     return {"rows": len(rows)}
 
 
@@ -245,9 +242,7 @@ def part_samples(out: Path, quick: bool) -> dict:
     ax.set_ylabel("chains")
     ax.set_title(f"Collapse along DDPM chains, d = {d} (dashed: predicted t_C)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "collapse_trajectories.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "collapse_trajectories.png", dpi=120)
     write_rows_csv(out / "memorized_samples.csv", rows)
     return {"rows": rows}
 
@@ -279,6 +274,12 @@ def _two_mode_posterior_var(xa, alpha, s2, mu, local_var):
     means = (local_var * alpha * xa[..., None] + s2 * modes) / big_s
     m = (r * means).sum(-1)
     return local_var * s2 / big_s + (r * means**2).sum(-1) - m**2
+
+
+def _measured(ax, xs, sel, color, label) -> None:
+    """Measured retained fractions of rows ``sel`` with their standard errors, as points."""
+    yerr = [r["measured_stderr"] for r in sel]
+    ax.errorbar(xs, [r["measured"] for r in sel], yerr=yerr, fmt="o", color=color, ms=4, label=label)
 
 
 def part_geometric(out: Path, quick: bool) -> dict:
@@ -378,15 +379,7 @@ def part_geometric(out: Path, quick: bool) -> dict:
         for ax, key, val, var in ((axes[0], "t", t_fix, "N"), (axes[1], "N", n_fix, "t")):
             sel = sorted((r for r in gauss if r[key] == val and r["global_variance"] == v), key=lambda r: r[var])
             xs = [r[var] for r in sel]
-            ax.errorbar(
-                xs,
-                [r["measured"] for r in sel],
-                yerr=[r["measured_stderr"] for r in sel],
-                fmt="o",
-                color=f"C{g}",
-                ms=4,
-                label=f"lambda = {v:g} (measured)",
-            )
+            _measured(ax, xs, sel, f"C{g}", f"lambda = {v:g} (measured)")
             xx = np.geomspace(min(xs), max(xs), 200)
             if var == "N":
                 yy = [sd.geometric_memorization(n, lam, t_fix).retained[0, g * per] for n in xx]
@@ -432,15 +425,7 @@ def part_geometric(out: Path, quick: bool) -> dict:
         sel = sorted((r for r in clu if r["global_variance"] == gv), key=lambda r: r["N"])
         xs = [r["N"] for r in sel]
         lab = f"{name}: global var {gv:g}, local {lv:g}"
-        axes[3].errorbar(
-            xs,
-            [r["measured"] for r in sel],
-            yerr=[r["measured_stderr"] for r in sel],
-            fmt="o",
-            color=f"C{i + 4}",
-            ms=4,
-            label=lab,
-        )
+        _measured(axes[3], xs, sel, f"C{i + 4}", lab)
         axes[3].plot(xs, [r["predicted"] for r in sel], color=f"C{i + 4}", lw=1.2)
     axes[3].set_xscale("log")
     axes[3].set_ylim(0, 1.1)
@@ -452,14 +437,13 @@ def part_geometric(out: Path, quick: bool) -> dict:
         fontsize=9,
     )
     axes[3].legend(fontsize=7)
-    fig.suptitle(
+    _driver.save_figure(
+        fig,
+        out / "geometric_memorization.png",
         "Geometric memorisation: exact empirical model of N points on a 40-dim linear manifold (d = 60) "
         "against the annealed random-energy prediction",
-        fontsize=10,
+        dpi=120,
     )
-    fig.tight_layout()
-    fig.savefig(out / "geometric_memorization.png", dpi=120)
-    plt.close(fig)
     return {
         "rows": len(rows),
         "critical_N_at_t_fix": dict(zip(map(str, GROUP_VARIANCES), crit_n.tolist())),
@@ -468,21 +452,8 @@ def part_geometric(out: Path, quick: bool) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: checks the pipeline, not the science")
-    p.add_argument("--part", default="all", choices=["all", "collapse", "census", "samples", "geometric"])
-    p.add_argument("--out", default=str(FIGURES))
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"quick": args.quick, "version": sd.__version__}
-    parts = (("collapse", part_collapse), ("census", part_census), ("samples", part_samples))
-    for part, fn in parts + (("geometric", part_geometric),):
-        if args.part in ("all", part):
-            summary[part] = fn(out, args.quick)
-    (out / f"memorization_{args.part}.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
-    return summary
+    parts = {"collapse": part_collapse, "census": part_census, "samples": part_samples, "geometric": part_geometric}
+    return _driver.run_parts("memorization", parts, _driver.parts_parser(__doc__, parts).parse_args(argv))
 
 
 if __name__ == "__main__":

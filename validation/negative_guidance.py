@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,7 +37,10 @@ from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import sliced_wasserstein
 from statphys_diffusion.samplers import DDPMAncestral
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 T_END = 1e-3
 REFERENCE = {"prior": 0.01, "temperature": 0.2, "offset": 2e-4, "p_max": 0.8, "scale": 5.0}
 
@@ -182,9 +186,7 @@ def plot(rows: list[dict], out: Path) -> None:
                 ax.set_yscale("log")
             if i == 0 and j == 0:
                 ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "negative_guidance.png", dpi=110)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "negative_guidance.png", dpi=110)
 
 
 def main(argv=None):

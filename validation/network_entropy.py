@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -513,15 +514,14 @@ def _plot(sources, exact, names, summary, path: Path) -> None:
     ax.set_title("Per-class peaks (bars 1 s.e.)", fontsize=9)
     ax.legend(fontsize=6)
     g = summary["gates"]
-    fig.suptitle(
+    _driver.save_figure(
+        fig,
+        path,
         f"Result 1 on a class-conditional DDPM (CIFAR-10 16 x 16, 4 classes): verdict {summary['verdict']}; "
         f"gates: agreement {g['classifier_agreement']:.2f}, low-noise residual "
         f"{g['low_noise_residual_integral_nats']:.3f} nats, consistency {g['consistency_max']:.3f}",
-        fontsize=10,
+        dpi=120,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -192,14 +193,13 @@ def _plot(rows, refs, path: Path, removed: str) -> None:
         ax.set_xlabel("guidance scale w")
         ax.set_ylabel(lab)
         ax.legend(fontsize=7)
-    fig.suptitle(
+    _driver.save_figure(
+        fig,
+        path,
         f"Removing '{removed}' from a class-conditional DDPM (CIFAR-10 16 x 16), "
         f"classifier accuracy {refs['classifier_test_accuracy']:.2f}",
-        fontsize=10,
+        dpi=120,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,10 @@ import numpy as np
 import statphys_diffusion as sd
 from statphys_diffusion._io import write_rows_csv
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 ROOT = Path(__file__).resolve().parents[1]
 VARIANCES = (4.0, 1.0, 0.25, 0.0625)
 PER = 4
@@ -121,9 +125,7 @@ def _plot(rows, path: Path) -> None:
         fontsize=9,
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

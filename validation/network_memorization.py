@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -493,14 +494,13 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
         ax.set_xticks(ns)
         ax.set_xticklabels([str(n) for n in ns], fontsize=7)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    fig.suptitle(
+    _driver.save_figure(
+        fig,
+        path,
         f"Tiny UNets on N CIFAR-10 images (16 x 16), {summary['images_per_network'] / 1e3:.0f}k training images each: "
         f"verdict {summary['verdict']}",
-        fontsize=10,
+        dpi=110,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

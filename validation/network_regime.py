@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -172,9 +173,7 @@ def main(argv=None):
     for ax, (name, m) in zip(axes.ravel(), maps.items()):
         m.plot(ax, time_label="t (DDPM steps)")
         ax.set_title(name)
-    fig.tight_layout()
-    fig.savefig(out / f"network_regime{suffix}.png", dpi=110)
-    plt.close(fig)
+    _driver.save_figure(fig, out / f"network_regime{suffix}.png", dpi=110)
     return rows, summary
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -295,10 +296,7 @@ def _plot(branch, rows, gl_rows, summary, path: Path) -> None:
     ax.set_ylabel("FD_own to test images, 10 DDIM steps")
     ax.set_title("Gaussian late initialisation: quality against start time", fontsize=9)
     ax.legend(fontsize=7)
-    fig.suptitle(f"Symmetry breaking, CIFAR-10 16 x 16 DDPM: verdict {summary['verdict']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, path, f"Symmetry breaking, CIFAR-10 16 x 16 DDPM: verdict {summary['verdict']}", dpi=120)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,10 @@ from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import sliced_wasserstein
 from statphys_diffusion.samplers import DDIM, DDPMAncestral, EulerMaruyama, Heun
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 
 
 def model_2d() -> sd.GaussianMixture:
@@ -103,10 +107,7 @@ def plot(rows, path):
         a.set_title(f"time grid: {spacing}")
     axes[0].set_ylabel("sliced W1 to exact draws")
     axes[0].legend(fontsize=7)
-    fig.suptitle("Exact-score samplers on a 2-D Gaussian mixture (OU, t = 7 -> 0)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, path, "Exact-score samplers on a 2-D Gaussian mixture (OU, t = 7 -> 0)", dpi=120)
     return axes
 
 

@@ -23,8 +23,7 @@ Writes CSV and PNG files into figures/. Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +32,10 @@ import numpy as np
 import statphys_diffusion as sd
 from statphys_diffusion._io import write_rows_csv
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 VAR = 0.1
 
 
@@ -102,10 +104,9 @@ def part_toy(out: Path, quick: bool) -> dict:
             ax.set_xscale("log")
             ax.set_xlabel("OU time t")
             ax.legend(fontsize=6)
-    fig.suptitle(f"1-D Gaussian mixtures (component variance {VAR}), exact quadrature", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / "semantic_toy.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(
+        fig, out / "semantic_toy.png", f"1-D Gaussian mixtures (component variance {VAR}), exact quadrature", dpi=120
+    )
     write_rows_csv(out / "semantic_toy.csv", rows)
     write_rows_csv(out / "semantic_toy_peaks.csv", peaks)
     return {"peaks": peaks}
@@ -173,10 +174,7 @@ def part_estimators(out: Path, quick: bool) -> dict:
         ax.set_xscale("log")
         ax.set_xlabel("OU time t")
         ax.legend(fontsize=7)
-    fig.suptitle("Three classes at -2, 0, 2 (variance 0.1), OU", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / "semantic_estimators.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "semantic_estimators.png", "Three classes at -2, 0, 2 (variance 0.1), OU", dpi=120)
     return {"max_abs_z": z}
 
 
@@ -261,31 +259,21 @@ def _plot_cifar(out: Path, n_points: int, dim: int, n: int) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("OU time t")
         ax.legend(fontsize=6)
-    fig.suptitle(f"Exact empirical CIFAR-10 model (N={n_points}, d={dim}), {n} Monte Carlo draws", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / "semantic_cifar.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(
+        fig,
+        out / "semantic_cifar.png",
+        f"Exact empirical CIFAR-10 model (N={n_points}, d={dim}), {n} Monte Carlo draws",
+        dpi=120,
+    )
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: checks the pipeline, not the science")
-    p.add_argument("--part", default="all", choices=["all", "toy", "estimators", "cifar", "cifar_plot"])
-    p.add_argument("--out", default=str(FIGURES))
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"quick": args.quick, "version": sd.__version__}
-    for part, fn in (("toy", part_toy), ("estimators", part_estimators), ("cifar", part_cifar)):
-        if args.part in ("all", part):
-            summary[part] = fn(out, args.quick)
+    parts = {"toy": part_toy, "estimators": part_estimators, "cifar": part_cifar}
+    args = _driver.parts_parser(__doc__, parts, extra_parts=["cifar_plot"]).parse_args(argv)
     if args.part == "cifar_plot":  # redraw the committed CIFAR figure from its CSV, no recomputation
-        _plot_cifar(out, 50000, 3072, 5000)
-        return summary
-    name = f"semantic_information_{args.part}.json"
-    (out / name).write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
-    return summary
+        _plot_cifar(Path(args.out), 50000, 3072, 5000)
+        return {"quick": args.quick, "version": sd.__version__}
+    return _driver.run_parts("semantic_information", parts, args)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,7 @@ Writes CSV and PNG files into figures/. Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +34,10 @@ from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.metrics import sliced_wasserstein
 from statphys_diffusion.samplers import DDIM, Heun
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _driver  # noqa: E402
+
+FIGURES = _driver.FIGURES
 
 
 def _plt():
@@ -73,9 +75,7 @@ def part_toy(out: Path, quick: bool) -> dict:
     ax.set_ylabel("u_t(x) - min u_t")
     ax.set_title("Potential of two deltas at +-1 (OU)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sb_potential.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "sb_potential.png", dpi=120)
 
     # bifurcation diagram
     rows = []
@@ -99,9 +99,7 @@ def part_toy(out: Path, quick: bool) -> dict:
     ax.set_ylabel("fixed points of x + 2 s_t(x)")
     ax.set_title("Bifurcation of the reverse-SDE drift")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sb_bifurcation.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "sb_bifurcation.png", dpi=120)
 
     # stability margin of the centre for each definition
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -124,9 +122,7 @@ def part_toy(out: Path, quick: bool) -> dict:
     ax.set_ylabel("lambda_max(H_t) + a_t at x = 0")
     ax.set_title("Stability of the centre (>0: unstable)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sb_margin.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "sb_margin.png", dpi=120)
 
     # cloning
     gmc = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0, labels=[0, 1])
@@ -140,23 +136,23 @@ def part_toy(out: Path, quick: bool) -> dict:
         out / "sb_cloning.csv",
         [
             {"t_branch": t, "phi_cloning": p, "se": s, "phi_exact": e, "se_exact": es, "n_pairs": n_pairs}
-            for t, p, s, e, es in zip(clo.branch_times, clo.phi, clo.se, ex, ex_se)
+            for t, p, s, e, es in zip(clo.branch_times, clo.phi, clo.phi_stderr, ex, ex_se)
         ],
     )
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.errorbar(clo.branch_times, clo.phi, yerr=clo.se, marker="o", ms=3, label="cloning (reverse SDE)")
+    ax.errorbar(clo.branch_times, clo.phi, yerr=clo.phi_stderr, marker="o", ms=3, label="cloning (reverse SDE)")
     ax.plot(tb, ex, color="k", lw=1, label="exact E[sum_c p(c|x)^2]")
     ax.axvline(t_s, color="gray", ls=":", label=f"t_S = {t_s:.3f}")
     ax.axvline(crit["sde"].time, color="C3", ls="--", label=f"t_c SDE = {crit['sde'].time:.3f}")
     ax.axvline(crit["potential"].time, color="C2", ls="--", label=f"t_c potential = {crit['potential'].time:.3f}")
-    ax.set_xscale("log")
-    ax.set_xlabel("branching time t_b (OU)")
-    ax.set_ylabel("P(both copies in the same class)")
-    ax.set_title("Speciation by cloning, deltas at +-1")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "sb_cloning.png", dpi=120)
-    plt.close(fig)
+    _driver.style(
+        ax,
+        xlabel="branching time t_b (OU)",
+        ylabel="P(both copies in the same class)",
+        title="Speciation by cloning, deltas at +-1",
+        xlog=True,
+    )
+    _driver.save_figure(fig, out / "sb_cloning.png", dpi=120)
     half = float(np.interp(0.75, clo.phi[::-1], clo.branch_times[::-1]))
     return {
         "t_c_sde": crit["sde"].time,
@@ -282,9 +278,7 @@ def part_gli(out: Path, quick: bool) -> dict:
         ax.set_ylabel("sliced W1 to exact draws")
         ax.set_title(f"{mname}: t_late = {summary[mname]['t_late']:.0f} (DDPM steps)", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "gli.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "gli.png", dpi=120)
     for mname in models:
         for samp in ("DDIM", "Heun"):
             for k in steps:
@@ -354,9 +348,7 @@ def _plot_cifar_scans(out: Path) -> None:
     ax.set_ylabel("lambda_max(H_t) + a_t at the tracked centre")
     ax.set_title("CIFAR-10: stability of the central fixed point (>0: unstable)", fontsize=9)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "sb_cifar.png", dpi=120)
-    plt.close(fig)
+    _driver.save_figure(fig, out / "sb_cifar.png", dpi=120)
 
 
 def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: list | None = None) -> list[dict]:
@@ -411,26 +403,8 @@ def part_cifar_class(out: Path, quick: bool) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: checks the pipeline, not the science")
-    p.add_argument("--part", default="all", choices=["all", "toy", "gli", "cifar", "cifar_class"])
-    p.add_argument("--out", default=str(FIGURES))
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"quick": args.quick, "version": sd.__version__}
-    if args.part in ("all", "toy"):
-        summary["toy"] = part_toy(out, args.quick)
-    if args.part in ("all", "gli"):
-        summary["gli"] = part_gli(out, args.quick)
-    if args.part in ("all", "cifar"):
-        summary["cifar"] = part_cifar(out, args.quick)
-    if args.part in ("all", "cifar_class"):
-        summary["cifar_class"] = part_cifar_class(out, args.quick)
-    name = f"symmetry_breaking_{args.part}.json"
-    (out / name).write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
-    return summary
+    parts = {"toy": part_toy, "gli": part_gli, "cifar": part_cifar, "cifar_class": part_cifar_class}
+    return _driver.run_parts("symmetry_breaking", parts, _driver.parts_parser(__doc__, parts).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -239,11 +239,11 @@ def streaming_iso(
                 _gemm_accumulate(accb, G, mu_c)
         lse[r0:r1] = run_max + np.log(run_sum) - 0.5 * xsq * invc_min
         inv_sum = 1.0 / run_sum
-        if want_score:
+        if score is not None:  # (allocated exactly when want_score; likewise den and cls_out)
             _combine_rows(accb, xb, a, -acc_b, inv_sum, score[r0:r1])
-        if want_denoise:
+        if den is not None:
             _combine_rows(accb, xb, s2, a * acc_bv, inv_sum, den[r0:r1])
-        if n_cls:
+        if cls_out is not None:
             cls_out[r0:r1] = acc_cls * inv_sum[:, None]
     return lse, score, den, cls_out
 

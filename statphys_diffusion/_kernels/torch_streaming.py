@@ -112,11 +112,11 @@ def streaming_iso_torch(
             run_max = torch.where(alive, new, run_max)
         lse[r0:r1] = run_max + torch.log(run_sum) - 0.5 * xsq * invc_min
         inv_sum = (1.0 / run_sum)[:, None]
-        if want_score:
+        if score is not None:  # (allocated exactly when want_score; likewise den and cls_out)
             score[r0:r1] = ((a * acc.to(f64) - acc_b[:, None] * xb.to(f64)) * inv_sum).to(dt)
-        if want_denoise:
+        if den is not None:
             den[r0:r1] = ((s2 * acc.to(f64) + (a * acc_bv)[:, None] * xb.to(f64)) * inv_sum).to(dt)
-        if n_cls:
+        if cls_out is not None:
             cls_out[r0:r1] = acc_cls * inv_sum
     return lse, score, den, cls_out
 

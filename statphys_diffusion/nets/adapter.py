@@ -161,7 +161,7 @@ class TorchScoreModel:
             if self._classes is None:
                 raise ValueError("class_weights needs classes")
             w = _checks.check_weights(class_weights, len(self._classes), "class_weights")
-            self._class_weights = w
+            self._class_weights: np.ndarray | None = w
         else:
             self._class_weights = None if self._classes is None else np.full(len(self._classes), 1 / len(self._classes))
         self.classifier = classifier

@@ -90,6 +90,7 @@ def train_classifier(
         x, y = x_all[idx], y_all[idx]
         tau = None
         if net.noise_conditional:
+            assert schedule is not None  # checked above for a noise-conditional network
             tau, a, s = _draw_times(schedule, batch_size, gen, 1e-3)
             x = a[:, None, None, None] * x + s[:, None, None, None] * torch.randn(x.shape, generator=gen)
         loss = nn.functional.cross_entropy(net(x, tau), y)

@@ -17,6 +17,7 @@ Both take (x, tau[, y]) and return eps with the shape of x.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -184,7 +185,7 @@ class UNet(nn.Module):
 
 
 # Sized for a 2-core CPU: ``tiny`` trains in minutes (CI smoke), ``small`` gives 16 x 16 samples in about an hour.
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"channels": (16, 32), "emb_dim": 64, "groups": 4},
     "small": {"channels": (32, 64, 128), "emb_dim": 128, "groups": 8},
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,7 +157,7 @@ def run_key(**kwargs) -> dict:
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(f"unknown run arguments {sorted(unknown)}; allowed: {sorted(allowed)}")
-    key = {
+    key: dict[str, Any] = {
         "size": 16,
         "n": None,
         "classes": None,
@@ -295,7 +296,7 @@ def sample_run(
             def score(self, x, t):
                 return model.score(x, t, y=code)
 
-        target = _Cond()
+        target: object = _Cond()
     else:
         target = model
     # down to t_min: the last DDPM/DDIM step returns the x0 prediction, the network is never asked at t = 0

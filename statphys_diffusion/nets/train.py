@@ -172,7 +172,7 @@ def _draw_times(
     """(tau for the network, alpha, sigma) for n training times drawn from ``noise`` (module docstring)."""
     lo, hi = _time_range(schedule, t_eps)
     discrete = isinstance(schedule, DiscreteSchedule)
-    if noise == "uniform" and discrete:
+    if noise == "uniform" and isinstance(schedule, DiscreteSchedule):
         k = torch.randint(0, schedule.num_steps, (n,), generator=gen)
         t = k.double().numpy() + 1.0
     elif noise == "uniform":
@@ -229,28 +229,16 @@ def train(
         stays on the CPU generator, so a run is reproducible whatever the device (bit for bit
         on the CPU).
     """
-    kwargs = dict(labels=labels, n_classes=n_classes, checkpoint=checkpoint, progress=progress, callback=callback)
+    args = (net, data, schedule, config, labels, n_classes, checkpoint, progress, callback, device)
     if checkpoint is None:
-        return _train(net, data, schedule, config, device=device, **kwargs)
+        return _train(*args)
     path = Path(checkpoint)
     with DirectoryLock(path.parent, path.name + ".lock"):
-        return _train(net, data, schedule, config, device=device, **kwargs)
+        return _train(*args)
 
 
-def _train(
-    net: torch.nn.Module,
-    data,
-    schedule: Schedule,
-    config: TrainConfig | None = None,
-    *,
-    labels=None,
-    n_classes: int = 0,
-    checkpoint: str | os.PathLike | None = None,
-    progress: bool = True,
-    callback=None,
-    device=None,
-) -> TrainResult:
-    """The body of :func:`train` (which holds the checkpoint's lock around it)."""
+def _train(net, data, schedule, config, labels, n_classes, checkpoint, progress, callback, device) -> TrainResult:
+    """The body of :func:`train` (which holds the checkpoint's lock around it), arguments as there."""
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(cfg).__name__}")

@@ -1,102 +1,34 @@
-"""Theory modules, one per result of DESIGN.md; they use only the score-model protocol."""
+"""Theory modules, one per result of DESIGN.md; they use only the score-model protocol.
 
-from .associative_memory import (
-    RecoveryTime,
-    SampleClassification,
-    classify_samples,
-    recovery_probability,
-    recovery_time,
-    relative_energy,
-)
-from .attractors import AttractorCensus, attractor_census
-from .central_branch import CentralBranch, central_branch, gaussian_instability_time
-from .collapse import CollapseCurve, ExcessEntropy, collapse_snr, collapse_time, excess_entropy, posterior_collapse
-from .entropy_rate import EntropyRate, entropy_rate, track_entropy_rate
-from .geometric import (
-    GeometricMemorization,
-    TangentJacobian,
-    direction_critical_n,
-    direction_critical_time,
-    geometric_memorization,
-    tangent_jacobian,
-)
-from .immse import mutual_information_immse
-from .information import EntropyEstimate, conditional_entropy, mutual_information
-from .late_init import LateInitGaussian, LateStartScan, critical_start, gaussian_late_init, late_start_scan
-from .manifold_dimension import ManifoldDimension, manifold_dimension
-from .symmetry_breaking import (
-    DYNAMICS,
-    CloningResult,
-    SymmetryBreaking,
-    central_fixed_point,
-    cloning_agreement,
-    exact_cloning_agreement,
-    fixed_point_residual,
-    fixed_points_1d,
-    potential,
-    speciation_time,
-    stability_eigenvalues,
-    stiffness,
-    symmetry_breaking_time,
-    top_hessian_eigenpairs,
-    track_central_fixed_point,
-    two_delta_broken_fixed_points,
-    two_delta_critical_alpha2,
-)
+Each module declares its public names in its own ``__all__``; this package exports their union.
+"""
 
-__all__ = [
-    "LateStartScan",
-    "critical_start",
-    "late_start_scan",
-    "ManifoldDimension",
-    "manifold_dimension",
-    "ExcessEntropy",
-    "excess_entropy",
-    "RecoveryTime",
-    "SampleClassification",
-    "classify_samples",
-    "recovery_probability",
-    "recovery_time",
-    "relative_energy",
-    "TangentJacobian",
-    "tangent_jacobian",
-    "GeometricMemorization",
-    "geometric_memorization",
-    "direction_critical_n",
-    "direction_critical_time",
-    "AttractorCensus",
-    "attractor_census",
-    "CollapseCurve",
-    "collapse_snr",
-    "collapse_time",
-    "posterior_collapse",
-    "mutual_information_immse",
-    "EntropyRate",
-    "entropy_rate",
-    "track_entropy_rate",
-    "EntropyEstimate",
-    "conditional_entropy",
-    "mutual_information",
-    "CloningResult",
-    "cloning_agreement",
-    "exact_cloning_agreement",
-    "LateInitGaussian",
-    "gaussian_late_init",
-    "CentralBranch",
+import sys as _sys
+
+from .associative_memory import *  # noqa: F403
+from .attractors import *  # noqa: F403
+from .central_branch import *  # noqa: F403
+from .collapse import *  # noqa: F403
+from .entropy_rate import *  # noqa: F403
+from .geometric import *  # noqa: F403
+from .immse import *  # noqa: F403
+from .information import *  # noqa: F403
+from .late_init import *  # noqa: F403
+from .manifold_dimension import *  # noqa: F403
+from .symmetry_breaking import *  # noqa: F403
+
+# (the submodules are read from sys.modules: some share a name with the function they export)
+_MODULES = (
+    "associative_memory",
+    "attractors",
     "central_branch",
-    "gaussian_instability_time",
-    "DYNAMICS",
-    "SymmetryBreaking",
-    "central_fixed_point",
-    "fixed_point_residual",
-    "fixed_points_1d",
-    "potential",
-    "speciation_time",
-    "stability_eigenvalues",
-    "stiffness",
-    "symmetry_breaking_time",
-    "top_hessian_eigenpairs",
-    "track_central_fixed_point",
-    "two_delta_broken_fixed_points",
-    "two_delta_critical_alpha2",
-]
+    "collapse",
+    "entropy_rate",
+    "geometric",
+    "immse",
+    "information",
+    "late_init",
+    "manifold_dimension",
+    "symmetry_breaking",
+)
+__all__ = [name for module in _MODULES for name in _sys.modules[f"{__name__}.{module}"].__all__]

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks, _progress
+from .._results import TidyResult, axes
+from ..empirical import EmpiricalDistribution
 
 __all__ = ["AttractorCensus", "attractor_census"]
 
 
-@dataclass(frozen=True)
-class AttractorCensus:
+@dataclass(frozen=True, repr=False)
+class AttractorCensus(TidyResult):
     """Fixed points of x -> D_t(x) reached from a set of starts.
 
     Attributes
@@ -59,6 +61,37 @@ class AttractorCensus:
     nearest_distance: np.ndarray
     assignment: np.ndarray
     unresolved_fraction: float
+
+    def to_rows(self) -> list[dict]:
+        """One dict per attractor: ``t``, ``attractor``, ``kind``, ``basin``, ``spectral_radius``,
+        ``nearest_index``, ``nearest_distance``."""
+        return [
+            {
+                "t": float(self.t),
+                "attractor": a,
+                "kind": str(self.kind[a]),
+                "basin": float(self.basin[a]),
+                "spectral_radius": float(self.spectral_radius[a]),
+                "nearest_index": int(self.nearest_index[a]),
+                "nearest_distance": float(self.nearest_distance[a]),
+            }
+            for a in range(self.points.shape[0])
+        ]
+
+    def plot(self, ax=None):
+        """Basin of each attractor against its distance to the nearest training point, by kind; returns the Axes."""
+        ax = axes(ax)
+        for kind, colour in (("training", "C0"), ("spurious", "C3"), ("unstable", "C7")):
+            sel = self.kind == kind
+            if sel.any():
+                ax.scatter(
+                    self.nearest_distance[sel], self.basin[sel], s=12, color=colour, label=f"{kind} ({sel.sum()})"
+                )
+        ax.set_xlabel("distance to the nearest training point")
+        ax.set_ylabel("basin (fraction of starts)")
+        ax.set_title(f"attractors of D_t at t = {self.t:.3g}; unresolved {self.unresolved_fraction:.2f}", fontsize=9)
+        ax.legend(fontsize=7)
+        return ax
 
     @property
     def n_memorized(self) -> int:
@@ -133,8 +166,8 @@ def attractor_census(
     progress : bool
     """
     starts, t = _checks.point_then_time(starts, t, "attractor_census")
-    if not hasattr(model, "denoise"):
-        raise ValueError("model must have a `denoise(x, t)` method")
+    if not callable(getattr(model, "denoise", None)):  # a schedule is optional here: only D_t(x) is used
+        raise ValueError(f"model must have a `denoise(x, t)` method, got {type(model).__name__}")
     x = _checks.as_float_array(starts, "starts", dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError(f"starts must have shape (M, d) with M >= 1, got {x.shape}")
@@ -144,7 +177,7 @@ def attractor_census(
     if not (tol > 0 and match_tol > 0):
         raise ValueError("tol and match_tol must be positive")
     rng = _checks.check_rng(rng)
-    if train is None and hasattr(model, "points"):
+    if train is None and isinstance(model, EmpiricalDistribution):
         train = model.points
     y = None
     if train is not None:
@@ -200,7 +233,7 @@ def attractor_census(
         nn = nearest_neighbours(pts, y, k=1)
         near_i, near_d = nn.indices[:, 0], nn.distances[:, 0]
     for j in range(a):
-        if y is not None and near_d[j] <= match_tol * spacing[near_i[j]]:
+        if spacing is not None and near_d[j] <= match_tol * spacing[near_i[j]]:
             kind[j] = "training"
         elif np.isfinite(radius[j]) and radius[j] >= 1.0:
             kind[j] = "unstable"

@@ -40,6 +40,7 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult
+from ..protocols import ExactMixture, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .symmetry_breaking import (
     _check_dynamics,
@@ -238,7 +239,7 @@ def central_branch(
         points[i] = x
         dist_c[i] = float(np.linalg.norm(x - _large_t_centre(model, t, a)))
         dist_n[i] = _nearest_mean_distance(means, float(sch.alpha(t)), x)
-        if hasattr(model, "component_posterior"):
+        if satisfies(model, ExactMixture):
             w = np.asarray(model.component_posterior(x[None], t), dtype=np.float64)[0]
             n_eff[i] = 1.0 / float(np.sum(w * w))
     return CentralBranch(ts, margin, n_eff, dist_c, dist_n, points, dynamics, lost_at)

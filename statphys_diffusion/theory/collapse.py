@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._progress import iterate
-from .._results import TidyResult
+from .._results import TidyResult, axes
 from ..protocols import ExactMixture, require
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy, _times
@@ -152,6 +152,24 @@ class CollapseCurve(TidyResult):
             }
             for i, t in enumerate(self.times)
         ]
+
+    def plot(self, ax=None):
+        """The mean origin weight (left axis) and the posterior entropy over points (right axis, nats)
+        against t with 1 s.e. bands; returns the Axes of the origin weight."""
+        ax = axes(ax)
+        w, ws = self.origin_weight, self.origin_weight_stderr
+        ax.plot(self.times, w, "k-", label="origin weight")
+        ax.fill_between(self.times, w - ws, w + ws, color="k", alpha=0.15, lw=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("mean posterior weight of the origin point")
+        ax.set_ylim(-0.02, 1.02)
+        ax2 = ax.twinx()
+        ax2.plot(self.times, self.entropy, "C0--", lw=1, label="entropy")
+        ax2.axhline(np.log(self.n_points), color="C0", lw=0.5, ls=":")
+        ax2.set_ylabel("posterior entropy over the N points (nats; dotted: log N)", color="C0")
+        ax.set_title(f"collapse ({self.source}), N = {self.n_points}", fontsize=9)
+        return ax
 
     def measured_collapse_time(self, level: float = 0.5) -> float:
         """Largest t where the mean origin weight reaches ``level`` (log-linear interpolation).

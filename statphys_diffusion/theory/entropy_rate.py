@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .. import _resp_rate as rr
-from .._results import TidyResult
+from .._results import TidyResult, axes
 from ..protocols import ExactMixture, require
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
 
@@ -104,18 +104,45 @@ class EntropyRate(TidyResult):
 
         The rate per unit of log-SNR, the variable in which the linear DDPM schedule is far from
         uniform (it spends as many e-folds of SNR in its last ~30 steps as in the 600 before)."""
-        return self.rate / self.log_snr_speed
+        return self.rate / self._speed()
 
     @property
     def class_log_snr_rate(self) -> np.ndarray:
         """Per-class profiles per unit log-SNR, (C, T)."""
-        return self.class_rate / self.log_snr_speed[None, :]
+        return self.class_rate / self._speed()[None, :]
+
+    def _speed(self) -> np.ndarray:
+        if self.log_snr_speed is None:
+            raise ValueError("this EntropyRate has no log_snr_speed: the per-log-SNR rates are not available")
+        return self.log_snr_speed
 
     @property
     def log_snr_peak_time(self) -> np.ndarray:
         """Per class, the time at which the per-log-SNR profile peaks (grid argmax refined by a
         parabola in log t, as :attr:`peak_time`; no bootstrap error), (C,)."""
         return np.array([_peak(self.times, prof) for prof in self.class_log_snr_rate])
+
+    def plot(self, ax=None, *, per: str = "time", classes: bool = True):
+        """The entropy rate against t with a 1 s.e. band, and the per-class profiles; returns the Axes.
+
+        ``per="time"`` draws -dH/dt, ``per="log_snr"`` the rate per e-fold of SNR,
+        -dH/d log snr_t (needs :attr:`log_snr_speed`).
+        """
+        if per not in ("time", "log_snr"):
+            raise ValueError(f"per must be 'time' or 'log_snr', got {per!r}")
+        scale = 1.0 if per == "time" else 1.0 / self._speed()
+        ax = axes(ax)
+        rate, se = self.rate * scale, self.rate_stderr * scale
+        ax.plot(self.times, rate, "k-", lw=1.5, label="H(Y | X_t)")
+        ax.fill_between(self.times, rate - se, rate + se, color="k", alpha=0.15, lw=0)
+        if classes:
+            for c, lab in enumerate(self.classes):
+                ax.plot(self.times, self.class_rate[c] * scale, lw=0.9, label=f"class {_checks.plain_label(lab)}")
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("-dH/dt (nats per unit t)" if per == "time" else "-dH/d log snr (nats per e-fold)")
+        ax.legend(fontsize=7)
+        return ax
 
     def rows(self) -> list[dict]:
         """Deprecated name of :meth:`to_rows` (kept for one release)."""
@@ -144,7 +171,7 @@ class EntropyRate(TidyResult):
             for i, t in enumerate(self.times):
                 out.append(
                     {
-                        "class": lab.item() if hasattr(lab, "item") else lab,
+                        "class": _checks.plain_label(lab),
                         "t": float(t),
                         "entropy": float(self.class_entropy[c, i]),
                         "entropy_stderr": float("nan"),
@@ -435,12 +462,12 @@ def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 2
         raise ValueError(f"need at least 3 grid times after thinning by coarse={coarse}, got {ts.size}")
     hd = np.gradient(h, ts, axis=1)
     cls = np.asarray(track.classes)
-    index = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(cls)}
+    index = {_checks.plain_label(c): i for i, c in enumerate(cls)}
     gen_codes = np.argmax(track.log_posterior[-1], axis=1)
     if track.labels is None:
         true_codes = gen_codes
     else:
-        true_codes = np.array([index[v.item() if hasattr(v, "item") else v] for v in np.asarray(track.labels)])
+        true_codes = np.array([index[_checks.plain_label(v)] for v in np.asarray(track.labels)])
     speed = _log_snr_speed(schedule, ts)
     n_cls = cls.size
     out = {k: np.full((n_cls, ts.size), np.nan) for k in ("ce", "cr", "cs", "gr", "gs")}

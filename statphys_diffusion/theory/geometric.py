@@ -68,6 +68,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
+from .._results import TidyResult, axes
+from ..protocols import CurvatureModel, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
@@ -80,8 +82,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class TangentJacobian:
+@dataclass(frozen=True, repr=False)
+class TangentJacobian(TidyResult):
     """Jacobian of a denoiser projected on a tangent basis, per query point.
 
     Attributes
@@ -106,15 +108,40 @@ class TangentJacobian:
             raise ValueError(f"reference must have shape ({self.tangent.shape[1]},), got {ref.shape}")
         return self.mean_tangent / ref
 
-    def retained(self, reference: np.ndarray, level: float = 0.5) -> int:
+    def retained_count(self, reference: np.ndarray, level: float = 0.5) -> int:
         """Tangent directions whose mean projection is at least ``level`` times the reference."""
         return int(np.sum(self.ratio(reference) >= level))
+
+    def retained(self, reference: np.ndarray, level: float = 0.5) -> int:
+        """Deprecated name of :meth:`retained_count` (``retained`` is an array on the other results)."""
+        import warnings
+
+        warnings.warn(
+            "TangentJacobian.retained(reference) is renamed retained_count(reference)", DeprecationWarning, stacklevel=2
+        )
+        return self.retained_count(reference, level)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per (query point, tangent direction): ``t``, ``point``, ``direction``, ``tangent``
+        (u_k^T J u_k) and ``normal`` (the point's mean normal projection)."""
+        m, k = self.tangent.shape
+        return [
+            {
+                "t": float(self.t),
+                "point": i,
+                "direction": j,
+                "tangent": float(self.tangent[i, j]),
+                "normal": float(self.normal[i]),
+            }
+            for i in range(m)
+            for j in range(k)
+        ]
 
 
 def _jvp(model, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray:
     """J_t(x) v for rows of x and v."""
     sch = getattr(model, "schedule", None)
-    if hasattr(model, "hvp") and sch is not None:
+    if satisfies(model, CurvatureModel) and sch is not None:
         a, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
         return (v + s2 * model.hvp(x, t, v)) / a
     h = 1e-4 * (1.0 + np.linalg.norm(x, axis=1, keepdims=True))
@@ -138,8 +165,8 @@ def tangent_jacobian(
     rng : numpy Generator, optional
     """
     x, t = _checks.point_then_time(x, t, "tangent_jacobian")
-    if not hasattr(model, "denoise"):
-        raise ValueError("model must have a `denoise(x, t)` method")
+    if not callable(getattr(model, "denoise", None)):  # a schedule is optional here: only D_t(x) is used
+        raise ValueError(f"model must have a `denoise(x, t)` method, got {type(model).__name__}")
     sch = getattr(model, "schedule", None)
     t = float(_checks.check_time(t, sch, "t", allow_zero=False)) if sch is not None else float(t)
     u = _checks.as_float_array(basis, "basis", dtype=np.float64, ndim=2)
@@ -235,8 +262,8 @@ def _level(level) -> float:
     return lv
 
 
-@dataclass(frozen=True)
-class GeometricMemorization:
+@dataclass(frozen=True, repr=False)
+class GeometricMemorization(TidyResult):
     """Predicted per-direction retention of the empirical model of N points on a linear manifold.
 
     Attributes
@@ -262,6 +289,34 @@ class GeometricMemorization:
     def retained_dimensions(self, level: float = 0.5) -> np.ndarray:
         """(T,) number of directions with rho_k >= level."""
         return (self.retained >= _level(level)).sum(axis=1)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per (time, direction): ``t``, ``direction``, ``variance``, ``retained`` (rho_k), ``theta``."""
+        return [
+            {
+                "t": float(t),
+                "direction": k,
+                "variance": float(self.variances[k]),
+                "retained": float(self.retained[i, k]),
+                "theta": float(self.theta[i]),
+            }
+            for i, t in enumerate(self.times)
+            for k in range(self.variances.size)
+        ]
+
+    def plot(self, ax=None):
+        """rho_k against t, one curve per distinct variance lambda_k; returns the Axes."""
+        ax = axes(ax)
+        for j, lam in enumerate(np.unique(self.variances)[::-1]):
+            k = int(np.flatnonzero(self.variances == lam)[0])
+            ax.plot(self.times, self.retained[:, k], color=f"C{j % 10}", label=f"lambda = {lam:.3g}")
+        ax.axhline(0.5, color="grey", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("retained fraction rho_k")
+        ax.set_title(f"annealed prediction, N = {self.n_points:.3g}", fontsize=9)
+        ax.legend(fontsize=7)
+        return ax
 
 
 def geometric_memorization(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks, _progress
-from ..protocols import Denoiser, require
+from ..protocols import Denoiser, Samplable, require, satisfies
 from .information import EntropyEstimate, _times
 
 __all__ = ["mutual_information_immse"]
@@ -40,7 +40,7 @@ __all__ = ["mutual_information_immse"]
 
 def _data(model, data, n, rng):
     if data is None:
-        if not hasattr(model, "sample"):
+        if not satisfies(model, Samplable):
             raise ValueError("pass data=(x0, y) for a model that cannot sample its own training data")
         draws = model.sample(n, 0.0, rng)
         if draws.labels is None:

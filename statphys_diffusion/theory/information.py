@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _checks
 from .._results import TidyResult
+from ..protocols import ExactMixture, satisfies
 
 __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
 
@@ -171,7 +172,7 @@ def conditional_entropy(
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
     rng = _checks.check_rng(rng)
-    has_quad = model.dim == 1 and hasattr(model, "covariances") and hasattr(model, "means")
+    has_quad = model.dim == 1 and satisfies(model, ExactMixture)
     small = has_quad and model.n_components <= QUAD_MAX_COMPONENTS
     if method == "quadrature" and not has_quad:
         raise ValueError("method='quadrature' needs a 1-D Gaussian mixture")

@@ -19,12 +19,13 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult
+from ..protocols import Moments, satisfies
 
 __all__ = ["LateInitGaussian", "gaussian_late_init", "LateStartScan", "critical_start", "late_start_scan"]
 
 
-@dataclass(frozen=True)
-class LateInitGaussian:
+@dataclass(frozen=True, repr=False)
+class LateInitGaussian(TidyResult):
     """N(mean, U diag(variances) U^T) at time ``t`` of ``schedule``; ``sample`` draws from it."""
 
     mean: np.ndarray
@@ -36,6 +37,10 @@ class LateInitGaussian:
     @property
     def cov(self) -> np.ndarray:
         return (self.basis * self.variances) @ self.basis.T
+
+    def to_rows(self) -> list[dict]:
+        """One dict per principal direction: ``t``, ``direction`` and its ``variance`` (columns of ``basis``)."""
+        return [{"t": float(self.t), "direction": k, "variance": float(v)} for k, v in enumerate(self.variances)]
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n draws, shape (n, d)."""
@@ -61,7 +66,7 @@ def gaussian_late_init(source, t_late: float, schedule=None) -> LateInitGaussian
         schedule = getattr(source, "schedule", None)
         if schedule is None:
             raise ValueError("schedule is required when source is not a model")
-    if hasattr(source, "mean") and hasattr(source, "covariance") and callable(source.covariance):
+    if satisfies(source, Moments) and callable(source.covariance):
         m, c = np.asarray(source.mean(), dtype=np.float64), np.asarray(source.covariance(), dtype=np.float64)
     elif isinstance(source, tuple) and len(source) == 2:
         m = _checks.as_float_array(source[0], "mean", dtype=np.float64, ndim=1)

@@ -45,7 +45,7 @@ from .._progress import iterate
 from .._results import TidyResult
 from ..protocols import ScoreModel, require
 
-__all__ = ["ManifoldDimension", "manifold_dimension", "RULES"]
+__all__ = ["ManifoldDimension", "manifold_dimension"]
 
 RULES = ("largest_gap", "cliff", "level")
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks, _progress
-from .._results import TidyResult
+from .._results import TidyResult, axes
+from ..protocols import ExactMixture, Moments, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
@@ -109,7 +110,7 @@ def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DEN
     """
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)
     d = x.shape[1]
-    if d <= dense_max_dim and hasattr(model, "hessian"):
+    if d <= dense_max_dim and satisfies(model, ExactMixture):
         w, v = np.linalg.eigh(model.hessian(x, t)[0])
         return w[::-1][:k], v[:, ::-1][:, :k]
     from scipy.sparse.linalg import eigsh
@@ -122,7 +123,7 @@ def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DEN
 
 def _hessian_operator(model, x, t):
     """LinearOperator for H_t at one point: the model's own if it has one, else via ``hvp``."""
-    if hasattr(model, "hessian_operator"):
+    if satisfies(model, ExactMixture):
         return model.hessian_operator(x, t)
     from scipy.sparse.linalg import LinearOperator
 
@@ -179,7 +180,7 @@ def central_fixed_point(
         # point the Jacobian is nearly singular and Newton steps stall at ~eps/margin)
         if float(np.abs(F).max()) <= 1e-13 * (float(np.abs(a * x).max()) + float(np.abs(sx).max()) + 1e-300):
             return x[0]
-        if d <= _DENSE_MAX and hasattr(model, "hessian"):
+        if d <= _DENSE_MAX and satisfies(model, ExactMixture):
             J = a * np.eye(d) + model.hessian(x, t)[0]
             try:
                 delta = np.linalg.solve(J, -F[0])
@@ -237,7 +238,7 @@ def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: in
     if x_range is None:
         al, s = float(sch.alpha(t)), float(sch.sigma(t))
         mu = model.means[:, 0]
-        spread = np.sqrt(np.max(model.covariances[:, 0, 0])) if hasattr(model, "covariances") else 0.0
+        spread = np.sqrt(np.max(model.covariances[:, 0, 0])) if satisfies(model, ExactMixture) else 0.0
         lo, hi = al * (mu.min() - 4 * spread) - 4 * s - 1e-3, al * (mu.max() + 4 * spread) + 4 * s + 1e-3
         # fixed points of the drifts can lie beyond the data when a_t sigma^2 < 1; widen by 1/(1 - a s^2)
         widen = 1.0 / max(1e-3, 1.0 - a * s * s) if a * s * s < 1 else 1.0
@@ -246,15 +247,15 @@ def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: in
         lo, hi = map(float, x_range)
     grid = np.linspace(lo, hi, n_grid)
     F = a * grid + model.score(grid[:, None], t)[:, 0]
-    roots = []
+    found: list[float] = []
     for i in np.nonzero(np.sign(F[:-1]) * np.sign(F[1:]) <= 0)[0]:
         if F[i] == 0:
-            roots.append(grid[i])
+            found.append(grid[i])
             continue
         if F[i + 1] == 0:
             continue
-        roots.append(brentq(lambda z: a * z + model.score(np.array([[z]]), t)[0, 0], grid[i], grid[i + 1], xtol=1e-14))
-    roots = np.unique(np.round(np.asarray(roots, dtype=np.float64), 13))
+        found.append(brentq(lambda z: a * z + model.score(np.array([[z]]), t)[0, 0], grid[i], grid[i + 1], xtol=1e-14))
+    roots = np.unique(np.round(np.asarray(found, dtype=np.float64), 13))
     if roots.size == 0:
         return roots, roots
     H = model.hessian(roots[:, None], t)[:, 0, 0]
@@ -292,6 +293,20 @@ class SymmetryBreaking(TidyResult):
     def to_rows(self) -> list[dict]:
         """The scan, one dict per tracked time: t, margin (the critical time is :attr:`time`)."""
         return [{"t": float(t), "margin": float(m)} for t, m in zip(self.times, self.margin)]
+
+    def plot(self, ax=None):
+        """The margin of the central fixed point against t (symlog) and the critical time; returns the Axes."""
+        ax = axes(ax)
+        ax.plot(self.times, self.margin, "k-o", ms=2.5, label=f"margin ({self.dynamics})")
+        ax.axhline(0.0, color="grey", lw=0.6)
+        if np.isfinite(self.time):
+            ax.axvline(self.time, color="C3", ls="--", lw=1, label=f"t_c = {self.time:.4g}")
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("t")
+        ax.set_ylabel("lambda_max(H_t) + a_t at the central fixed point")
+        ax.legend(fontsize=7)
+        return ax
 
 
 def _warn_nan(note: str) -> None:
@@ -389,20 +404,20 @@ def symmetry_breaking_time(
         h = min(h * 1.5, h_max)
     if bar is not None:
         bar.close()
-    times, margin, points = np.array(times), np.array(margin), np.array(points)
+    ts, ms, pts = np.array(times), np.array(margin), np.array(points)
     if cross is None:
         nan = np.full(model.dim, np.nan)
         note = "no loss of stability on the scanned range"
         _warn_nan(note)
-        return SymmetryBreaking(np.nan, nan, points[-1], dynamics, times, margin, note)
-    start = points[cross - 1]
+        return SymmetryBreaking(np.nan, nan, pts[-1], dynamics, ts, ms, note)
+    start = pts[cross - 1]
 
     def g(t):
         xc = central_fixed_point(model, t, dynamics, x0=start)
         lam, _ = top_hessian_eigenpairs(model, xc, t, 1)
         return float(lam[0]) + float(stiffness(sch, t, dynamics))
 
-    lo, hi = float(times[cross]), float(times[cross - 1])
+    lo, hi = float(ts[cross]), float(ts[cross - 1])
     note = ""
     try:
         if lost:
@@ -411,7 +426,7 @@ def symmetry_breaking_time(
     except ValueError:
         # imperfect bifurcation: the branch folds (its stability margin reaches 0 where it
         # ends). Bisect on "a stable fixed point continues the branch at t".
-        last = float(margin[cross - 1])
+        last = float(ms[cross - 1])
         note = (
             "the tracked centre could not be continued past this time (Newton found no nearby fixed point): "
             f"a fold of an imperfect bifurcation, or a numerical failure if the margin was still clearly "
@@ -427,7 +442,7 @@ def symmetry_breaking_time(
         tc = hi
     xc = central_fixed_point(model, tc, dynamics, x0=start)
     _, vec = top_hessian_eigenpairs(model, xc, tc, 1)
-    return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, times[: cross + 1], margin[: cross + 1], note)
+    return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, ts[: cross + 1], ms[: cross + 1], note)
 
 
 def speciation_time(
@@ -458,7 +473,7 @@ def speciation_time(
 
         top_eigenvalue = covariance_spectrum(data).top
     elif top_eigenvalue is None:
-        if not hasattr(model, "covariance"):
+        if not satisfies(model, Moments):
             raise ValueError(
                 f"model must have covariance() (an exact model), got {type(model).__name__}: "
                 "pass data=array or top_eigenvalue= instead"
@@ -519,14 +534,45 @@ def two_delta_broken_fixed_points(alpha: float, *, n_grid: int = 20001) -> np.nd
     return np.unique(np.round(roots, 13))
 
 
-@dataclass(frozen=True)
-class CloningResult:
-    """phi(t_b) from :func:`cloning_agreement`: agreement probability with its standard error."""
+@dataclass(frozen=True, repr=False)
+class CloningResult(TidyResult):
+    """phi(t_b) from :func:`cloning_agreement`: agreement probability with its standard error.
+
+    Attributes
+    ----------
+    branch_times : (B,) branching times t_b, increasing
+    phi : (B,) probability that the two clones end in the same class
+    phi_stderr : (B,) its binomial standard error (``se`` is the old name)
+    n_pairs : int
+    """
 
     branch_times: np.ndarray
     phi: np.ndarray
-    se: np.ndarray
+    phi_stderr: np.ndarray
     n_pairs: int
+
+    @property
+    def se(self) -> np.ndarray:
+        """Deprecated name of :attr:`phi_stderr`."""
+        import warnings
+
+        warnings.warn("CloningResult.se is renamed phi_stderr", DeprecationWarning, stacklevel=2)
+        return self.phi_stderr
+
+    def to_rows(self) -> list[dict]:
+        """One dict per branching time: ``t``, ``phi``, ``phi_stderr``, ``n_pairs``."""
+        return [
+            {"t": float(t), "phi": float(p), "phi_stderr": float(s), "n_pairs": int(self.n_pairs)}
+            for t, p, s in zip(self.branch_times, self.phi, self.phi_stderr)
+        ]
+
+    def plot(self, ax=None):
+        """phi(t_b) with 1 s.e. bars against the branching time; returns the Axes."""
+        ax = axes(ax)
+        ax.errorbar(self.branch_times, self.phi, yerr=self.phi_stderr, marker="o", ms=3, label="cloning agreement")
+        ax.set_xlabel("branching time t_b")
+        ax.set_ylabel("phi(t_b) = P(same class)")
+        return ax
 
 
 def cloning_agreement(

@@ -1,0 +1,85 @@
+"""The skeleton the validation scripts share: a command line of parts, and the writing of outputs.
+
+A script made of parts (``memorization.py``, ``symmetry_breaking.py``, ...) calls
+:func:`run_parts` with its parts in order; each part is ``fn(out, quick) -> dict`` and its
+summary lands under its name in ``<name>_<part>.json``. Network scripts call
+:func:`write_outputs` for the CSV, JSON and figure triple, and every figure ends with
+:func:`save_figure`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import statphys_diffusion as sd
+from statphys_diffusion._io import write_rows_csv
+
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+QUICK_HELP = "small sizes: checks the pipeline, not the science"
+
+
+def parts_parser(doc: str, parts, *, extra_parts=(), quick_help: str = QUICK_HELP) -> argparse.ArgumentParser:
+    """``--quick``, ``--part {all, <parts>, <extra_parts>}`` and ``--out`` (default figures/)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--part", default="all", choices=["all", *parts, *extra_parts])
+    p.add_argument("--out", default=str(FIGURES))
+    return p
+
+
+def run_parts(name: str, parts: dict[str, Callable[[Path, bool], dict]], args) -> dict:
+    """Run the parts ``args.part`` selects (all of them for "all") and write ``<name>_<part>.json``."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"quick": args.quick, "version": sd.__version__}
+    for part, fn in parts.items():
+        if args.part in ("all", part):
+            summary[part] = fn(out, args.quick)
+    dump_json(out / f"{name}_{args.part}.json", summary, echo=True)
+    return summary
+
+
+def dump_json(path: Path, summary: dict, *, echo: bool = False, skip=()) -> None:
+    """Write ``summary`` as indented JSON (numpy scalars as floats); ``echo`` prints it less ``skip`` keys."""
+    Path(path).write_text(json.dumps(summary, indent=2, default=float))
+    if echo:
+        print(json.dumps({k: v for k, v in summary.items() if k not in skip}, indent=2, default=float))
+
+
+def write_outputs(out: Path, stem: str, rows: list[dict], summary: dict, plot=None, *, skip_echo=()) -> None:
+    """``<stem>.csv`` from rows, ``<stem>.json`` from summary, then ``plot(path)`` draws ``<stem>.png``."""
+    out = Path(out)
+    if rows:
+        write_rows_csv(out / f"{stem}.csv", rows)
+    dump_json(out / f"{stem}.json", summary, echo=True, skip=skip_echo)
+    if plot is not None:
+        plot(out / f"{stem}.png")
+
+
+def save_figure(fig, path: Path, title: str | None = None, *, dpi: int = 120, fontsize: int = 10) -> None:
+    """Title, tight layout, save at ``dpi`` and close (the last lines of every figure)."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def style(ax, *, xlabel: str | None = None, ylabel: str | None = None, title: str | None = None, xlog=False, legend=7):
+    """The usual finish of one panel: log x axis (``xlog``), labels, title, legend of font size ``legend`` (0: none)."""
+    if xlog:
+        ax.set_xscale("log")
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=legend)
+    return ax

@@ -118,13 +118,18 @@ def check_magnitude(arr: np.ndarray, name: str) -> None:
         )
 
 
+def overflow_error(what: str) -> ValueError:
+    """The error for a result computed from finite inputs that came out NaN or inf."""
+    return ValueError(
+        f"{what} overflowed float64 for these inputs (finite x, means and variances can still be too large "
+        "or too small together, e.g. variances near 1e308): rescale the data"
+    )
+
+
 def check_finite_output(out: np.ndarray, what: str) -> np.ndarray:
     """A result computed from finite inputs that came out NaN or inf: say so instead of returning it."""
     if not np.all(np.isfinite(out)):
-        raise ValueError(
-            f"{what} overflowed float64 for these inputs (finite x, means and variances can still be too large "
-            "or too small together, e.g. variances near 1e308): rescale the data"
-        )
+        raise overflow_error(what)
     return out
 
 

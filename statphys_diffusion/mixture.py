@@ -24,6 +24,7 @@ with d > 8 a loop over components with an online log-sum-exp.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,6 +183,12 @@ def check_partition(groups, classes) -> np.ndarray:
 BACKENDS = ("numba", "torch")
 
 
+def _is_tensor(x) -> bool:
+    """Is ``x`` a torch tensor? (Without importing torch: a tensor exists only once torch is imported.)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _check_backend(backend, device):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -224,7 +231,11 @@ class GaussianMixture:
         Where isotropic mixtures in d > ``SMALL_D`` dimensions (the empirical model at image
         scale) are evaluated: the numba + BLAS streaming kernel (default) or the same online
         log-sum-exp in torch (:mod:`statphys_diffusion._kernels.torch_streaming`), on ``device``.
-        Inputs and outputs stay numpy arrays; the other paths ignore the choice.
+        Numpy inputs give numpy outputs. A torch tensor ``x`` given to ``score``, ``denoise``,
+        ``log_prob``, ``class_posterior`` or ``component_posterior`` gives a torch tensor on x's
+        device, with either backend; with ``backend="torch"`` on the streaming path the kernel
+        then runs on x's device with no copy to the host (the model's constant arrays are copied
+        there once and cached). The other paths ignore the choice.
     device : str or torch.device, optional
         The torch backend's device (default ``"cpu"``), e.g. ``"cuda"``.
 
@@ -562,17 +573,18 @@ class GaussianMixture:
         """ "numba" or "torch": where the isotropic streaming path runs (constructor docstring)."""
         return self._backend
 
-    def _torch_params(self, dtype):
-        """The torch backend's copies of (mu in dtype, |mu|^2, log w, var, codes) on the device, cached."""
+    def _torch_params(self, dtype, device=None):
+        """The torch backend's copies of (mu in dtype, |mu|^2, log w, var, codes) on ``device`` (default:
+        the model's), cached per (dtype, device)."""
         import torch
 
-        key = np.dtype(dtype)
+        dev = self._device if device is None else torch.device(device)
+        key = (np.dtype(dtype), str(dev))
         if key not in self._torch_cache:
-            dev = self._device
             f64 = torch.float64
             codes = self._codes if self._codes is not None else np.zeros(self.n_components, np.int64)
             self._torch_cache[key] = (
-                torch.as_tensor(self._mu_as(key), device=dev),
+                torch.as_tensor(self._mu_as(key[0]), device=dev),
                 torch.as_tensor(self._musq, dtype=f64, device=dev),
                 torch.as_tensor(self._log_w, dtype=f64, device=dev),
                 torch.as_tensor(self._cov.var, dtype=f64, device=dev),
@@ -641,9 +653,54 @@ class GaussianMixture:
         lse = run_max + np.log(run_sum)
         return lse, (acc / run_sum[:, None] if score else None)
 
+    # -- torch tensors in, torch tensors out -------------------------------------------------
+    _TENSOR_OUTPUT = {"log_prob": 0, "score": 1, "denoise": 2, "class_posterior": 3}
+
+    def _tensor_call(self, name: str, x, t, **kw):
+        """``name`` for a torch tensor ``x``: the result as a tensor on x's device.
+
+        With ``backend="torch"`` on the isotropic streaming path (and no ``y``) the kernel runs
+        where x is, without a copy to the host; otherwise x goes through numpy and the numpy
+        result comes back as a tensor (same dtype rules as for arrays)."""
+        import torch
+
+        if self._backend == "torch" and self._path() == "iso" and kw.get("y") is None and name in self._TENSOR_OUTPUT:
+            return self._tensor_iso(name, x, t)
+        out = getattr(self, name)(x.detach().cpu().numpy(), t, **kw)
+        return torch.as_tensor(out, device=x.device)
+
+    def _tensor_iso(self, name: str, x, t):
+        import torch
+
+        from ._kernels import torch_streaming
+
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (M, {self.dim}), got {tuple(x.shape)}")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"x must be a float32 or float64 tensor, got {x.dtype}")
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be finite (it contains NaN or inf)")
+        if x.numel():
+            _checks.check_magnitude(np.full((1, self.dim), float(x.abs().max())), "x")
+        t = _checks.check_time(t, self.schedule, allow_zero=not self.singular)
+        a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
+        if name == "denoise" and a == 0:
+            raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
+        n_cls = len(self._labelled()[1]) if name == "class_posterior" else 0
+        np_dtype = np.float32 if x.dtype == torch.float32 else np.float64
+        mu, musq, log_w, var, codes = self._torch_params(np_dtype, x.device)
+        out = torch_streaming.streaming_iso_torch(
+            x.contiguous(), mu, musq, log_w, var, a, s2, codes, n_cls, name == "score", name == "denoise"
+        )[self._TENSOR_OUTPUT[name]]
+        if not bool(torch.isfinite(out).all()):
+            raise _checks.overflow_error(f"the {name}")
+        return out
+
     # -- public API ------------------------------------------------------------------------
     def log_prob(self, x, t) -> np.ndarray:
-        """log p_t(x), shape (M,), float64."""
+        """log p_t(x), shape (M,), float64 (a torch tensor x gives a tensor on its device)."""
+        if _is_tensor(x):
+            return self._tensor_call("log_prob", x, t)
         x, t, a, s2 = self._prep(x, t)
         path = self._path()
         if path == "small":
@@ -656,8 +713,10 @@ class GaussianMixture:
         """Score grad_x log p_t(x), shape (M, d), dtype of x.
 
         With ``y`` (a class, or one class per row) the class-conditional score
-        grad_x log p_t(x | y).
+        grad_x log p_t(x | y). A torch tensor x gives a tensor on its device (module docstring).
         """
+        if _is_tensor(x):
+            return self._tensor_call("score", x, t, y=y)
         if y is not None:
             return self._by_class("score", x, t, y)
         x, t, a, s2 = self._prep(x, t)
@@ -674,8 +733,10 @@ class GaussianMixture:
         """Posterior mean E[x_0 | x_t = x] = (x + sigma_t^2 s_t(x)) / alpha_t, shape (M, d).
 
         With ``y`` (a class, or one class per row) the class-conditional
-        denoiser E[x_0 | x_t = x, y].
+        denoiser E[x_0 | x_t = x, y]. A torch tensor x gives a tensor on its device.
         """
+        if _is_tensor(x):
+            return self._tensor_call("denoise", x, t, y=y)
         if y is not None:
             return self._by_class("denoise", x, t, y)
         x, t, a, s2 = self._prep(x, t)
@@ -691,6 +752,8 @@ class GaussianMixture:
 
     def component_posterior(self, x, t) -> np.ndarray:
         """p_t(k | x) for each component, shape (M, K), float64; rows sum to 1."""
+        if _is_tensor(x):
+            return self._tensor_call("component_posterior", x, t)
         x, t, a, s2 = self._prep(x, t)
         path = self._path()
         if path == "small":
@@ -703,6 +766,8 @@ class GaussianMixture:
 
     def class_posterior(self, x, t) -> np.ndarray:
         """p_t(y | x), shape (M, C), float64, columns in the order of :attr:`classes`."""
+        if _is_tensor(x):
+            return self._tensor_call("class_posterior", x, t)
         codes, classes = self._labelled()
         if self._path() == "iso":
             x, t, a, s2 = self._prep(x, t)

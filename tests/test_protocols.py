@@ -194,3 +194,15 @@ def test_satisfies_is_the_test_require_makes():
     assert P.satisfies(OnlyDenoise(), P.Denoiser) and not P.satisfies(OnlyDenoise(), P.Moments)
     with pytest.raises(ValueError, match="protocol must be one of"):
         P.satisfies(OnlyDenoise(), int)
+
+
+def test_public_api_is_the_union_of_the_modules_lists():
+    import sys
+
+    names = sd.__all__
+    assert len(names) == len(set(names)), "a public name is exported by two modules"
+    assert all(hasattr(sd, n) for n in names)
+    for module in ("protocols", "schedules", "mixture", "theory"):
+        mod = sys.modules[f"statphys_diffusion.{module}"]
+        assert set(mod.__all__) <= set(names), module
+    assert {"satisfies", "require", "Moments", "Samplable"} <= set(names)

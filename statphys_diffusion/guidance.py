@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .online_posterior import ddpm_class_log_ratio
 from .protocols import LabelledScoreModel, ScoreModel, require, satisfies
 from .samplers import _ddpm_kernel
 
@@ -318,11 +319,10 @@ class DynamicNegativeGuidance(_Guided):
             if var > 0:
                 mean = cx * x_prev + c0 * d_prev
                 self._check_ddpm_steps(x, mean, var)
-                for j, d_c in enumerate(dc_prev):
-                    mean_c = cx * x_prev + c0 * d_c
-                    delta = np.sum((x - mean_c) ** 2, axis=1) - np.sum((x - mean) ** 2, axis=1)
-                    with np.errstate(over="ignore"):
-                        p[:, j] = p[:, j] * np.exp((-self.temperature * delta + self.offset) / (2 * var))
+                # log N(x; m_c) - log N(x; m) = -(|x - m_c|^2 - |x - m|^2) / (2 var), tempered and offset
+                log_ratio = ddpm_class_log_ratio(x - mean, [c0 * (d_c - d_prev) for d_c in dc_prev], var)
+                with np.errstate(over="ignore"):
+                    p = p * np.exp(self.temperature * log_ratio + self.offset / (2 * var))
             p = np.clip(p, self.p_min, self.p_max)
         # unguided denoisers from the scores already computed (Tweedie)
         a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))

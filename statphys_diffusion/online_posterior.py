@@ -187,6 +187,32 @@ class OnlineTrack(TidyResult):
             return -np.where(p > 0, p * self.log_posterior, 0.0).sum(axis=2)
 
 
+def ddpm_class_log_ratio(r: np.ndarray, deltas, var: float) -> np.ndarray:
+    """The Bayes update of the class posterior by one DDPM ancestral step, (M, C).
+
+    A step draws x' ~ N(m, var I) with m = c_x x + c_0 D(x) (:func:`~statphys_diffusion.samplers._ddpm_kernel`);
+    under class c its mean would be m_c = m + delta_c, delta_c = c_0 (D(x, c) - D(x)). With
+    r = x' - m, the log-likelihood ratio of the step is
+
+        log N(x'; m_c, var I) - log N(x'; m, var I) = -(|delta_c|^2 - 2 r . delta_c) / (2 var),
+
+    written this way (not as a difference of two squared distances) so that it keeps its
+    relative accuracy when delta_c is small against r. The one home of this update:
+    :class:`OnlineClassifier` and the online posterior of
+    :class:`~statphys_diffusion.DynamicNegativeGuidance` both call it.
+
+    Parameters
+    ----------
+    r : (M, d) x' - m
+    deltas : sequence of C arrays (M, d), delta_c
+    var : float > 0, the step's variance
+    """
+    out = np.empty((r.shape[0], len(deltas)))
+    for j, delta in enumerate(deltas):
+        out[:, j] = -(np.einsum("ij,ij->i", delta, delta) - 2 * np.einsum("ij,ij->i", r, delta)) / (2 * var)
+    return out
+
+
 class OnlineClassifier:
     """Generate with DDPM ancestral steps and track p(c | x_n) by Bayes' rule.
 
@@ -307,14 +333,9 @@ class OnlineClassifier:
                 if traj is not None:
                     traj[i + 1] = x
                 continue
-            r = x_new - mean
-            upd = np.empty((x.shape[0], cls.size))
-            for j, c in enumerate(cls):
-                d_c = d_cls[j] if d_cls is not None else np.asarray(model.denoise(x, t, y=c), dtype=np.float64)
-                delta = c0 * (d_c - d_all)
-                # |r - delta|^2 - |r|^2 = |delta|^2 - 2 r.delta
-                upd[:, j] = -(np.einsum("ij,ij->i", delta, delta) - 2 * np.einsum("ij,ij->i", r, delta)) / (2 * var)
-            lp = logp[i] + upd
+            if d_cls is None:
+                d_cls = [np.asarray(model.denoise(x, t, y=c), dtype=np.float64) for c in cls]
+            lp = logp[i] + ddpm_class_log_ratio(x_new - mean, [c0 * (d_c - d_all) for d_c in d_cls], var)
             logp[i + 1] = lp - logsumexp(lp, axis=1, keepdims=True)
             x = x_new
             if traj is not None:

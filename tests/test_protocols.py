@@ -206,3 +206,31 @@ def test_public_api_is_the_union_of_the_modules_lists():
         mod = sys.modules[f"statphys_diffusion.{module}"]
         assert set(mod.__all__) <= set(names), module
     assert {"satisfies", "require", "Moments", "Samplable"} <= set(names)
+
+
+def test_protocol_checks_do_not_evaluate_properties():
+    """satisfies/require look members up statically: a property is not run (a mixture's dense
+    ``covariances`` would be (K, d, d), 70 GiB for the CIFAR-10 empirical model)."""
+
+    class Model:
+        schedule = OU
+        dim = 1
+        calls = 0
+
+        def score(self, x, t):
+            return -x
+
+        def denoise(self, x, t):
+            return x
+
+        @property
+        def classes(self):
+            Model.calls += 1
+            raise RuntimeError("evaluated")
+
+        def class_posterior(self, x, t):
+            return np.ones((len(x), 1))
+
+    assert P.satisfies(Model(), P.LabelledScoreModel)
+    P.require(Model(), P.ConditionalDenoiser)
+    assert Model.calls == 0

@@ -573,12 +573,12 @@ class GaussianMixture:
         """ "numba" or "torch": where the isotropic streaming path runs (constructor docstring)."""
         return self._backend
 
-    def _torch_params(self, dtype, device=None):
-        """The torch backend's copies of (mu in dtype, |mu|^2, log w, var, codes) on ``device`` (default:
-        the model's), cached per (dtype, device)."""
+    def _torch_params(self, dtype, device):
+        """The torch backend's copies of (mu in dtype, |mu|^2, log w, var, codes) on ``device``, cached
+        per (dtype, device)."""
         import torch
 
-        dev = self._device if device is None else torch.device(device)
+        dev = torch.device(device)
         key = (np.dtype(dtype), str(dev))
         if key not in self._torch_cache:
             f64 = torch.float64
@@ -601,13 +601,22 @@ class GaussianMixture:
 
             from ._kernels import torch_streaming
 
-            mu, musq, log_w, var, codes_t = self._torch_params(x.dtype)  # codes unused when n_cls == 0
-            out = torch_streaming.streaming_iso_torch(
-                torch.as_tensor(x, device=self._device), mu, musq, log_w, var, a, s2, codes_t, n_cls, score, denoise
-            )
+            out = self._torch_iso(torch.as_tensor(x, device=self._device), a, s2, n_cls, score, denoise)
             return tuple(torch_streaming.as_numpy(o) for o in out)
         return _stream().streaming_iso(
             x, self._mu_as(x.dtype), self._musq, self._log_w, self._cov.var, a, s2, codes, n_cls, score, denoise
+        )
+
+    def _torch_iso(self, xt, a, s2, n_cls, score, denoise):
+        """The torch streaming kernel at the rows of tensor ``xt``, on its device (codes unused when n_cls == 0)."""
+        import torch
+
+        from ._kernels import torch_streaming
+
+        np_dtype = np.float32 if xt.dtype == torch.float32 else np.float64
+        mu, musq, log_w, var, codes = self._torch_params(np_dtype, xt.device)
+        return torch_streaming.streaming_iso_torch(
+            xt.contiguous(), mu, musq, log_w, var, a, s2, codes, n_cls, score, denoise
         )
 
     def _generic_logits_and_g(self, x, a, s2, k):
@@ -672,8 +681,6 @@ class GaussianMixture:
     def _tensor_iso(self, name: str, x, t):
         import torch
 
-        from ._kernels import torch_streaming
-
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (M, {self.dim}), got {tuple(x.shape)}")
         if x.dtype not in (torch.float32, torch.float64):
@@ -687,11 +694,7 @@ class GaussianMixture:
         if name == "denoise" and a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         n_cls = len(self._labelled()[1]) if name == "class_posterior" else 0
-        np_dtype = np.float32 if x.dtype == torch.float32 else np.float64
-        mu, musq, log_w, var, codes = self._torch_params(np_dtype, x.device)
-        out = torch_streaming.streaming_iso_torch(
-            x.contiguous(), mu, musq, log_w, var, a, s2, codes, n_cls, name == "score", name == "denoise"
-        )[self._TENSOR_OUTPUT[name]]
+        out = self._torch_iso(x, a, s2, n_cls, name == "score", name == "denoise")[self._TENSOR_OUTPUT[name]]
         if not bool(torch.isfinite(out).all()):
             raise _checks.overflow_error(f"the {name}")
         return out

@@ -2,9 +2,8 @@
 
 A script made of parts (``memorization.py``, ``symmetry_breaking.py``, ...) calls
 :func:`run_parts` with its parts in order; each part is ``fn(out, quick) -> dict`` and its
-summary lands under its name in ``<name>_<part>.json``. Network scripts call
-:func:`write_outputs` for the CSV, JSON and figure triple, and every figure ends with
-:func:`save_figure`.
+summary lands under its name in ``<name>_<part>.json``. Every figure ends with
+:func:`save_figure`; :func:`style` finishes a panel.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import statphys_diffusion as sd
-from statphys_diffusion._io import write_rows_csv
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 QUICK_HELP = "small sizes: checks the pipeline, not the science"
@@ -47,16 +45,6 @@ def dump_json(path: Path, summary: dict, *, echo: bool = False, skip=()) -> None
     Path(path).write_text(json.dumps(summary, indent=2, default=float))
     if echo:
         print(json.dumps({k: v for k, v in summary.items() if k not in skip}, indent=2, default=float))
-
-
-def write_outputs(out: Path, stem: str, rows: list[dict], summary: dict, plot=None, *, skip_echo=()) -> None:
-    """``<stem>.csv`` from rows, ``<stem>.json`` from summary, then ``plot(path)`` draws ``<stem>.png``."""
-    out = Path(out)
-    if rows:
-        write_rows_csv(out / f"{stem}.csv", rows)
-    dump_json(out / f"{stem}.json", summary, echo=True, skip=skip_echo)
-    if plot is not None:
-        plot(out / f"{stem}.png")
 
 
 def save_figure(fig, path: Path, title: str | None = None, *, dpi: int = 120, fontsize: int = 10) -> None:

@@ -186,13 +186,28 @@ def job(cfg: dict) -> dict:
 
 SMALL_SIGMA = 0.1  # "small noise" for the diagnostics: below the exact model's collapse (sigma ~ 0.15-0.2)
 RESTRICTED_SIGMA = 1.0  # above it the std-0.3 block's Gaussian reference lambda/(lambda + sigma^2) is < 0.02
+SOURCES = ("network_train", "network_fresh", "empirical_train", "empirical_fresh", "predicted")
+
+
+def _rho_difference(r: dict, check: dict, sigma_max: float | None = None) -> float:
+    """Largest |rho_b(1x) - rho_b(3x)| over both blocks (training points), at every time or at sigma <= sigma_max."""
+    keep = slice(None) if sigma_max is None else np.array(check["times"]) <= sigma_max
+    return max(
+        float(np.max(np.abs(np.array(r[k])[keep] - np.array(check[k])[keep])))
+        for k in (f"network_train_{b}_rho" for b in BLOCKS)
+    )
+
+
+def _min_rho_small_sigma(r: dict, key: str) -> float:
+    """The smallest rho of curve ``key`` of result r over sigma <= SMALL_SIGMA."""
+    return float(np.min(np.array(r[key])[np.array(r["times"]) <= SMALL_SIGMA]))
 
 
 def curve_rows(results: list[dict]) -> list[dict]:
     """The measured curves as a long table: N, steps, source, block, t, rho (training points)."""
     rows = []
     for r in results:
-        for source in ("network_train", "network_fresh", "empirical_train", "empirical_fresh", "predicted"):
+        for source in SOURCES:
             for b in BLOCKS:
                 for t, v in zip(r["times"], r[f"{source}_{b}_rho"]):
                     rows.append({"N": r["N"], "steps": r["steps"], "source": source, "block": b, "t": t, "rho": v})
@@ -206,26 +221,15 @@ def diagnostics(results: list[dict], check: dict) -> dict:
     by_n = {r["N"]: r for r in results}
     out: dict = {"restricted_sigma": RESTRICTED_SIGMA, "small_sigma": SMALL_SIGMA}
     if CHECK_N in by_n:
-        t = np.array(check["times"])
-        keep = t <= RESTRICTED_SIGMA
-        out["max_rho_difference_1x_3x_sigma_le_restricted"] = max(
-            float(np.max(np.abs(np.array(by_n[CHECK_N][k])[keep] - np.array(check[k])[keep])))
-            for k in (f"network_train_{b}_rho" for b in BLOCKS)
-        )
+        out["max_rho_difference_1x_3x_sigma_le_restricted"] = _rho_difference(by_n[CHECK_N], check, RESTRICTED_SIGMA)
     for n, r in sorted(by_n.items()):
-        t = np.array(r["times"])
-        small = t <= SMALL_SIGMA
         out[str(n)] = {
-            f"{s}_{b}_min_rho_small_sigma": float(np.min(np.array(r[f"{s}_{b}_rho"])[small]))
+            f"{s}_{b}_min_rho_small_sigma": _min_rho_small_sigma(r, f"{s}_{b}_rho")
             for s in ("network_train", "empirical_train", "predicted")
             for b in BLOCKS
         }
-    t = np.array(check["times"])
     out["check_3x"] = {
-        f"network_train_{b}_min_rho_small_sigma": float(
-            np.min(np.array(check[f"network_train_{b}_rho"])[t <= SMALL_SIGMA])
-        )
-        for b in BLOCKS
+        f"network_train_{b}_min_rho_small_sigma": _min_rho_small_sigma(check, f"network_train_{b}_rho") for b in BLOCKS
     }
     return out
 
@@ -245,10 +249,7 @@ def verdict(results: list[dict], check: dict | None) -> dict:
     by_n = {r["N"]: r for r in results}
     gate = None
     if check is not None and CHECK_N in by_n:
-        diff = max(
-            float(np.max(np.abs(np.array(by_n[CHECK_N][k]) - np.array(check[k]))))
-            for k in (f"network_train_{b}_rho" for b in BLOCKS)
-        )
+        diff = _rho_difference(by_n[CHECK_N], check)
         gate = {"max_rho_difference_1x_3x": diff, "converged": diff <= 0.1}
     orders = {
         str(n): {s: _order(r, s) for s in ("network_train", "empirical_train", "predicted")}
@@ -304,7 +305,7 @@ def main(argv=None):
     rows = []
     for r in results:
         row = {"N": r["N"], "steps": r["steps"], "final_loss": r["final_loss"]}
-        for s in ("network_train", "network_fresh", "empirical_train", "empirical_fresh", "predicted"):
+        for s in SOURCES:
             for b in BLOCKS:
                 row[f"{s}_{b}_loss_t"] = r[f"{s}_{b}_loss_t"]
         rows.append(row)

@@ -41,8 +41,6 @@ from statphys_diffusion.samplers import DDPMAncestral
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
 
-FIGURES = _driver.FIGURES
-
 
 def _plt():
     import matplotlib

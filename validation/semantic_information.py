@@ -35,7 +35,6 @@ from statphys_diffusion._io import write_rows_csv
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
 
-FIGURES = _driver.FIGURES
 VAR = 0.1
 
 

@@ -37,8 +37,6 @@ from statphys_diffusion.samplers import DDIM, Heun
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
 
-FIGURES = _driver.FIGURES
-
 
 def _plt():
     import matplotlib

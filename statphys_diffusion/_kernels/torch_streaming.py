@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .streaming import CUT  # the same cut on relative weights as the numba kernel
+from .streaming import CUT, chunk_size  # the same weight cut and chunk rule as the numba kernel
 
 
 def _torch():
@@ -70,7 +70,7 @@ def streaming_iso_torch(
     cls_out = torch.empty((m_pts, n_cls), dtype=f64, device=dev) if n_cls else None
     rb = max(1, min(row_block, m_pts))
     # the float64 logits dominate the chunk's memory
-    nc = chunk if chunk is not None else int(max(64, budget_bytes // max(1, rb * 8)))
+    nc = chunk if chunk is not None else chunk_size(rb, 8, budget_bytes)
     nc = max(1, min(nc, k_all))
     neg_inf = torch.tensor(-math.inf, dtype=f64, device=dev)
     cut = CUT[np.dtype(np.float64)] if dt == torch.float64 else CUT[np.dtype(np.float32)]

@@ -171,9 +171,9 @@ def _draw_times(
 ):
     """(tau for the network, alpha, sigma) for n training times drawn from ``noise`` (module docstring)."""
     lo, hi = _time_range(schedule, t_eps)
-    discrete = isinstance(schedule, DiscreteSchedule)
-    if noise == "uniform" and isinstance(schedule, DiscreteSchedule):
-        k = torch.randint(0, schedule.num_steps, (n,), generator=gen)
+    discrete = schedule if isinstance(schedule, DiscreteSchedule) else None
+    if noise == "uniform" and discrete is not None:
+        k = torch.randint(0, discrete.num_steps, (n,), generator=gen)
         t = k.double().numpy() + 1.0
     elif noise == "uniform":
         u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
@@ -187,7 +187,7 @@ def _draw_times(
             l_hi, l_lo = float(schedule.log_snr(lo)), float(schedule.log_snr(hi))
             log_snr = l_lo + (l_hi - l_lo) * u
         t = np.clip(np.asarray(schedule.t_of_snr(np.exp(log_snr)), dtype=np.float64).reshape(n), lo, hi)
-    tau = torch.as_tensor(t - 1.0 if discrete else t, dtype=torch.float32)
+    tau = torch.as_tensor(t - 1.0 if discrete is not None else t, dtype=torch.float32)
     a = torch.as_tensor(np.asarray(schedule.alpha(t), dtype=np.float64), dtype=torch.float32)
     s = torch.as_tensor(np.asarray(schedule.sigma(t), dtype=np.float64), dtype=torch.float32)
     return tau, a, s

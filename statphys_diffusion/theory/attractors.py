@@ -31,7 +31,6 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._results import TidyResult, axes
-from ..empirical import EmpiricalDistribution
 
 __all__ = ["AttractorCensus", "attractor_census"]
 
@@ -177,8 +176,8 @@ def attractor_census(
     if not (tol > 0 and match_tol > 0):
         raise ValueError("tol and match_tol must be positive")
     rng = _checks.check_rng(rng)
-    if train is None and isinstance(model, EmpiricalDistribution):
-        train = model.points
+    if train is None:
+        train = getattr(model, "points", None)
     y = None
     if train is not None:
         y = _checks.as_float_array(train, "train", dtype=np.float64)

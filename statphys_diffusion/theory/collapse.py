@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks, _progress
+from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult, axes
 from ..protocols import ExactMixture, require
@@ -240,7 +240,7 @@ def posterior_collapse(
     eps = rng.standard_normal(x0.shape)
     m = x0.shape[0]
     out = {k: np.empty(ts.size) for k in ("h", "hs", "p", "ps", "w", "ws")}
-    it = _progress.iterate(range(ts.size), progress, "posterior collapse")
+    it = iterate(range(ts.size), progress, "posterior collapse")
     for j in it:
         t = ts[j]
         x = float(model.schedule.alpha(t)) * x0 + float(model.schedule.sigma(t)) * eps

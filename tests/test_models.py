@@ -317,3 +317,23 @@ def test_class_conditional_denoisers_average_to_the_unconditional_one(kind):
         m.denoise(x, 0.4, y=123)
     with pytest.raises(ValueError, match="one class per row"):
         m.denoise(x, 0.4, y=rows[:3])
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "diagonal", "full", "lowrank"])
+def test_covariance_traces_equal_the_trace_of_the_dense_matrices(kind):
+    from statphys_diffusion._covariance import CovarianceSet
+
+    rng = np.random.default_rng(7)
+    k, d = 3, 5
+    if kind == "isotropic":
+        cov = rng.uniform(0.1, 2.0, k)
+    elif kind == "diagonal":
+        cov = rng.uniform(0.1, 2.0, (k, d))
+    elif kind == "full":
+        a = rng.normal(size=(k, d, d))
+        cov = a @ a.transpose(0, 2, 1) + 0.1 * np.eye(d)
+    else:
+        u = np.stack([np.linalg.qr(rng.normal(size=(d, 2)))[0] for _ in range(k)])
+        cov = (u, rng.uniform(0.1, 2.0, (k, 2)), rng.uniform(0.0, 0.5, k))
+    cs = CovarianceSet.build(kind, cov, k, d)
+    np.testing.assert_allclose(cs.traces(), np.trace(cs.dense(), axis1=1, axis2=2), rtol=1e-12)

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import statphys_diffusion as sd
 
@@ -87,3 +89,30 @@ def test_joint_chains_track_the_exact_posterior_of_an_exact_model():
     np.testing.assert_array_equal(coarse.labels, (tr.labels > 0).astype(int))
     with pytest.raises(ValueError, match="chains"):
         sd.OnlineClassifier(5).run(m, n=3, chains="both")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    var=st.floats(1e-3, 10.0),
+    scale=st.floats(1e-6, 3.0),
+)
+def test_ddpm_class_log_ratio_is_the_difference_of_gaussian_log_densities(seed, var, scale):
+    """-(|delta|^2 - 2 r.delta)/(2 var) against log N(x'; m + delta, var I) - log N(x'; m, var I)
+    evaluated directly (scipy), relative 1e-9 of the terms' size (they are O(|r|^2 / var))."""
+    from scipy.stats import multivariate_normal
+
+    from statphys_diffusion.online_posterior import ddpm_class_log_ratio
+
+    rng = np.random.default_rng(seed)
+    m, x_new = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    deltas = [scale * rng.normal(size=(3, 4)) for _ in range(2)]
+    got = ddpm_class_log_ratio(x_new - m, deltas, var)
+    cov = var * np.eye(4)
+    for j, d in enumerate(deltas):
+        ref = [
+            multivariate_normal(m[i] + d[i], cov).logpdf(x_new[i]) - multivariate_normal(m[i], cov).logpdf(x_new[i])
+            for i in range(3)
+        ]
+        size = 1.0 + np.abs(x_new - m - d).max() ** 2 / var + np.abs(x_new - m).max() ** 2 / var
+        np.testing.assert_allclose(got[:, j], ref, rtol=0, atol=1e-9 * size * 4)

@@ -21,15 +21,13 @@ Usage: python benchmarks/bench_gpu.py [--quick] [--repeat 3] [--out benchmarks/r
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from statphys_diffusion import EmpiricalDistribution, nearest_neighbours
-from statphys_diffusion._io import write_rows_csv
+from statphys_diffusion import EmpiricalDistribution, _bench, nearest_neighbours
 
 
 def _best(fn, repeat: int, sync) -> float:
@@ -89,11 +87,9 @@ def _case(torch, device, n, d, m, dtype, repeat, sync, cpu_too: bool) -> list[di
 
 
 def main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes; without a GPU, runs on the CPU (pipeline only)")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "gpu.csv"))
-    args = p.parse_args(argv)
+    out = Path(__file__).parent / "results" / "gpu.csv"
+    quick_help = "small sizes; without a GPU, runs on the CPU (pipeline only)"
+    args = _bench.parser(__doc__, out, quick_help).parse_args(argv)
     try:
         import torch
     except ImportError:
@@ -109,12 +105,7 @@ def main(argv=None) -> list[dict]:
     rows: list[dict] = []
     for dtype in (np.float32, np.float64):
         rows += _case(torch, device, n, d, m, dtype, 1 if args.quick else args.repeat, sync, cpu_too=has_gpu)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_rows_csv(out, rows)
-    for r in rows:
-        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
-    print(f"wrote {out}")
+    _bench.write_table(rows, args.out)
     return rows
 
 

@@ -22,7 +22,6 @@ Usage: python benchmarks/bench_kernels.py [--quick] [--out benchmarks/results/ke
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
@@ -32,9 +31,13 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from statphys_diffusion import EmpiricalDistribution, GaussianMixture
-from statphys_diffusion._io import write_rows_csv
+from statphys_diffusion import EmpiricalDistribution, GaussianMixture, _bench
 from statphys_diffusion._kernels import small_d
+
+
+def _case_keys(benchmark: str, dtype, n: int, d: int, m: int) -> dict:
+    """The leading columns of every row: the case's name, dtype and sizes (N points, d, M queries)."""
+    return {"benchmark": benchmark, "dtype": np.dtype(dtype).name, "N": n, "d": d, "M": m}
 
 
 def _best_time(fn, repeat: int) -> float:
@@ -87,11 +90,7 @@ def _large_case(mu64, dtype, m, repeat, rng):
     err = float(np.abs(emp.score(x, t) - numpy_empirical_score(x, mu, a, s2)).max())
     out_mib = m * d * np.dtype(dtype).itemsize / 2**20
     return {
-        "benchmark": "empirical_score",
-        "dtype": np.dtype(dtype).name,
-        "N": n,
-        "d": d,
-        "M": m,
+        **_case_keys("empirical_score", dtype, n, d, m),
         "gemm_gflops": gemm_rate / 1e9,
         "kernel_s": t_ours,
         "kernel_gflops": flops / t_ours / 1e9,
@@ -176,11 +175,7 @@ def _collapsed_case(n, d, m, t, repeat, label):
     t_np = _best_time(lambda: numpy_empirical_score(x, mu, a, s2), repeat)
     err = float(np.abs(streaming.streaming_iso(*args)[1] - streaming.streaming_iso(*args, sparse=False)[1]).max())
     return {
-        "benchmark": f"empirical_score_{label}",
-        "dtype": "float64",
-        "N": n,
-        "d": d,
-        "M": m,
+        **_case_keys(f"empirical_score_{label}", np.float64, n, d, m),
         "t": t,
         "kept_weight_fraction": _kept_fraction(emp, x, a, s2, streaming.CUT[np.dtype(np.float64)]),
         "first_gemm_s": t_gemm,
@@ -222,11 +217,7 @@ def _torch_case(mu64, dtype, m, repeat, rng, threads):
     err = float(np.abs(tor.score(x, t) - ref.score(x, t)).max())
     flops = 4.0 * m * n * d
     return {
-        "benchmark": "empirical_score_torch_cpu",
-        "dtype": np.dtype(dtype).name,
-        "N": n,
-        "d": d,
-        "M": m,
+        **_case_keys("empirical_score_torch_cpu", dtype, n, d, m),
         "t": t,
         "gemm_gflops": 2.0 * m * n * d / t_gemm / 1e9,
         "kernel_s": t_torch,
@@ -239,11 +230,8 @@ def _torch_case(mu64, dtype, m, repeat, rng, threads):
 
 
 def main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes (seconds), checks the pipeline only")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "kernels.csv"))
-    args = p.parse_args(argv)
+    out = Path(__file__).parent / "results" / "kernels.csv"
+    args = _bench.parser(__doc__, out, "small sizes (seconds), checks the pipeline only").parse_args(argv)
     rows: list[dict] = []
     if args.quick:
         bench_large(2000, 256, 64, 1, rows)
@@ -257,18 +245,8 @@ def main(argv=None) -> list[dict]:
         bench_collapsed(20_000, 3072, 512, args.repeat, rows)
         bench_collapsed(20_000, 3072, 512, args.repeat, rows, times=(0.05, 0.5, 1.0, 2.0, 4.0), label="t_sweep")
         bench_torch(50_000, 3072, 1024, args.repeat, rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_rows_csv(out, rows)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    for r in rows:
-        print(
-            "  ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k not in ("benchmark",)
-            ),
-            f"[{r['benchmark']}]",
-        )
-    print(f"wrote {out}")
+    _bench.write_table(rows, args.out, tag="benchmark")
     return rows
 
 

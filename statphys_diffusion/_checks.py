@@ -55,6 +55,70 @@ def check_time(t, schedule, name: str = "t", *, allow_zero: bool = True) -> floa
     return tf
 
 
+_ORDERS = (None, "increasing", "decreasing")
+
+
+def check_times(
+    times,
+    schedule=None,
+    name: str = "times",
+    *,
+    order: str | None = None,
+    min_size: int = 1,
+    scalar: bool = True,
+    allow_zero: bool = True,
+    positive_alpha: bool = False,
+) -> np.ndarray:
+    """The package's one validator of a time grid; returns it as a float64 array of shape (n,).
+
+    Parameters
+    ----------
+    times : float or array_like, shape (n,)
+        The grid. A scalar is accepted as shape (1,) when ``scalar`` is true.
+    schedule : Schedule, optional
+        When given, every time must lie in ``[schedule.t_min, schedule.t_max]`` (``allow_zero``:
+        as in :func:`check_time`), and with ``positive_alpha`` have ``alpha_t > 0``, where a
+        denoiser is defined. Without a schedule the times need only be finite (and, as always,
+        positive when ``allow_zero`` is false).
+    order : {None, "increasing", "decreasing"}
+        ``"increasing"``: strictly increasing (a curve over t); ``"decreasing"``: strictly
+        decreasing (reverse time, a sampler's grid); None: any order, duplicates allowed.
+    min_size : int
+        The fewest times the caller can work with.
+    """
+    if order not in _ORDERS:
+        raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
+    arr = as_float_array(times, name, dtype=np.float64)
+    if arr.ndim == 0 and scalar:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        what = "a scalar or a 1-D array" if scalar else "a 1-D array"
+        raise ValueError(f"{name} must be {what} of times, got shape {arr.shape}")
+    if arr.size < min_size:
+        raise ValueError(f"{name} must hold at least {min_size} time{'s' if min_size > 1 else ''}, got {arr.size}")
+    if arr.size > 1 and order is not None:
+        steps = np.diff(arr)
+        if order == "increasing" and np.any(steps <= 0):
+            raise ValueError(f"{name} must be strictly increasing")
+        if order == "decreasing" and np.any(steps >= 0):
+            raise ValueError(f"{name} must be strictly decreasing (reverse time)")
+    if schedule is None:
+        if not allow_zero and np.any(arr <= 0):
+            raise ValueError(f"{name} must be positive")
+        return arr
+    lo, hi = schedule.t_min, schedule.t_max
+    outside = (arr < lo) | (arr > hi)
+    if np.any(outside):
+        raise ValueError(f"{name}: t={arr[outside][0]} is outside the schedule's range [{lo}, {hi}]")
+    if not allow_zero and np.any(arr <= lo):
+        raise ValueError(f"{name} must be > {lo} for this model (it has singular components)")
+    if positive_alpha:
+        for t in arr:
+            if not float(schedule.alpha(float(t))) > 0:
+                raise ValueError(f"{name}: t={t} has alpha_t = 0, where the denoiser is undefined")
+    return arr
+
+
 def check_weights(weights, k: int, name: str = "weights") -> np.ndarray:
     """Mixture weights: shape (K,), non-negative, summing to 1 within 1e-8."""
     w = as_float_array(weights, name, dtype=np.float64, ndim=1)

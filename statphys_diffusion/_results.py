@@ -45,6 +45,34 @@ class TidyResult:
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
+class UnpacksAs:
+    """Mixin for a result that replaced a tuple: it unpacks (and indexes) as the members named in
+    ``_unpack``, so ``a, b = f(...)`` keeps working after ``f`` returns a result."""
+
+    _unpack: tuple[str, ...] = ()
+
+    def _members(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._unpack)
+
+    def __iter__(self):
+        return iter(self._members())
+
+    def __getitem__(self, i):
+        return self._members()[i]
+
+    def __len__(self) -> int:
+        return len(self._unpack)
+
+
+def estimates(**pairs) -> dict:
+    """``{name: mean, name_stderr: stderr}`` for each ``name=(mean, stderr)``: the keyword
+    arguments of a result's estimate fields in the ``*_stderr`` vocabulary."""
+    out: dict = {}
+    for name, (value, stderr) in pairs.items():
+        out[name], out[f"{name}_stderr"] = value, stderr
+    return out
+
+
 def axes(ax=None):
     """``ax``, or the current matplotlib Axes (matplotlib imported here) for ``plot(ax=None)``."""
     if ax is not None:

@@ -14,32 +14,47 @@ Prediction targets of a network at (x_t, t) with x_t = alpha x_0 + sigma eps:
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from .schedules import DiscreteSchedule, Schedule
 
 __all__ = [
     "match_time",
+    "MatchedTime",
     "edm_sigma_of_time",
     "time_of_edm_sigma",
     "ddpm_index_to_time",
     "time_to_ddpm_index",
     "convert_prediction",
+    "denoiser_from_score",
     "PREDICTION_KINDS",
 ]
 
 PREDICTION_KINDS = ("eps", "x0", "v", "score")
 
 
-def match_time(t, source: Schedule, target: Schedule):
+class MatchedTime(NamedTuple):
+    """Output of :func:`match_time`; unpacks as ``(t, scale)``."""
+
+    t: Any
+    """float or ndarray: the time in the target schedule with the same snr."""
+    scale: Any
+    """float or ndarray: alpha_target(t_target) / alpha_source(t); x_source maps to scale * x_source."""
+
+
+def match_time(t, source: Schedule, target: Schedule) -> MatchedTime:
     """Time in ``target`` with the same snr as ``t`` in ``source``, and the state scale.
+
+    snr_target(t_target) = snr_source(t) (Kingma et al. 2021, sec. 4), and then
+    x_target = (alpha_target(t_target) / alpha_source(t)) x_source in distribution.
 
     Returns
     -------
-    t_target : float or ndarray
-    scale : float or ndarray
-        alpha_target(t_target) / alpha_source(t); a state x_source maps to
-        ``scale * x_source``.
+    MatchedTime
+        ``t`` (float or ndarray, the target time) and ``scale`` (float or ndarray,
+        alpha_target(t_target) / alpha_source(t)); unpacks as ``t_target, scale``.
     """
     snr = np.asarray(source.snr(t), dtype=np.float64)
     t_target = np.full(snr.shape, float(target.t_min))
@@ -48,7 +63,7 @@ def match_time(t, source: Schedule, target: Schedule):
         t_target[finite] = target.t_of_snr(snr[finite])
     out = t_target if t_target.ndim else float(t_target)
     scale = target.alpha(out) / source.alpha(t)
-    return out, scale
+    return MatchedTime(out, scale)
 
 
 def edm_sigma_of_time(t, schedule: Schedule):
@@ -128,3 +143,26 @@ def convert_prediction(value, x, t, schedule: Schedule, *, source: str, target: 
     if target == "x0":
         return x0
     return a * eps - s * x0
+
+
+def denoiser_from_score(x, score, t, schedule: Schedule) -> np.ndarray:
+    r"""Tweedie's formula: the posterior mean from the score, D_t(x) = (x + sigma_t^2 s_t(x)) / alpha_t.
+
+    E[x_0 | x_t = x] for x_t = alpha_t x_0 + sigma_t eps (Efron 2011, "Tweedie's formula and
+    selection bias"; Vincent 2011 for denoising score matching). The package's one home of the
+    formula: the samplers' final denoising step, the guidance wrappers' denoisers and the exact
+    mixtures' float64 denoiser all call it.
+
+    Parameters
+    ----------
+    x, score : ndarray, same shape (M, d)
+        The noisy points and the score at them (any float dtype; the arithmetic follows numpy's
+        promotion, so float64 inputs give float64).
+    t : float
+        A time of ``schedule`` with alpha_t > 0.
+    schedule : Schedule
+    """
+    a, s2 = float(schedule.alpha(t)), float(schedule.sigma2(t))
+    if a == 0:
+        raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
+    return (x + s2 * score) / a

@@ -30,6 +30,10 @@ from ._progress import iterate
 
 __all__ = [
     "ImageDataset",
+    "PIXEL_ORDERS",
+    "unit_range",
+    "flatten_images",
+    "network_layout",
     "class_gaussian",
     "download_cifar10",
     "find_cifar10",
@@ -46,6 +50,44 @@ ENV_PATH = "STATPHYS_DIFFUSION_CIFAR10"
 ENV_CACHE = "STATPHYS_DIFFUSION_CACHE"
 
 
+PIXEL_ORDERS = ("hwc", "chw")
+
+
+def unit_range(images, dtype=np.float64) -> np.ndarray:
+    """uint8 pixels 0..255 to [-1, 1], x / 127.5 - 1 (the DDPM convention), computed in ``dtype``.
+
+    The package's one home of the conversion: the flattened rows, the networks' batches and the
+    class-Gaussian model all come from it."""
+    return np.asarray(images).astype(dtype) / 127.5 - 1.0
+
+
+def flatten_images(images, order: str = "hwc", dtype=np.float64) -> np.ndarray:
+    """Images (N, H, W, C) uint8 to rows (N, H*W*C) in [-1, 1].
+
+    ``order="hwc"``: pixel by pixel with the channels fastest (the images' own memory order, used
+    by :meth:`ImageDataset.as_points` and the exact models of image data); ``"chw"``: one channel
+    plane after another (the order of a torch network's (C, H, W) input flattened, used for the
+    networks' samples and the points the analysis compares them with). The two orders hold the
+    same values, permuted: rows of one order cannot be compared with rows of the other.
+    """
+    if order not in PIXEL_ORDERS:
+        raise ValueError(f"order must be one of {PIXEL_ORDERS}, got {order!r}")
+    img = np.asarray(images)
+    if img.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C), got {img.shape}")
+    if order == "chw":
+        img = img.transpose(0, 3, 1, 2)
+    return unit_range(img.reshape(img.shape[0], -1), dtype)
+
+
+def network_layout(images, dtype=np.float32) -> np.ndarray:
+    """Images (N, H, W, C) uint8 to a network batch (N, C, H, W) in [-1, 1], in ``dtype``."""
+    img = np.asarray(images)
+    if img.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C), got {img.shape}")
+    return unit_range(img, dtype).transpose(0, 3, 1, 2)
+
+
 @dataclass(frozen=True)
 class ImageDataset:
     """Images (N, H, W, C) uint8 with integer labels (N,) and class names."""
@@ -55,10 +97,10 @@ class ImageDataset:
     class_names: tuple[str, ...]
     source: str
 
-    def as_points(self, dtype=np.float64) -> np.ndarray:
-        """Flatten to rows in [-1, 1] (the DDPM convention), shape (N, H*W*C)."""
-        x = self.images.reshape(self.images.shape[0], -1).astype(dtype)
-        return x / 127.5 - 1.0
+    def as_points(self, dtype=np.float64, order: str = "hwc") -> np.ndarray:
+        """Flatten to rows in [-1, 1] (the DDPM convention), shape (N, H*W*C), in the pixel order
+        ``order`` (:func:`flatten_images`)."""
+        return flatten_images(self.images, order, dtype)
 
 
 def find_cifar10(path: str | os.PathLike | None = None) -> Path | None:
@@ -439,7 +481,7 @@ def load_user_data(path, labels=None) -> tuple[np.ndarray, np.ndarray | None, st
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(f"--data must hold a numeric array of at least 2 rows, got dtype {x.dtype}, shape {x.shape}")
     if x.dtype == np.uint8:
-        x = x.astype(np.float64) / 127.5 - 1.0
+        x = unit_range(x)
     x = x.reshape(x.shape[0], -1).astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError("--data contains NaN or inf")
@@ -472,7 +514,7 @@ def class_gaussian(dataset: ImageDataset, size: int = 32, *, ridge: float = 1e-4
         raise ValueError(f"size must divide the image side {side}, got {size}")
     if ridge <= 0:
         raise ValueError(f"ridge must be positive (keeps the covariances positive definite), got {ridge}")
-    img = dataset.images.astype(np.float64) / 127.5 - 1.0
+    img = unit_range(dataset.images)
     f = side // size
     img = img.reshape(img.shape[0], size, f, size, f, img.shape[3]).mean(axis=(2, 4))
     return GaussianMixture.fit(img.reshape(img.shape[0], -1), dataset.labels, ridge=ridge, schedule=schedule)

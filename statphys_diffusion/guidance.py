@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .conventions import denoiser_from_score
 from .online_posterior import ddpm_class_log_ratio
 from .protocols import LabelledScoreModel, ScoreModel, require, satisfies
 from .samplers import _ddpm_kernel
@@ -84,10 +85,9 @@ class _Guided:
     def denoise(self, x, t) -> np.ndarray:
         """(x + sigma_t^2 s~(x)) / alpha_t with the guided score s~."""
         t = _checks.check_time(t, self.schedule)
-        a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
-        if a == 0:
+        if not float(self.schedule.alpha(t)) > 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
-        return (np.asarray(x, dtype=np.float64) + s2 * self.score(x, t)) / a
+        return denoiser_from_score(np.asarray(x, dtype=np.float64), self.score(x, t), t, self.schedule)
 
     def score(self, x, t) -> np.ndarray:  # pragma: no cover - each guidance defines it
         """The guided score s~(x) at time t, (M, d)."""
@@ -325,9 +325,8 @@ class DynamicNegativeGuidance(_Guided):
                     p = p * np.exp(self.temperature * log_ratio + self.offset / (2 * var))
             p = np.clip(p, self.p_min, self.p_max)
         # unguided denoisers from the scores already computed (Tweedie)
-        a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
-        d_now = (x + s2 * s) / a
-        dc_now = [(x + s2 * s_c) / a for s_c in sc]
+        d_now = denoiser_from_score(x, s, t, self.schedule)
+        dc_now = [denoiser_from_score(x, s_c, t, self.schedule) for s_c in sc]
         self._prev = (x.copy(), t, d_now, dc_now)
         self._p = p
         return p

@@ -24,14 +24,15 @@ with d > 8 a loop over components with an online log-sum-exp.
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _checks
+from ._backend import check_backend, is_tensor
 from ._covariance import CovarianceSet
 from ._results import TidyResult, coordinates
+from .conventions import denoiser_from_score
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["GaussianMixture", "Draws", "MixtureComponents"]
@@ -180,31 +181,8 @@ def check_partition(groups, classes) -> np.ndarray:
     return group_of
 
 
-BACKENDS = ("numba", "torch")
-
-
-def _is_tensor(x) -> bool:
-    """Is ``x`` a torch tensor? (Without importing torch: a tensor exists only once torch is imported.)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _check_backend(backend, device):
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "numba":
-        if device is not None:
-            raise ValueError("device is for backend='torch'; the numba backend runs on the CPU")
-        return backend, None
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is an optional dependency
-        raise ValueError("backend='torch' needs torch installed (pip install torch)") from None
-    try:
-        dev = torch.device("cpu" if device is None else device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {device!r} is not a torch device: {err}") from None
-    return backend, dev
+    return check_backend(backend, device, cpu="numba")
 
 
 class GaussianMixture:
@@ -702,7 +680,7 @@ class GaussianMixture:
     # -- public API ------------------------------------------------------------------------
     def log_prob(self, x, t) -> np.ndarray:
         """log p_t(x), shape (M,), float64 (a torch tensor x gives a tensor on its device)."""
-        if _is_tensor(x):
+        if is_tensor(x):
             return self._tensor_call("log_prob", x, t)
         x, t, a, s2 = self._prep(x, t)
         path = self._path()
@@ -718,7 +696,7 @@ class GaussianMixture:
         With ``y`` (a class, or one class per row) the class-conditional score
         grad_x log p_t(x | y). A torch tensor x gives a tensor on its device (module docstring).
         """
-        if _is_tensor(x):
+        if is_tensor(x):
             return self._tensor_call("score", x, t, y=y)
         if y is not None:
             return self._by_class("score", x, t, y)
@@ -738,7 +716,7 @@ class GaussianMixture:
         With ``y`` (a class, or one class per row) the class-conditional
         denoiser E[x_0 | x_t = x, y]. A torch tensor x gives a tensor on its device.
         """
-        if _is_tensor(x):
+        if is_tensor(x):
             return self._tensor_call("denoise", x, t, y=y)
         if y is not None:
             return self._by_class("denoise", x, t, y)
@@ -750,12 +728,11 @@ class GaussianMixture:
         # Tweedie in float64 whatever the input: at large t, (x + sigma^2 s) / alpha divides a small
         # difference by a small alpha, which a float32-rounded score would swamp
         x64 = x.astype(np.float64, copy=False)
-        sc = self.score(x64, t)
-        return ((x64 + s2 * sc) / a).astype(x.dtype, copy=False)
+        return denoiser_from_score(x64, self.score(x64, t), t, self.schedule).astype(x.dtype, copy=False)
 
     def component_posterior(self, x, t) -> np.ndarray:
         """p_t(k | x) for each component, shape (M, K), float64; rows sum to 1."""
-        if _is_tensor(x):
+        if is_tensor(x):
             return self._tensor_call("component_posterior", x, t)
         x, t, a, s2 = self._prep(x, t)
         path = self._path()
@@ -769,7 +746,7 @@ class GaussianMixture:
 
     def class_posterior(self, x, t) -> np.ndarray:
         """p_t(y | x), shape (M, C), float64, columns in the order of :attr:`classes`."""
-        if _is_tensor(x):
+        if is_tensor(x):
             return self._tensor_call("class_posterior", x, t)
         codes, classes = self._labelled()
         if self._path() == "iso":

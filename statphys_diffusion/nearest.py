@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from ._results import TidyResult
+from ._backend import check_backend, is_tensor
+from ._results import TidyResult, UnpacksAs
 
 __all__ = [
     "NearestNeighbours",
@@ -92,18 +93,45 @@ def _top_k(x: np.ndarray, y: np.ndarray, k: int, scale: float, chunk: int) -> np
     return best_i
 
 
-def _top_k_torch(x: np.ndarray, y: np.ndarray, k: int, chunk: int, device) -> np.ndarray:
-    """:func:`_top_k` (scale 1) in torch on ``device``: one GEMM and one ``topk`` per chunk of y."""
+def _check_tensor(x, name: str, d: int | None = None, min_rows: int = 1):
+    """A 2-D float32/float64 tensor without NaN or inf (and ``d`` columns, ``min_rows`` rows)."""
     import torch
 
-    dev = torch.device("cpu" if device is None else device)
-    xt = torch.as_tensor(x, device=dev)
-    xx = (xt * xt).sum(dim=1)
-    best_d = torch.full((x.shape[0], k), float("inf"), dtype=xt.dtype, device=dev)
-    best_i = torch.zeros((x.shape[0], k), dtype=torch.int64, device=dev)
+    if x.ndim != 2 or x.shape[0] < min_rows or (d is not None and x.shape[1] != d):
+        want = f"(M, {d})" if d is not None else "(M, d)"
+        raise ValueError(f"{name} must have shape {want} with at least {min_rows} rows, got {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{name} must be a float32 or float64 tensor, got {x.dtype}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _nearest_torch(samples, train, k: int, chunk: int, device) -> tuple:
+    """Candidates by one GEMM and one ``topk`` per chunk of ``train`` on ``device``, then the exact
+    distances (float64) and the final order, all there; returns numpy (distances, indices)."""
+    import torch
+
+    def tensor(v, name, d=None, min_rows=1):
+        if is_tensor(v):
+            return _check_tensor(v, name, d, min_rows).to(device)
+        arr = _checks.as_float_array(v, name)
+        return torch.as_tensor(arr, device=device)
+
+    x = tensor(samples, "samples")
+    y = tensor(train, "train", x.shape[1], 2)
+    if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] != x.shape[1]:
+        raise ValueError(f"train must have shape (N, {x.shape[1]}) with N >= 2, got {tuple(y.shape)}")
+    if k > y.shape[0]:
+        raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    xs, ys = x.to(dtype), y.to(dtype)
+    xx = (xs * xs).sum(dim=1)
+    best_d = torch.full((x.shape[0], k), float("inf"), dtype=dtype, device=device)
+    best_i = torch.zeros((x.shape[0], k), dtype=torch.int64, device=device)
     for lo in range(0, y.shape[0], chunk):
-        yc = torch.as_tensor(y[lo : lo + chunk], device=dev)
-        dist = xx[:, None] - 2 * (xt @ yc.T) + (yc * yc).sum(dim=1)[None, :]
+        yc = ys[lo : lo + chunk]
+        dist = xx[:, None] - 2 * (xs @ yc.T) + (yc * yc).sum(dim=1)[None, :]
         kk = min(k, yc.shape[0])
         part_d, part_i = torch.topk(dist, kk, dim=1, largest=False, sorted=False)
         cand_d = torch.cat([best_d, part_d], dim=1)
@@ -111,35 +139,61 @@ def _top_k_torch(x: np.ndarray, y: np.ndarray, k: int, chunk: int, device) -> np
         keep = torch.argsort(cand_d, dim=1, stable=True)[:, :k]
         best_d = torch.gather(cand_d, 1, keep)
         best_i = torch.gather(cand_i, 1, keep)
-    return best_i.cpu().numpy()
+    exact = torch.sqrt(((x.double()[:, None, :] - y.double()[best_i]) ** 2).sum(dim=2))
+    order = torch.argsort(exact, dim=1, stable=True)
+    dist64 = torch.gather(exact, 1, order).cpu().numpy()
+    return dist64, torch.gather(best_i, 1, order).cpu().numpy()
 
 
 def nearest_neighbours(
-    samples, train, *, k: int = 2, chunk: int = 4096, backend: str = "numpy", device=None
+    samples, train, *, k: int = 2, chunk: int = 4096, backend: str | None = None, device=None
 ) -> NearestNeighbours:
     """The ``k`` nearest rows of ``train`` (N, d) to each row of ``samples`` (M, d).
 
-    Candidates come from the streamed GEMM expansion; their distances are then
-    recomputed exactly and re-sorted, so ties and rounding in the expansion
-    cannot reorder clearly separated neighbours. ``backend="torch"`` (with ``device``, e.g.
-    ``"cuda"``) streams the candidate search through torch instead of numpy; the exact
-    recomputation is the same.
+    Candidates come from the streamed GEMM expansion |x|^2 - 2 x.y + |y|^2; their distances are
+    then recomputed exactly in float64 and re-sorted, so ties and rounding in the expansion
+    cannot reorder clearly separated neighbours.
+
+    Parameters
+    ----------
+    samples : (M, d) array or torch tensor
+    train : (N, d) array or torch tensor, N >= 2
+    k : int, at most N
+    chunk : int
+        Rows of ``train`` per GEMM.
+    backend : {"numpy", "torch"}, optional
+        Default: ``"torch"`` when ``samples`` or ``train`` is a torch tensor, else ``"numpy"``.
+        ``"torch"`` streams the search (and the exact recomputation) through torch on
+        ``device``.
+    device : torch device, optional
+        For ``backend="torch"``; default: the device of the tensor given (``samples`` first),
+        else the CPU. Tensors elsewhere are moved there.
+
+    Returns
+    -------
+    NearestNeighbours
+        numpy ``distances`` (M, k) float64 and ``indices`` (M, k) int64, whatever the inputs: the
+        result is a table of neighbours, not a tensor to compute on.
     """
-    if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    if backend == "numpy" and device is not None:
-        raise ValueError("device is for backend='torch'")
+    tensors = [v for v in (samples, train) if is_tensor(v)]
+    if backend is None:
+        backend = "torch" if tensors else "numpy"
+    if device is None and tensors and backend == "torch":
+        device = tensors[0].device
+    backend, dev = check_backend(backend, device, cpu="numpy")
+    k = _checks.check_positive_int(k, "k")
+    chunk = _checks.check_positive_int(chunk, "chunk")
+    if backend == "torch":
+        return NearestNeighbours(*_nearest_torch(samples, train, k, chunk, dev))
+    samples, train = (v.detach().cpu().numpy() if is_tensor(v) else v for v in (samples, train))
     x = _checks.as_float_array(samples, "samples")
     if x.ndim != 2:
         raise ValueError(f"samples must have shape (M, d), got {x.shape}")
     y = _check_train(train, x.shape[1])
-    k = _checks.check_positive_int(k, "k")
     if k > y.shape[0]:
         raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
-    chunk = _checks.check_positive_int(chunk, "chunk")
     dtype = np.result_type(x.dtype, y.dtype)
-    xs, ys = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
-    idx = _top_k_torch(xs, ys, k, chunk, device) if backend == "torch" else _top_k(xs, ys, k, 1.0, chunk)
+    idx = _top_k(x.astype(dtype, copy=False), y.astype(dtype, copy=False), k, 1.0, chunk)
     x64 = x.astype(np.float64, copy=False)
     dist = np.sqrt(((x64[:, None, :] - y[idx].astype(np.float64)) ** 2).sum(axis=2))
     order = np.argsort(dist, axis=1, kind="stable")
@@ -158,7 +212,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
 
 @dataclass(frozen=True, repr=False)
-class MemorizedFraction(TidyResult):
+class MemorizedFraction(UnpacksAs, TidyResult):
     """Output of :func:`memorized_fraction`; unpacks as the former tuple ``(value, low, high)``.
 
     Attributes
@@ -178,11 +232,7 @@ class MemorizedFraction(TidyResult):
     method: str
     n: int
 
-    def __iter__(self):
-        return iter((self.value, self.low, self.high))
-
-    def __getitem__(self, i):
-        return (self.value, self.low, self.high)[i]
+    _unpack = ("value", "low", "high")
 
     def to_rows(self) -> list[dict]:
         """One plain dict."""
@@ -190,7 +240,7 @@ class MemorizedFraction(TidyResult):
 
 
 @dataclass(frozen=True, repr=False)
-class TrajectoryCollapse(TidyResult):
+class TrajectoryCollapse(UnpacksAs, TidyResult):
     """Output of :func:`trajectory_collapse_times`; unpacks as the former tuple ``(t, nearest_index)``.
 
     Attributes
@@ -204,11 +254,7 @@ class TrajectoryCollapse(TidyResult):
     nearest_index: np.ndarray
     times: np.ndarray
 
-    def __iter__(self):
-        return iter((self.t, self.nearest_index))
-
-    def __getitem__(self, i):
-        return (self.t, self.nearest_index)[i]
+    _unpack = ("t", "nearest_index")
 
     def to_rows(self) -> list[dict]:
         """One plain dict per chain: its collapse time and final nearest training point."""
@@ -281,11 +327,9 @@ def trajectory_collapse_times(trajectory, times, train, schedule, *, chunk: int 
     tr = _checks.as_float_array(trajectory, "trajectory")
     if tr.ndim != 3:
         raise ValueError(f"trajectory must have shape (S + 1, M, d), got {tr.shape}")
-    ts = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
+    ts = _checks.check_times(times, schedule, order="decreasing", scalar=False)
     if ts.shape[0] != tr.shape[0]:
         raise ValueError(f"times must have one entry per trajectory step ({tr.shape[0]}), got {ts.shape[0]}")
-    if ts.size > 1 and np.any(np.diff(ts) >= 0):
-        raise ValueError("times must be strictly decreasing (reverse time)")
     y = _check_train(train, tr.shape[2])
     chunk = _checks.check_positive_int(chunk, "chunk")
     idx = np.empty(tr.shape[:2], dtype=np.int64)

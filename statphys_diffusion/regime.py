@@ -55,7 +55,7 @@ import numpy as np
 
 from . import _checks
 from ._progress import iterate
-from ._results import TidyResult
+from ._results import TidyResult, estimates
 from .empirical import EmpiricalDistribution
 from .mixture import GaussianMixture
 from .protocols import Denoiser, require
@@ -337,13 +337,7 @@ def regime_map(
     ho = _checks.as_float_array(held_out, "held_out", dtype=np.float64)
     if ho.ndim != 2 or ho.shape[1] != d or ho.shape[0] < 2:
         raise ValueError(f"held_out must have shape (M, {d}) with M >= 2 (the dimension of train), got {ho.shape}")
-    ts = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
-    if ts.size < 1:
-        raise ValueError("times must hold at least one time")
-    for t in ts:
-        _checks.check_time(t, schedule, "times", allow_zero=False)
-        if not float(schedule.alpha(t)) > 0:
-            raise ValueError(f"times: t={t} has alpha_t = 0, where the denoiser is undefined")
+    ts = _checks.check_times(times, schedule, scalar=False, allow_zero=False, positive_alpha=True)
     n_points = _checks.check_positive_int(n_points, "n_points")
     if n_points < 2:
         raise ValueError("n_points must be at least 2 (standard errors)")
@@ -399,16 +393,8 @@ def regime_map(
         times=ts,
         references=tuple(names),
         kinds=tuple(kinds),
-        mse_train=f["mse_train"],
-        mse_train_stderr=f["mse_train_se"],
-        mse_held=f["mse_held"],
-        mse_held_stderr=f["mse_held_se"],
-        gap=f["gap"],
-        gap_stderr=f["gap_se"],
-        distance_train=dist["train"],
-        distance_train_stderr=dist["train_se"],
-        distance_held=dist["held"],
-        distance_held_stderr=dist["held_se"],
+        **estimates(**{k: (f[k], f[f"{k}_se"]) for k in ("mse_train", "mse_held", "gap")}),
+        **estimates(**{f"distance_{k}": (dist[k], dist[f"{k}_se"]) for k in ("train", "held")}),
         reference_mse_train=dist["ref_train"],
         reference_mse_held=dist["ref_held"],
         consistency=cons,

@@ -1,10 +1,11 @@
 """The ``predict`` report: what the package can predict and measure for a data set.
 
-Each section is a function that takes the prepared data and returns markdown
-plus tidy rows; later issues add sections (symmetry breaking, entropy rates,
-memorization). Outputs: ``report.md``, ``figures/*.png``, ``results.csv`` (one
-row per quantity) and ``results.json`` (resolved configuration, package
-version, git commit, seeds).
+A composition of theory calls on one exact empirical model built once: each section calls the
+theory functions, draws their results' own ``plot`` and returns a :class:`Section` (markdown, rows
+of the long table, the results' ``to_rows()``). Outputs: ``report.md``, ``figures/*.png``,
+``results.csv`` (the long table: one row per quantity, per time and per class, columns
+:data:`COLUMNS`) and ``results.json`` (resolved configuration, package version, git commit, the
+table and every result's rows).
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text, write_rows_csv
-from ._progress import iterate
 from .conventions import time_to_ddpm_index
 from .empirical import EmpiricalDistribution
 from .schedules import VPSDE, DiscreteSchedule, OrnsteinUhlenbeck, Schedule
-from .theory.information import _posterior_entropy as posterior_entropy
+from .spectrum import CovarianceSpectrum, covariance_spectrum
+from .theory import (
+    collapse_time,
+    entropy_rate,
+    geometric_memorization,
+    posterior_collapse,
+    speciation_time,
+    symmetry_breaking_time,
+)
 
 __all__ = ["ReportConfig", "make_report", "SCHEDULES"]
 
@@ -66,26 +74,65 @@ def _fig_path(out: Path, name: str) -> Path:
     return out / "figures" / name
 
 
-def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple[str, list[dict]]:
-    """Data covariance spectrum and the speciation time t_S of its top direction.
+# the long (tidy) table of results.csv: one row per quantity (per time, per class), every column in every row
+COLUMNS = ("section", "quantity", "class", "t", "value", "stderr", "ddpm_index", "n")
 
-    t_S solves alpha_t^2 Lambda = sigma_t^2 (Biroli, Bonnaire, de Bortoli & Mezard
-    2024): before it (in reverse time) the noise dominates every data
-    direction; for OU, t_S = 1/2 log(1 + Lambda).
-    """
+
+def _row(section: str, quantity: str, value, **kw) -> dict:
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(section=section, quantity=quantity, value=value, **kw)
+    unknown = set(row) - set(COLUMNS)
+    if unknown:  # pragma: no cover - a programming error in a section
+        raise KeyError(f"report rows have no columns {sorted(unknown)}")
+    return row
+
+
+@dataclass
+class Section:
+    """One section of the report: its markdown, its rows of the long table, its results for the JSON."""
+
+    markdown: str
+    rows: list[dict]
+    results: dict
+
+
+def _save(fig, out: Path, name: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(_fig_path(out, name), dpi=120)
+    plt.close(fig)
+
+
+def _figure(size=(5, 3.5)):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centred = points - points.mean(axis=0)
-    cov = centred.T @ centred / max(1, points.shape[0] - 1)
-    ev = np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None)
-    top = float(ev[0])
+    return plt.subplots(figsize=size)
+
+
+_LIN = DiscreteSchedule.linear(1000)
+
+
+def _ddpm_index(t: float, schedule: Schedule):
+    """DDPM (linear, 1000 steps) index at equal snr, or "" for a non-finite time."""
+    return int(time_to_ddpm_index(t, schedule, _LIN)) if np.isfinite(t) else ""
+
+
+def spectrum_section(spectrum: CovarianceSpectrum, schedule: Schedule, out: Path) -> Section:
+    """Data covariance spectrum, the speciation time t_S and the predicted collapse and retention.
+
+    t_S solves alpha_t^2 Lambda = sigma_t^2 (:func:`~statphys_diffusion.speciation_time`; Biroli,
+    Bonnaire, de Bortoli & Mezard 2024); t_C is :func:`~statphys_diffusion.collapse_time` of the N
+    points with this spectrum, and the retention at t -> 0 is
+    :func:`~statphys_diffusion.geometric_memorization` (Achilli et al. 2024).
+    """
+    ev, n_pts, top = spectrum.eigenvalues, spectrum.n, spectrum.top
     pr = float(ev.sum() ** 2 / np.sum(ev**2)) if ev.sum() > 0 else 0.0
-    t_s = float(schedule.t_of_snr(1.0 / top)) if top > 0 else float("nan")
-    lin = DiscreteSchedule.linear(1000)
-    k_s = int(np.clip(np.rint(lin.t_of_snr(1.0 / top)) - 1, 0, 999)) if top > 0 else -1
+    t_s = speciation_time(schedule=schedule, top_eigenvalue=top) if top > 0 else float("nan")
+    k_s = int(np.clip(np.rint(_LIN.t_of_snr(1.0 / top)) - 1, 0, 999)) if top > 0 else -1
     np.savetxt(
         out / "spectrum.csv",
         np.column_stack([np.arange(1, ev.size + 1), ev]),
@@ -94,31 +141,19 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         comments="",
         fmt=["%d", "%.8e"],
     )
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.loglog(np.arange(1, ev.size + 1), np.maximum(ev, 1e-16), lw=1.5)
-    ax.set_xlabel("rank")
-    ax.set_ylabel("eigenvalue of data covariance")
+    fig, ax = _figure()
+    spectrum.plot(ax)
     ax.set_title("Data covariance spectrum")
-    fig.tight_layout()
-    fig.savefig(_fig_path(out, "spectrum.png"), dpi=120)
-    plt.close(fig)
-    from .theory.collapse import collapse_snr
-
-    n_pts = points.shape[0]
-    snr_c = collapse_snr(n_pts, ev) if n_pts >= 2 and top > 0 else float("nan")
+    _save(fig, out, "spectrum.png")
     try:
-        t_c = float(schedule.t_of_snr(snr_c))
+        t_c = collapse_time(n_pts, ev, schedule) if top > 0 else float("nan")
     except ValueError:  # outside the schedule's range
         t_c = float("nan")
-    k_c = _ddpm_index(float(OrnsteinUhlenbeck().t_of_snr(snr_c)), OrnsteinUhlenbeck(), lin) if np.isfinite(t_c) else ""
-    from .theory.geometric import geometric_memorization
-
+    k_c = _ddpm_index(t_c, schedule)
     pos = ev[ev > 1e-12 * top] if top > 0 else ev[:0]
-    if n_pts >= 2 and pos.size:
-        geo = geometric_memorization(n_pts, pos, OrnsteinUhlenbeck().t_min)
-        eff_dim, kept = float(geo.effective_dimension[0]), int(geo.retained_dimensions(0.5)[0])
-    else:
-        eff_dim, kept = float("nan"), -1
+    geo = geometric_memorization(n_pts, pos, OrnsteinUhlenbeck().t_min) if pos.size else None
+    eff_dim = float(geo.effective_dimension[0]) if geo is not None else float("nan")
+    kept = int(geo.retained_dimensions(0.5)[0]) if geo is not None else -1
     md = (
         "## Data covariance, speciation and predicted collapse\n\n"
         f"Top eigenvalue Lambda = {top:.4g}, trace = {ev.sum():.4g}, participation ratio "
@@ -135,64 +170,57 @@ def spectrum_section(points: np.ndarray, schedule: Schedule, out: Path) -> tuple
         f"an effective dimension sum_k rho_k = {eff_dim:.4g}; lower-variance directions are lost first.\n\n"
         "![spectrum](figures/spectrum.png) (eigenvalues in spectrum.csv)\n"
     )
+    sec = "spectrum"
     rows = [
-        {"quantity": "top_eigenvalue", "value": top},
-        {"quantity": "participation_ratio", "value": pr},
-        {"quantity": "speciation_time", "value": t_s},
-        {"quantity": "speciation_ddpm_index", "value": k_s},
-        {"quantity": "collapse_time_predicted", "value": t_c, "ddpm_index": k_c},
-        {"quantity": "retained_dimensions_t0_predicted", "value": kept},
-        {"quantity": "effective_dimension_t0_predicted", "value": eff_dim},
+        _row(sec, "top_eigenvalue", top, n=n_pts),
+        _row(sec, "participation_ratio", pr, n=n_pts),
+        _row(sec, "speciation_time", t_s, ddpm_index=k_s),
+        _row(sec, "collapse_time_predicted", t_c, ddpm_index=k_c, n=n_pts),
+        _row(sec, "retained_dimensions_t0_predicted", kept, n=n_pts),
+        _row(sec, "effective_dimension_t0_predicted", eff_dim, n=n_pts),
     ]
-    return md, rows
-
-
-def _ddpm_index(t: float, schedule: Schedule, lin: DiscreteSchedule):
-    """DDPM (linear, 1000 steps) index at equal snr, or "" for a non-finite time."""
-    return int(time_to_ddpm_index(t, schedule, lin)) if np.isfinite(t) else ""
+    results = {"covariance_spectrum": spectrum.to_rows()}
+    if geo is not None:
+        results["geometric_memorization_t0"] = geo.to_rows()
+    return Section(md, rows, results)
 
 
 def symmetry_section(
-    points: np.ndarray, schedule: Schedule, n_sub: int, rng: np.random.Generator, progress: bool = True
-) -> tuple[str, list[dict]]:
+    points: np.ndarray, schedule: Schedule, n_sub: int, rng: np.random.Generator, out: Path, progress: bool = True
+) -> Section:
     """Symmetry-breaking times of the exact empirical model (Raya & Ambrogioni 2023).
 
-    The central fixed point of the reverse-SDE drift (``sde``) or of the
-    potential -log p_t (``potential``) is tracked from large t; the time at
-    which it loses stability is reported, on a random subsample of ``n_sub``
-    training points when N is larger (the cost grows linearly with N).
+    :func:`~statphys_diffusion.symmetry_breaking_time` for the reverse-SDE drift (``sde``) and for
+    the potential -log p_t (``potential``), on a random subsample of ``n_sub`` training points when
+    N is larger (the cost grows linearly with N).
     """
-    from .theory import symmetry_breaking_time
-
     n = points.shape[0]
     sub = points if n <= n_sub else points[np.sort(rng.choice(n, n_sub, replace=False))]
     emp = EmpiricalDistribution(sub, schedule=schedule)
-    lin = DiscreteSchedule.linear(1000)
-    rows, lines = [], []
+    rows, lines, results = [], [], {}
+    fig, ax = _figure()
+    sec = "symmetry_breaking"
     for dyn in ("sde", "potential"):
         t0 = time.time()
         res = symmetry_breaking_time(emp, dyn, log_snr_range=(-12.0, 2.0), n_grid=24, xtol=1e-4, progress=progress)
-        k = _ddpm_index(res.time, schedule, lin)
+        res.plot(ax)
+        results[dyn] = res.to_rows()
+        k = _ddpm_index(res.time, schedule)
         # closest approach to instability along the scan (the whole story when the centre never breaks)
         ok = np.isfinite(res.margin)
         i = int(np.argmax(np.where(ok, res.margin, -np.inf)))
         t_near, m_near = float(res.times[i]), float(res.margin[i])
+        rows.append(_row(sec, f"symmetry_breaking_time_{dyn}", res.time, ddpm_index=k, n=sub.shape[0]))
         rows.append(
-            {"quantity": f"symmetry_breaking_time_{dyn}", "value": res.time, "ddpm_index": k, "n_points": sub.shape[0]}
+            _row(sec, f"closest_approach_time_{dyn}", t_near, ddpm_index=_ddpm_index(t_near, schedule), n=sub.shape[0])
         )
-        rows.append(
-            {
-                "quantity": f"closest_approach_time_{dyn}",
-                "value": t_near,
-                "ddpm_index": _ddpm_index(t_near, schedule, lin),
-                "n_points": sub.shape[0],
-                "max_margin": m_near,
-            }
-        )
+        rows.append(_row(sec, f"closest_approach_margin_{dyn}", m_near, t=t_near, n=sub.shape[0]))
         note = res.note or ("" if np.isfinite(res.time) else "no loss of stability down to log-snr 2")
         lines.append(
             f"| {dyn} | {res.time:.4g} | {k} | {m_near:.3g} at t = {t_near:.4g} | {note} | {time.time() - t0:.0f} s |"
         )
+    ax.set_title(f"Central fixed point, empirical model of {sub.shape[0]} points", fontsize=9)
+    _save(fig, out, "symmetry_breaking.png")
     md = (
         "## Symmetry breaking (exact empirical model)\n\n"
         f"Time at which the tracked central fixed point loses stability, for the empirical model of "
@@ -201,9 +229,10 @@ def symmetry_section(
         "Data without an exact symmetry give an imperfect bifurcation: the tracked centre can slide into "
         "one basin without losing stability (reported as NaN) or end in a fold.\n\n"
         "| definition | t | DDPM linear index | closest approach (max margin) | note | compute |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\n"
+        "![symmetry breaking](figures/symmetry_breaking.png)\n"
     )
-    return md, rows
+    return Section(md, rows, results)
 
 
 def collapse_section(
@@ -213,54 +242,31 @@ def collapse_section(
     rng: np.random.Generator,
     out: Path,
     progress: bool = True,
-) -> tuple[str, list[dict]]:
+) -> Section:
     """Posterior entropy over training points of the exact empirical model, measured.
 
-    For held-out x_0 and x_t = alpha x_0 + sigma eps, the weights r_i(x_t)
-    over the N training points have entropy H; exp(H) is the effective number
-    of training points the exact denoiser averages. exp(H) -> 1 signals the
+    :func:`~statphys_diffusion.posterior_collapse` at held-out x_0 (one eps per query, shared by
+    all times): the weights r_i(x_t) over the N training points have entropy H; exp(H) is the
+    effective number of training points the exact denoiser averages, and exp(H) -> 1 signals the
     collapse onto single training points (memorization regime).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sch = model.schedule
-    noise = rng.standard_normal(queries.shape)
-    rows, ent_mean, ent_se = [], [], []
-    it = iterate(times, progress, "posterior entropy vs t")
-    for t in it:
-        x = float(sch.alpha(t)) * queries + float(sch.sigma(t)) * noise
-        h = posterior_entropy(model.component_posterior(x, t))
-        ent_mean.append(h.mean())
-        ent_se.append(h.std(ddof=1) / np.sqrt(h.size) if h.size > 1 else 0.0)
-        rows.append(
-            {
-                "quantity": "posterior_entropy",
-                "t": float(t),
-                "value": float(h.mean()),
-                "se": float(ent_se[-1]),
-                "effective_points": float(np.exp(h).mean()),
-            }
-        )
-    ent_arr = np.array(ent_mean)
-    eff = np.exp(ent_arr)
-    below = np.nonzero(eff < 2.0)[0]
-    t_c = float(times[below].max()) if below.size else float("nan")
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.errorbar(times, ent_mean, yerr=ent_se, marker="o", ms=3, lw=1)
-    ax.axhline(np.log(model.n_points), ls="--", c="gray", lw=1, label="log N")
+    curve = posterior_collapse(model, times, queries=queries, rng=rng, progress=progress)
+    sec = "collapse"
+    rows = []
+    for t, h, hs, p in zip(curve.times, curve.entropy, curve.entropy_stderr, curve.participation):
+        stderr = float(hs) if np.isfinite(hs) else 0.0
+        rows.append(_row(sec, "posterior_entropy", float(h), t=float(t), stderr=stderr, n=queries.shape[0]))
+        rows.append(_row(sec, "participation", float(p), t=float(t), n=queries.shape[0]))
+    below = np.nonzero(np.exp(curve.entropy) < 2.0)[0]
+    t_c = float(curve.times[below].max()) if below.size else float("nan")
+    fig, ax = _figure()
+    curve.plot(ax)
     if np.isfinite(t_c):
         ax.axvline(t_c, ls=":", c="C3", lw=1, label=f"exp(H) < 2 below t = {t_c:.3g}")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"t ({type(sch).__name__})")
-    ax.set_ylabel("entropy of p(i | x_t) [nats]")
+    ax.set_xlabel(f"t ({type(model.schedule).__name__})")
     ax.set_title(f"Exact empirical model, N = {model.n_points}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(_fig_path(out, "posterior_entropy.png"), dpi=120)
-    plt.close(fig)
+    _save(fig, out, "posterior_entropy.png")
     if np.isfinite(t_c):
         verdict = f"The largest grid time with effective number exp(H) below 2 is **t = {t_c:.4g}**."
     else:
@@ -271,8 +277,8 @@ def collapse_section(
         f"noised to time t ({queries.shape[0]} queries, mean with standard error). {verdict}\n\n"
         "![posterior entropy](figures/posterior_entropy.png)\n"
     )
-    rows.append({"quantity": "collapse_time_measured_expH_lt_2", "value": t_c})
-    return md, rows
+    rows.append(_row(sec, "collapse_time_measured_expH_lt_2", t_c, n=queries.shape[0]))
+    return Section(md, rows, {"posterior_collapse": curve.to_rows()})
 
 
 def information_section(
@@ -283,51 +289,33 @@ def information_section(
     out: Path,
     class_names=None,
     progress: bool = True,
-) -> tuple[str, list[dict]]:
+) -> Section:
     """Per-class entropy-rate profiles of the labelled exact empirical model (Handke et al. 2025).
 
-    dH(Y | X_t)/dt by the pathwise derivative of the common-random-number Monte
-    Carlo estimator over ``n_draws`` training points; the peak of each class's
-    profile is the time at which that class is decided in reverse time.
+    :func:`~statphys_diffusion.entropy_rate`: dH(Y | X_t)/dt by the pathwise derivative of the
+    common-random-number Monte Carlo estimator over ``n_draws`` training points; the peak of each
+    class's profile is the time at which that class is decided in reverse time.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .theory.entropy_rate import entropy_rate
-
     t0 = time.time()
     est = entropy_rate(model, times, n=n_draws, rng=rng, progress=progress)
     sch = model.schedule
-    lin = DiscreteSchedule.linear(1000)
+    names = [str(class_names[int(lab)]) if class_names is not None else str(lab) for lab in est.classes]
     rows, lines = [], []
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for c, lab in enumerate(est.classes):
-        name = str(class_names[int(lab)]) if class_names is not None else str(lab)
+    sec = "entropy_rate"
+    for c, name in enumerate(names):
         tp, se = float(est.peak_time[c]), float(est.peak_time_stderr[c])
-        k = _ddpm_index(tp, sch, lin)
-        rows.append(
-            {
-                "quantity": f"entropy_rate_peak_time_class_{name}",
-                "value": tp,
-                "se": se,
-                "ddpm_index": k,
-                "peak_rate": float(np.max(est.class_rate[c])),
-                "draws": int(est.class_counts[c]),
-            }
-        )
+        k = _ddpm_index(tp, sch)
+        draws = int(est.class_counts[c])
+        rows.append(_row(sec, "entropy_rate_peak_time", tp, stderr=se, ddpm_index=k, n=draws, **{"class": name}))
+        rows.append(_row(sec, "entropy_rate_peak_rate", float(np.max(est.class_rate[c])), n=draws, **{"class": name}))
         edge = " (grid edge)" if tp in (float(times[0]), float(times[-1])) else ""
-        lines.append(f"| {name} | {int(est.class_counts[c])} | {tp:.4g} +- {se:.2g}{edge} | {k} |")
-        ax.plot(times, est.class_rate[c], color=f"C{c % 10}", lw=1, label=name)
-    ax.set_xscale("log")
+        lines.append(f"| {name} | {draws} | {tp:.4g} +- {se:.2g}{edge} | {k} |")
+    fig, ax = _figure((6, 3.8))
+    est.plot(ax, class_names=names)
     ax.set_xlabel(f"t ({type(sch).__name__})")
-    ax.set_ylabel("dH(Y | X_t)/dt given the class [nats / unit t]")
-    ax.set_title(f"Per-class entropy rate, exact empirical model (N = {model.n_points})")
+    ax.set_title(f"Entropy rate, exact empirical model (N = {model.n_points})")
     ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(_fig_path(out, "entropy_rate.png"), dpi=120)
-    plt.close(fig)
+    _save(fig, out, "entropy_rate.png")
     md = (
         "## Class decisions: entropy-rate peaks (exact empirical model)\n\n"
         f"dH(Y | X_t)/dt per true class, {n_draws} draws from the training set noised with common random numbers, "
@@ -339,7 +327,7 @@ def information_section(
         + "\n".join(lines)
         + "\n\n![entropy rate](figures/entropy_rate.png)\n"
     )
-    return md, rows
+    return Section(md, rows, {"entropy_rate": est.to_rows()})
 
 
 def make_report(
@@ -364,9 +352,9 @@ def make_report(
     ou = OrnsteinUhlenbeck()
     t_ou = np.geomspace(1e-3, 3.0, config.n_times)
     times = np.array([schedule.t_of_snr(ou.snr(t)) for t in t_ou])
-    sections = [spectrum_section(points, schedule, out)]
+    sections = [spectrum_section(covariance_spectrum(model.points), schedule, out)]
     if config.sb_points > 0:
-        sections.append(symmetry_section(points, schedule, config.sb_points, rng, progress))
+        sections.append(symmetry_section(model.points, schedule, config.sb_points, rng, out, progress))
     sections.append(collapse_section(model, queries, times, rng, out, progress))
     if labels is not None and config.info_draws > 0:
         names = config.extra.get("class_names")
@@ -380,12 +368,19 @@ def make_report(
         f"schedule {schedule!r}; seed {config.seed}. Generated by `statphys-diffusion predict` "
         f"(version {__version__}) in {{elapsed:.1f}} s.\n\n"
     )
-    rows = [r for _, rs in sections for r in rs]
+    rows = [r for sec in sections for r in sec.rows]
     elapsed = time.time() - t0
-    text = header.format(elapsed=elapsed) + "\n".join(md for md, _ in sections)
+    text = header.format(elapsed=elapsed) + "\n".join(sec.markdown for sec in sections)
     report = out / "report.md"
     atomic_write_text(report, text)
     write_rows_csv(out / "results.csv", rows)
-    meta = {"config": asdict(config), "version": __version__, "git_commit": _git_commit(), "elapsed_s": elapsed}
+    meta = {
+        "config": asdict(config),
+        "version": __version__,
+        "git_commit": _git_commit(),
+        "elapsed_s": elapsed,
+        "table": rows,
+        "results": {name: res for sec in sections for name, res in sec.results.items()},
+    }
     atomic_write_text(out / "results.json", json.dumps(meta, indent=2, default=str))
     return report

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _checks
 from ._progress import iterate
+from .conventions import denoiser_from_score
 
 __all__ = [
     "SampleResult",
@@ -164,14 +165,7 @@ class _Sampler:
 
     def _grid(self, schedule, t_start, t_end) -> np.ndarray:
         if self.times is not None:
-            grid = self.times
-            if grid.ndim != 1 or grid.size < 2:
-                raise ValueError("times must be a 1-D array of at least 2 times")
-            if np.any(np.diff(grid) >= 0):
-                raise ValueError("times must be strictly decreasing (reverse time)")
-            for name, tt in (("times[0]", grid[0]), ("times[-1]", grid[-1])):
-                _checks.check_time(tt, schedule, name)
-            return grid
+            return _checks.check_times(self.times, schedule, order="decreasing", min_size=2, scalar=False)
         t0 = schedule.default_t_start if t_start is None else _checks.check_time(t_start, schedule, "t_start")
         t1 = schedule.t_min if t_end is None else _checks.check_time(t_end, schedule, "t_end")
         if not t0 > t1:
@@ -231,9 +225,7 @@ class _Sampler:
 def _denoise(model, x, t):
     if hasattr(model, "denoise"):
         return model.denoise(x, t)
-    sch = model.schedule
-    a, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
-    return (x + s2 * model.score(x, t)) / a
+    return denoiser_from_score(x, model.score(x, t), t, model.schedule)
 
 
 def _sde_coeffs(schedule, t):

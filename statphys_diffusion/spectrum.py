@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from ._results import TidyResult
+from ._results import TidyResult, axes
 
 __all__ = ["CovarianceSpectrum", "covariance_spectrum"]
 
@@ -53,6 +53,17 @@ class CovarianceSpectrum(TidyResult):
     def to_rows(self) -> list[dict]:
         """One plain dict per eigenvalue (rank 0 = largest)."""
         return [{"rank": i, "eigenvalue": float(v)} for i, v in enumerate(self.eigenvalues)]
+
+    def plot(self, ax=None):
+        """The eigenvalues against their rank (1 = largest), log-log; returns the Axes.
+
+        Zero eigenvalues are drawn at 1e-16 so that a rank-deficient spectrum stays visible."""
+        ax = axes(ax)
+        rank = np.arange(1, self.eigenvalues.size + 1)
+        ax.loglog(rank, np.maximum(self.eigenvalues, 1e-16), lw=1.5)
+        ax.set_xlabel("rank")
+        ax.set_ylabel("eigenvalue of data covariance")
+        return ax
 
 
 def covariance_spectrum(data, *, chunk: int = 4096) -> CovarianceSpectrum:

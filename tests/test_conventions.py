@@ -75,3 +75,28 @@ def test_prediction_bad_input():
         sd.convert_prediction(np.zeros(3), np.zeros(4), 0.5, ou, source="eps", target="x0")
     with pytest.raises(ValueError):
         sd.time_of_edm_sigma(-1.0, ou)
+
+
+@given(schedules(), st.data(), st.floats(-3, 3), st.floats(0.05, 4.0))
+def test_denoiser_from_score_is_the_gaussian_posterior_mean(sch, data, mu, v):
+    """For x_0 ~ N(mu, v) the posterior mean has the closed form mu + a v (x - a mu) / (a^2 v + s^2);
+    the score of p_t = N(a mu, a^2 v + s^2) fed to Tweedie's formula must give it (to float64 rounding)."""
+    t = data.draw(times(sch, log_snr_range=(-4, 6)))
+    a, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
+    x = np.linspace(-5, 5, 7)[:, None]
+    var_t = a * a * v + s2
+    score = -(x - a * mu) / var_t
+    closed = mu + a * v * (x - a * mu) / var_t
+    got = sd.denoiser_from_score(x, score, t, sch)
+    np.testing.assert_allclose(
+        got, closed, rtol=1e-9, atol=1e-9 * (abs(mu) + np.sqrt(v)) / max(a, 1e-300) * 1e-3 + 1e-9
+    )
+
+
+def test_denoiser_from_score_refuses_alpha_zero():
+    class _Dead(sd.OrnsteinUhlenbeck):
+        def alpha(self, t):
+            return 0.0 * np.asarray(t, dtype=np.float64)
+
+    with pytest.raises(ValueError, match="alpha_t = 0"):
+        sd.denoiser_from_score(np.zeros((1, 1)), np.zeros((1, 1)), 1.0, _Dead())

@@ -99,7 +99,16 @@ def test_predict_synthetic_end_to_end(tmp_path):
     assert (out / "figures" / "posterior_entropy.png").is_file()
     meta = json.loads((out / "results.json").read_text())
     assert meta["config"]["n_train"] == 300 and meta["config"]["seed"] == 0
-    rows = {r["quantity"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    table = list(csv.DictReader(open(out / "results.csv")))
+    # the long table: the same columns in every row, one row per quantity (per time, per class)
+    assert list(table[0]) == ["section", "quantity", "class", "t", "value", "stderr", "ddpm_index", "n"]
+    rows = {(r["quantity"], r["class"]) if r["class"] else r["quantity"]: r for r in table}
+    entropy = [r for r in table if r["quantity"] == "posterior_entropy"]
+    assert len(entropy) == 6 and all(r["t"] and r["stderr"] for r in entropy)
+    # results.json holds the results (the table and each result's rows), not only the configuration
+    assert meta["table"] == json.loads(json.dumps(meta["table"])) and len(meta["table"]) == len(table)
+    assert [r["t"] for r in meta["results"]["posterior_collapse"]] == pytest.approx([float(r["t"]) for r in entropy])
+    assert set(meta["results"]) >= {"covariance_spectrum", "sde", "potential", "posterior_collapse", "entropy_rate"}
     # independent check of t_S for 1-D OU: alpha^2 Lambda = sigma^2 <=> t = 1/2 log(1 + Lambda)
     model, pts, _ = datasets.synthetic_dataset("gmm1d", 300, np.random.default_rng(0))
     lam = np.var(pts[:, 0], ddof=1)
@@ -114,11 +123,11 @@ def test_predict_synthetic_end_to_end(tmp_path):
     # labelled data: per-class entropy-rate peaks; the two classes are mirror images, so their
     # peaks agree within the bootstrap errors
     assert "entropy-rate peaks" in text and (out / "figures" / "entropy_rate.png").is_file()
-    p0, p1 = rows["entropy_rate_peak_time_class_0"], rows["entropy_rate_peak_time_class_1"]
+    p0, p1 = rows[("entropy_rate_peak_time", "0")], rows[("entropy_rate_peak_time", "1")]
     # (or within one step of the 6-point grid, which limits the resolution when the s.e. is 0)
     diff = abs(np.log(float(p0["value"]) / float(p1["value"])))
     grid_step = np.log(3.0 / 1e-3) / 5
-    assert diff <= max(4 * np.hypot(float(p0["se"]), float(p1["se"])) / float(p0["value"]), grid_step)
+    assert diff <= max(4 * np.hypot(float(p0["stderr"]), float(p1["stderr"])) / float(p0["value"]), grid_step)
 
 
 def test_predict_reports_missing_cifar(monkeypatch, tmp_path, capsys):
@@ -335,3 +344,26 @@ def test_nested_runs_have_their_own_hash_and_earlier_hashes_are_kept():
     kw = {"size": 16, "n": 8, "config": "tiny", "train_config": TrainConfig()}
     assert "nested" not in run_key(**kw) and run_key(**kw) == run_key(nested=False, **kw)
     assert run_name(nested=True, **kw) != run_name(**kw)
+
+
+def test_image_flattening_orders_against_explicit_indexing():
+    """flatten_images: "hwc" puts pixel (i, j) channel c at (i W + j) C + c, "chw" at (c H + i) W + j
+    (checked by explicit indexing); network_layout is the (N, C, H, W) batch; all in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(3, 4, 5, 2), dtype=np.uint8)
+    n, h, w, c = imgs.shape
+    hwc, chw = datasets.flatten_images(imgs, "hwc"), datasets.flatten_images(imgs, "chw")
+    for k, i, j, ch in [(0, 0, 0, 0), (1, 2, 3, 1), (2, 3, 4, 1), (2, 1, 0, 0)]:
+        v = imgs[k, i, j, ch] / 127.5 - 1.0
+        assert hwc[k, (i * w + j) * c + ch] == v and chw[k, (ch * h + i) * w + j] == v
+    assert hwc.min() >= -1 and hwc.max() <= 1 and hwc.dtype == np.float64
+    batch = datasets.network_layout(imgs)
+    assert batch.shape == (n, c, h, w) and batch.dtype == np.float32
+    # the same values computed in float32: equal to float32 rounding (2^-23 relative)
+    np.testing.assert_allclose(batch.reshape(n, -1), chw, rtol=2e-7, atol=2e-7)
+    ds = datasets.ImageDataset(imgs, np.zeros(n, dtype=np.int64), ("a",), "test")
+    np.testing.assert_array_equal(ds.as_points(), hwc)
+    with pytest.raises(ValueError, match="order must be one of"):
+        datasets.flatten_images(imgs, "whc")
+    with pytest.raises(ValueError, match="shape"):
+        datasets.flatten_images(imgs[0])

@@ -154,37 +154,6 @@ def test_bad_input():
         nets.build("huge")
 
 
-def test_diffusers_unet_adapter_on_a_random_model():
-    diffusers = pytest.importorskip("diffusers")
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).eval()
-    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-    model = nets.from_diffusers(unet, sched)
-    assert model.dim == 192
-    np.testing.assert_array_equal(model.schedule.alphas_cumprod, sched.alphas_cumprod.numpy())
-    x = np.random.default_rng(0).standard_normal((3, 192))
-    k = 417  # DDPM index; the schedule's time is k + 1
-    with torch.no_grad():
-        eps = unet(torch.as_tensor(x, dtype=torch.float32).reshape(3, 3, 8, 8), torch.full((3,), k)).sample
-    t = k + 1.0
-    np.testing.assert_allclose(
-        model.score(x, t), -eps.reshape(3, -1).double().numpy() / float(model.schedule.sigma(t)), rtol=1e-6
-    )
-    # the analysis tools take it: one DDPM step and a Jacobian-vector product
-    out = sd.samplers.DDPMAncestral(times=[t, t - 1.0]).sample(model, x_init=x, rng=np.random.default_rng(0))
-    assert out.x.shape == (3, 192) and np.all(np.isfinite(out.x))
-    assert np.all(np.isfinite(model.jvp(x[:1], t, np.ones((1, 192)))))
-
-
 def test_train_and_sample_commands_end_to_end(tmp_path):
     from PIL import Image
 

@@ -172,3 +172,23 @@ def test_a_network_whose_output_has_another_shape_is_refused():
     model = nets.from_diffusers(unet, diffusers.DDPMScheduler(num_train_timesteps=100))
     with pytest.raises(ValueError, match="net returned shape"):
         model.eps(np.zeros((1, 192)), 10.0)
+
+
+def test_diffusers_unet_adapter_on_a_random_model():
+    unet = _attention_unet()
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    model = nets.from_diffusers(unet, sched)
+    assert model.dim == 192
+    np.testing.assert_array_equal(model.schedule.alphas_cumprod, sched.alphas_cumprod.numpy())
+    x = np.random.default_rng(0).standard_normal((3, 192))
+    k = 417  # DDPM index; the schedule's time is k + 1
+    with torch.no_grad():
+        eps = unet(torch.as_tensor(x, dtype=torch.float32).reshape(3, 3, 8, 8), torch.full((3,), k)).sample
+    t = k + 1.0
+    np.testing.assert_allclose(
+        model.score(x, t), -eps.reshape(3, -1).double().numpy() / float(model.schedule.sigma(t)), rtol=1e-6
+    )
+    # the analysis tools take it: one DDPM step and a Jacobian-vector product
+    out = DDPMAncestral(times=[t, t - 1.0]).sample(model, x_init=x, rng=np.random.default_rng(0))
+    assert out.x.shape == (3, 192) and np.all(np.isfinite(out.x))
+    assert np.all(np.isfinite(model.jvp(x[:1], t, np.ones((1, 192)))))

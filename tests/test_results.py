@@ -43,6 +43,8 @@ def _more_results(gm, ts):
         "LateInitGaussian": sd.gaussian_late_init(gm, 1.0),
         "CloningResult": sd.cloning_agreement(gm, [0.2, 0.8], 4, np.random.default_rng(0), n_steps=10),
         "SymmetryBreaking": sd.symmetry_breaking_time(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1)),
+        "FixedPoints": sd.fixed_points_1d(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1), 0.3),
+        "ExactCloning": sd.exact_cloning_agreement(gm, [0.8, 0.2], 50, rng=0),
     }
 
 
@@ -64,6 +66,8 @@ COLUMNS = {
     "GeometricMemorization": (8 * 2, ["t", "direction", "variance", "retained", "theta"]),
     "LateInitGaussian": (1, ["t", "direction", "variance"]),
     "CloningResult": (2, ["t", "phi", "phi_stderr", "n_pairs"]),
+    "FixedPoints": (None, ["t", "dynamics", "x", "eigenvalue", "stable"]),
+    "ExactCloning": (2, ["t", "phi", "phi_stderr", "n_pairs"]),
 }
 
 
@@ -113,6 +117,27 @@ def test_memorized_fraction_and_trajectory_collapse_are_results_that_unpack_as_b
     t_c, idx = tc
     assert isinstance(tc, sd.TrajectoryCollapse) and np.array_equal(t_c, tc.t) and idx is tc.nearest_index
     assert [row["final_nearest_index"] for row in tc.to_rows()] == [1, 0]
+
+
+def test_former_tuples_are_results_that_unpack_as_before():
+    bistable = sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1)
+    fp = sd.fixed_points_1d(bistable, 0.3)
+    pts, eig = fp
+    assert pts is fp.points and eig is fp.eigenvalues and fp[0] is pts and len(fp) == 2
+    # two stable minima around the central saddle (a_t + H < 0 where the drift contracts)
+    assert pts.size == 3 and fp.stable.tolist() == [True, False, True]
+    assert [r["stable"] for r in fp.to_rows()] == fp.stable.tolist()
+    gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], [0.2, 0.2], labels=[0, 1], schedule=OU)
+    ex = sd.exact_cloning_agreement(gm, [0.8, 0.2], 50, rng=0)
+    phi, phi_se = ex
+    assert isinstance(ex, sd.CloningResult) and phi is ex.phi and phi_se is ex.phi_stderr
+    assert ex.branch_times.tolist() == [0.8, 0.2]  # in the order given, as the tuple was
+    w, v = sd.top_hessian_eigenpairs(bistable, [0.3], 0.3, 1)
+    assert isinstance(sd.top_hessian_eigenpairs(bistable, [0.3], 0.3), sd.EigenPairs) and v.shape == (1, 1)
+    np.testing.assert_allclose(w, bistable.hessian(np.array([[0.3]]), 0.3)[0, 0], rtol=1e-12)
+    t2, scale = sd.match_time(0.5, OU, sd.VPSDE())
+    m = sd.match_time(0.5, OU, sd.VPSDE())
+    assert isinstance(m, sd.MatchedTime) and (m.t, m.scale) == (t2, scale)
 
 
 @pytest.mark.parametrize("name", list(COLUMNS))

@@ -122,6 +122,36 @@ def test_nearest_neighbours_torch_backend_matches_numpy():
         sd.nearest_neighbours(x, train, device="cpu")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_nearest_neighbours_takes_tensors_and_returns_the_numpy_table(dtype):
+    """Tensor samples and/or train: the search runs in torch where they are (backend chosen from the
+    inputs), the result is the numpy table; the indices equal brute force on the same values."""
+    rng = np.random.default_rng(5)
+    train = rng.standard_normal((300, 12))
+    x = train[rng.integers(0, 300, 15)] + 0.2 * rng.standard_normal((15, 12))
+    ref = sd.nearest_neighbours(x, train, k=2)
+    for xs, ys in ((torch.as_tensor(x, dtype=dtype), train), (x, torch.as_tensor(train, dtype=dtype))):
+        out = sd.nearest_neighbours(xs, ys, k=2, chunk=50)
+        assert isinstance(out.distances, np.ndarray) and out.distances.dtype == np.float64
+        assert out.indices.dtype == np.int64
+        np.testing.assert_array_equal(out.indices, ref.indices)
+        # float64 distances from the (dtype-rounded) inputs: float32 rounding of unit-scale data ~ 1e-7
+        np.testing.assert_allclose(out.distances, ref.distances, rtol=1e-12 if dtype == torch.float64 else 1e-6)
+    # backend="numpy" with a tensor: a host copy, the same table
+    cpu = sd.nearest_neighbours(torch.as_tensor(x), train, k=2, backend="numpy")
+    np.testing.assert_array_equal(cpu.indices, ref.indices)
+    bad = torch.as_tensor(x).clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="samples contains NaN"):
+        sd.nearest_neighbours(bad, train)
+    with pytest.raises(ValueError, match="train must have shape"):
+        sd.nearest_neighbours(torch.as_tensor(x), torch.as_tensor(train[:, :5]))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        sd.nearest_neighbours(torch.as_tensor(x).to(torch.float16), train)
+    with pytest.raises(ValueError, match="k must be <= N"):
+        sd.nearest_neighbours(torch.as_tensor(x), train[:3], k=4)
+
+
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_torch_tensors_in_give_torch_tensors_out_with_the_numpy_values(backend):
     """Tensor in -> tensor out (dtype and device kept) for either backend; float64 values equal to the

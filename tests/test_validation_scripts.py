@@ -107,6 +107,49 @@ def test_network_memorization_quick(tmp_path):
     assert list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv"))) == rows
 
 
+def test_network_dimension_rule_on_planted_curves():
+    """The pre-stated rule of network_dimension.py on curves whose answer is known by construction."""
+    mod = _load("network_dimension")
+    w = (16, 23, 32, 45, 64)
+    ramp = dict(zip(w, (10.0, 20.0, 30.0, 40.0, 50.0)))
+    assert mod.verdict(ramp, w)[0] == "confirmed"  # each step carries 1/4 of the change
+    jump = dict(zip(w, (10.0, 10.0, 10.0, 50.0, 50.0)))
+    v, crit = mod.verdict(jump, w)
+    assert v == "refuted" and crit["largest_step_share"] == 1.0 and not crit["gradual"]
+    assert mod.verdict(dict(zip(w, (50.0, 40.0, 30.0, 20.0, 10.0))), w)[0] == "refuted"  # reverse order
+    assert mod.verdict(dict(zip(w, (30.0,) * 5)), w)[0] == "refuted"  # no change
+    wiggle = dict(zip(w, (10.0, 30.0, 25.0, 40.0, 50.0)))  # a counter-step of 5 = 12.5% of the change
+    assert not mod.verdict(wiggle, w)[1]["monotone"]
+
+    def twin(values):
+        return {"rows": [{"kind": "train", "t": 2.0, "dim_0.5": v} for v in values]}
+
+    agree = {"edm": twin([100, 102]), "eps": twin([104, 106]), "x0": twin([96, 98])}  # medians 101, 105, 97
+    tr = mod.trusted_times(agree, {16: {2.0: "memorising"}}, (2.0,))[2.0]
+    assert tr["trusted"] and abs(tr["twin_spread"] - 8 / 101) < 1e-12
+    far = dict(agree, x0=twin([80, 82]))  # spread 24 / 95.33 > 10%
+    assert not mod.trusted_times(far, {16: {2.0: "memorising"}}, (2.0,))[2.0]["trusted"]
+    assert not mod.trusted_times(agree, {16: {2.0: "undetermined"}}, (2.0,))[2.0]["trusted"]
+
+
+def test_network_dimension_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    args = ["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--workers", "1"]
+    rows, summary = _load("network_dimension").main(args)
+    assert (tmp_path / "network_dimension_quick.png").is_file()
+    table = list(csv.DictReader(open(tmp_path / "network_dimension_quick.csv")))
+    assert len(table) == len(rows) > 0
+    # counts at increasing levels are nested: below 1/4 <= below 1/2 <= below 3/4 <= d (8 x 8 x 3)
+    for r in table:
+        assert 0 <= int(r["dim_0.25"]) <= int(r["dim_0.5"]) <= int(r["dim_0.75"]) <= 192
+    assert {r["prediction"] for r in table} == {"edm", "eps", "x0"}
+    assert summary["verdict"] in ("confirmed", "refuted", "not testable with these networks")
+
+
 def test_network_guidance_quick(tmp_path):
     pytest.importorskip("torch")
     from statphys_diffusion import datasets

@@ -71,13 +71,17 @@ QUICK = {
 
 
 def net_images(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1]."""
-    return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1] (``datasets.network_layout``)."""
+    from statphys_diffusion import datasets
+
+    return datasets.network_layout(images)
 
 
 def flat_points(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, C) -> float64 rows (N, C*H*W) in [-1, 1], in the networks' (C, H, W) order."""
-    return images.transpose(0, 3, 1, 2).reshape(images.shape[0], -1).astype(np.float64) / 127.5 - 1.0
+    from statphys_diffusion import datasets
+
+    return datasets.flatten_images(images, "chw")
 
 
 WEIGHTS = ROOT / "weights"

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from statphys_diffusion import datasets
+from statphys_diffusion.datasets import network_layout
 from statphys_diffusion.metrics import frechet_distance
 from statphys_diffusion.nets import classifier as clf
 from statphys_diffusion.nets.run import load_run, sample_run
@@ -39,10 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
 
 FIGURES = _driver.FIGURES
-
-
-def _to_net(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
 
 
 def main(argv=None):
@@ -62,22 +59,24 @@ def main(argv=None):
     test = datasets.load_cifar10(None, "test", **kw)
     torch.manual_seed(0)
     net = clf.SmallCNN(meta["in_channels"], len(names), width=32)
-    clf.train_classifier(net, _to_net(train.images), train.labels, steps=200 if args.quick else 3000, batch_size=128)
+    clf.train_classifier(
+        net, network_layout(train.images), train.labels, steps=200 if args.quick else 3000, batch_size=128
+    )
     with torch.no_grad():
-        acc = float((net(torch.as_tensor(_to_net(test.images))).argmax(1).numpy() == test.labels).mean())
+        acc = float((net(torch.as_tensor(network_layout(test.images))).argmax(1).numpy() == test.labels).mean())
     per_class = 4 if args.quick else 32
     steps = 20 if args.quick else args.steps
     grids, agree = [], {}
     for c, name in enumerate(names):
         imgs = sample_run(args.run, per_class, steps=steps, y=name, seed=c, progress=False)
         with torch.no_grad():
-            pred = net(torch.as_tensor(_to_net(imgs))).argmax(1).numpy()
+            pred = net(torch.as_tensor(network_layout(imgs))).argmax(1).numpy()
         agree[name] = float(np.mean(pred == c))
         grids.append(imgs[:8])
     n_unc = 64 if args.quick else 1000
     unc = sample_run(args.run, n_unc, steps=steps, seed=100, progress=not args.quick)
-    f_test = clf.features(net, _to_net(test.images))
-    f_unc = clf.features(net, _to_net(unc))
+    f_test = clf.features(net, network_layout(test.images))
+    f_unc = clf.features(net, network_layout(unc))
     half = f_test.shape[0] // 2
     rng = np.random.default_rng(0)
     perm = rng.permutation(f_test.shape[0])

@@ -336,49 +336,23 @@ def main(argv=None):
         for src, data in sources.items()
         for prob in PROBLEMS
     ]
+    # (column, summary key) of the peak table and of the profile table
+    peak_cols = {"peak_t": "peak_time", "log_snr_peak_t": "log_snr_peak_time"}
+    profile_cols = ("entropy", "rate", "log_snr_rate")
     for src, prob, s in summaries:
-        labels = _labels(prob, names)
-        for c, lab in enumerate(labels):
-            peaks.append(
-                {
-                    "source": src,
-                    "problem": prob,
-                    "class": lab,
-                    "chains_or_draws": s["class_counts"][c],
-                    "peak_t": s["peak_time"][c],
-                    "peak_t_stderr": s["peak_time_stderr"][c],
-                    "log_snr_peak_t": s["log_snr_peak_time"][c],
-                    "log_snr_peak_t_stderr": s["log_snr_peak_time_stderr"][c],
-                }
-            )
-        peaks.append(
-            {
-                "source": src,
-                "problem": prob,
-                "class": "all",
-                "chains_or_draws": sum(s["class_counts"]),
-                "peak_t": s["total_peak_time"],
-                "peak_t_stderr": float("nan"),
-                "log_snr_peak_t": s["total_log_snr_peak_time"],
-                "log_snr_peak_t_stderr": float("nan"),
-            }
-        )
-    rows = []
-    for src, prob, s in summaries:
-        for i, t in enumerate(s["times"]):
-            rows.append(
-                {
-                    "source": src,
-                    "problem": prob,
-                    "t": t,
-                    "entropy": s["entropy"][i],
-                    "entropy_stderr": s["entropy_stderr"][i],
-                    "rate": s["rate"][i],
-                    "rate_stderr": s["rate_stderr"][i],
-                    "log_snr_rate": s["log_snr_rate"][i],
-                    "log_snr_rate_stderr": s["log_snr_rate_stderr"][i],
-                }
-            )
+        key = {"source": src, "problem": prob}
+        for c, lab in enumerate(_labels(prob, names)):
+            peaks.append({**key, "class": lab, "chains_or_draws": s["class_counts"][c]})
+            for col, k in peak_cols.items():
+                peaks[-1].update({col: s[k][c], f"{col}_stderr": s[f"{k}_stderr"][c]})
+        peaks.append({**key, "class": "all", "chains_or_draws": sum(s["class_counts"])})
+        for col, k in peak_cols.items():  # the total profile's peak has no bootstrap error
+            peaks[-1].update({col: s[f"total_{k}"], f"{col}_stderr": float("nan")})
+    rows = [
+        {"source": src, "problem": prob, "t": t, **{k: s[k][i] for c in profile_cols for k in (c, f"{c}_stderr")}}
+        for src, prob, s in summaries
+        for i, t in enumerate(s["times"])
+    ]
     summary = {
         "quick": quick,
         "classes": names,

@@ -129,17 +129,17 @@ def part_toy(out: Path, quick: bool) -> dict:
     clo = th.cloning_agreement(
         gmc, tb, n_pairs, np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
     )
-    ex, ex_se = th.exact_cloning_agreement(gmc, tb, 20000, np.random.default_rng(1))
+    exact = th.exact_cloning_agreement(gmc, tb, 20000, np.random.default_rng(1))
     write_rows_csv(
         out / "sb_cloning.csv",
         [
             {"t_branch": t, "phi_cloning": p, "se": s, "phi_exact": e, "se_exact": es, "n_pairs": n_pairs}
-            for t, p, s, e, es in zip(clo.branch_times, clo.phi, clo.phi_stderr, ex, ex_se)
+            for t, p, s, e, es in zip(clo.branch_times, clo.phi, clo.phi_stderr, exact.phi, exact.phi_stderr)
         ],
     )
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.errorbar(clo.branch_times, clo.phi, yerr=clo.phi_stderr, marker="o", ms=3, label="cloning (reverse SDE)")
-    ax.plot(tb, ex, color="k", lw=1, label="exact E[sum_c p(c|x)^2]")
+    clo.plot(ax, label="cloning (reverse SDE)")
+    ax.plot(exact.branch_times, exact.phi, color="k", lw=1, label="exact E[sum_c p(c|x)^2]")
     ax.axvline(t_s, color="gray", ls=":", label=f"t_S = {t_s:.3f}")
     ax.axvline(crit["sde"].time, color="C3", ls="--", label=f"t_c SDE = {crit['sde'].time:.3f}")
     ax.axvline(crit["potential"].time, color="C2", ls="--", label=f"t_c potential = {crit['potential'].time:.3f}")

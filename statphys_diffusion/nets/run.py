@@ -101,8 +101,7 @@ def _train_images_locked(
             nested=nested,
             progress=progress,
         )
-    imgs = dataset.images.astype(np.float32) / 127.5 - 1.0
-    x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+    x = np.ascontiguousarray(datasets.network_layout(dataset.images))
     meta = {
         "config": config,
         "in_channels": int(x.shape[1]),

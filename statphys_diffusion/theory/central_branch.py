@@ -200,12 +200,7 @@ def central_branch(
     """
     _check_dynamics(dynamics)
     sch = model.schedule
-    ts = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
-    if ts.size < 1:
-        raise ValueError("times must hold at least one time")
-    ts = np.unique(ts)[::-1]
-    for t in (ts[0], ts[-1]):
-        _checks.check_time(float(t), sch, allow_zero=False)
+    ts = np.unique(_checks.check_times(times, sch, scalar=False, allow_zero=False))[::-1]
     max_halvings = 0 if max_halvings == 0 else _checks.check_positive_int(max_halvings, "max_halvings")
     d = int(model.dim)
     means = getattr(model, "means", None)

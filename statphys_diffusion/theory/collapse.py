@@ -37,10 +37,10 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
-from .._results import TidyResult, axes
+from .._results import TidyResult, axes, estimates
 from ..protocols import ExactMixture, require
 from ..schedules import OrnsteinUhlenbeck, Schedule
-from .information import _posterior_entropy, _times
+from .information import _posterior_entropy
 
 __all__ = ["collapse_snr", "collapse_time", "CollapseCurve", "posterior_collapse", "ExcessEntropy", "excess_entropy"]
 
@@ -154,9 +154,19 @@ class CollapseCurve(TidyResult):
         ]
 
     def plot(self, ax=None):
-        """The mean origin weight (left axis) and the posterior entropy over points (right axis, nats)
-        against t with 1 s.e. bands; returns the Axes of the origin weight."""
+        """The collapse against t with 1 s.e. bands; returns the Axes.
+
+        Training queries: the mean origin weight (left axis) and the posterior entropy over points
+        (right axis, nats); the Axes of the origin weight is returned. Fresh queries (no origin):
+        the posterior entropy with error bars and log N, on one axis."""
         ax = axes(ax)
+        if self.source == "fresh":
+            ax.errorbar(self.times, self.entropy, yerr=self.entropy_stderr, marker="o", ms=3, lw=1)
+            ax.axhline(np.log(self.n_points), ls="--", c="gray", lw=1, label="log N")
+            ax.set_xscale("log")
+            ax.set_xlabel("t")
+            ax.set_ylabel("entropy of p(i | x_t) [nats]")
+            return ax
         w, ws = self.origin_weight, self.origin_weight_stderr
         ax.plot(self.times, w, "k-", label="origin weight")
         ax.fill_between(self.times, w - ws, w + ws, color="k", alpha=0.15, lw=0)
@@ -226,7 +236,7 @@ def posterior_collapse(
     require(model, ExactMixture, purpose="an EmpiricalDistribution or mixture: its component posterior")
     if model.n_components < 2:
         raise ValueError("model must have at least 2 training points")
-    ts = _times(times, model.schedule)
+    ts = _checks.check_times(times, model.schedule, allow_zero=False)
     rng = _checks.check_rng(rng)
     if queries is None:
         n = _checks.check_positive_int(n, "n")
@@ -257,12 +267,9 @@ def posterior_collapse(
             out["w"][j] = out["ws"][j] = np.nan
     return CollapseCurve(
         times=ts,
-        entropy=out["h"],
-        entropy_stderr=out["hs"],
-        participation=out["p"],
-        participation_stderr=out["ps"],
-        origin_weight=out["w"],
-        origin_weight_stderr=out["ws"],
+        **estimates(
+            entropy=(out["h"], out["hs"]), participation=(out["p"], out["ps"]), origin_weight=(out["w"], out["ws"])
+        ),
         source=source,
         n_points=model.n_components,
     )
@@ -323,7 +330,7 @@ def excess_entropy(
     n_pts = int(model.n_components)
     if n_pts < 2:
         raise ValueError("model must have at least 2 training points")
-    ts = _times(times, model.schedule)
+    ts = _checks.check_times(times, model.schedule, allow_zero=False)
     n = _checks.check_positive_int(n, "n")
     if n < 2:
         raise ValueError("n must be at least 2 (standard errors)")

@@ -37,9 +37,9 @@ import numpy as np
 
 from .. import _checks, _progress
 from .. import _resp_rate as rr
-from .._results import TidyResult, axes
+from .._results import TidyResult, axes, estimates
 from ..protocols import ExactMixture, require
-from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d, _times
+from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d
 
 __all__ = ["EntropyRate", "entropy_rate", "track_entropy_rate"]
 
@@ -122,12 +122,15 @@ class EntropyRate(TidyResult):
         parabola in log t, as :attr:`peak_time`; no bootstrap error), (C,)."""
         return np.array([_peak(self.times, prof) for prof in self.class_log_snr_rate])
 
-    def plot(self, ax=None, *, per: str = "time", classes: bool = True):
+    def plot(self, ax=None, *, per: str = "time", classes: bool = True, class_names=None):
         """The entropy rate against t with a 1 s.e. band, and the per-class profiles; returns the Axes.
 
         ``per="time"`` draws -dH/dt, ``per="log_snr"`` the rate per e-fold of SNR,
-        -dH/d log snr_t (needs :attr:`log_snr_speed`).
+        -dH/d log snr_t (needs :attr:`log_snr_speed`). ``class_names``: one legend name per entry
+        of :attr:`classes` (default ``"class <label>"``).
         """
+        if class_names is not None and len(class_names) != len(self.classes):
+            raise ValueError(f"class_names must have one name per class ({len(self.classes)}), got {len(class_names)}")
         if per not in ("time", "log_snr"):
             raise ValueError(f"per must be 'time' or 'log_snr', got {per!r}")
         scale = 1.0 if per == "time" else 1.0 / self._speed()
@@ -137,7 +140,8 @@ class EntropyRate(TidyResult):
         ax.fill_between(self.times, rate - se, rate + se, color="k", alpha=0.15, lw=0)
         if classes:
             for c, lab in enumerate(self.classes):
-                ax.plot(self.times, self.class_rate[c] * scale, lw=0.9, label=f"class {_checks.plain_label(lab)}")
+                name = f"class {_checks.plain_label(lab)}" if class_names is None else str(class_names[c])
+                ax.plot(self.times, self.class_rate[c] * scale, lw=0.9, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("t")
         ax.set_ylabel("-dH/dt (nats per unit t)" if per == "time" else "-dH/d log snr (nats per e-fold)")
@@ -341,9 +345,7 @@ def entropy_rate(
         model = model.relabel(groups)
     w_cls = _labelled(model)
     require(model, ExactMixture, purpose="entropy_rate needs a GaussianMixture or EmpiricalDistribution")
-    ts = _times(times, model.schedule)
-    if ts.size > 1 and np.any(np.diff(ts) <= 0):
-        raise ValueError("times must be strictly increasing")
+    ts = _checks.check_times(times, model.schedule, order="increasing", allow_zero=False)
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
     if method == "quadrature" and model.dim != 1:
@@ -400,10 +402,7 @@ def entropy_rate(
         name = "monte_carlo"
     return EntropyRate(
         times=ts,
-        entropy=ent,
-        entropy_stderr=ent_se,
-        rate=rate,
-        rate_stderr=rate_se,
+        **estimates(entropy=(ent, ent_se), rate=(rate, rate_se)),
         classes=model.classes,
         class_entropy=cls_h,
         class_rate=cls_rate,
@@ -481,14 +480,9 @@ def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 2
         sel = gen_codes == c
         if sel.any():
             out["gr"][c], out["gs"][c], gpeak[c], gpeak_se[c] = _generated_profile(ts, hd[sel], rng, n_bootstrap)
-    ent, ent_se = _mean_se(h)
-    rate, rate_se = _mean_se(hd)
     return EntropyRate(
         times=ts,
-        entropy=ent,
-        entropy_stderr=ent_se,
-        rate=rate,
-        rate_stderr=rate_se,
+        **estimates(entropy=_mean_se(h), rate=_mean_se(hd)),
         classes=cls,
         class_entropy=out["ce"],
         class_rate=out["cr"],

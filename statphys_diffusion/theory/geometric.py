@@ -357,10 +357,7 @@ def geometric_memorization(
     log_n = np.log(_n_points(n_points))
     lam = _variances(variances)
     sch = _schedule(schedule)
-    ts = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if ts.ndim != 1 or ts.size == 0:
-        raise ValueError("times must be a scalar or a non-empty 1-D array")
-    ts = np.array([_checks.check_time(float(t), sch, "times") for t in ts])
+    ts = _checks.check_times(times, sch)
     theta = np.empty(ts.size)
     rho = np.empty((ts.size, lam.size))
     for i, t in enumerate(ts):

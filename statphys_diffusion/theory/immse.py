@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from ..protocols import Denoiser, Samplable, require, satisfies
-from .information import EntropyEstimate, _times
+from .information import EntropyEstimate
 
 __all__ = ["mutual_information_immse"]
 
@@ -94,7 +94,7 @@ def mutual_information_immse(
     """
     require(model, Denoiser, purpose="I-MMSE integrates denoiser differences")
     sch = model.schedule
-    ts = _times(times, sch)
+    ts = _checks.check_times(times, sch, allow_zero=False)
     nodes = _checks.check_positive_int(nodes, "nodes")
     n = _checks.check_positive_int(n, "n")
     rng = _checks.check_rng(rng)

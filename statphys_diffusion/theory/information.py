@@ -86,13 +86,6 @@ def _labelled(model):
     return w
 
 
-def _times(times, schedule) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError("times must be a scalar or a non-empty 1-D array")
-    return np.array([_checks.check_time(float(t), schedule, "times", allow_zero=False) for t in arr])
-
-
 def _quadrature_components_1d(model, t: float, *, rate: bool = False) -> np.ndarray:
     """E[h(X_t) | component k] (and E[dh/dt | k] with ``rate``) for a 1-D mixture.
 
@@ -168,7 +161,7 @@ def conditional_entropy(
     _labelled(model)
     if groups is not None:
         model = model.relabel(groups)
-    ts = _times(times, model.schedule)
+    ts = _checks.check_times(times, model.schedule, allow_zero=False)
     if method not in ("auto", "quadrature", "monte_carlo"):
         raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
     rng = _checks.check_rng(rng)

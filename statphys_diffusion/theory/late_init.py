@@ -132,12 +132,10 @@ def critical_start(times, values, *, rule: str = "second_difference", window: in
     ``rule="smoothed"``: the same after a centred moving average over ``window`` points, for noisy
     scans. Returns the elbow time (an interior grid time).
     """
-    t = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
     v = _checks.as_float_array(values, "values", dtype=np.float64, ndim=1)
-    if t.size != v.size or t.size < 3:
-        raise ValueError(f"times and values must have the same length >= 3, got {t.size} and {v.size}")
-    if np.any(np.diff(t) <= 0) or t[0] <= 0:
-        raise ValueError("times must be positive and strictly increasing")
+    if np.ndim(times) != 1 or np.size(times) != v.size or v.size < 3:
+        raise ValueError(f"times and values must have the same length >= 3, got {np.shape(times)} and {v.shape}")
+    t = _checks.check_times(times, order="increasing", min_size=3, scalar=False, allow_zero=False)
     if rule not in CRITICAL_RULES:
         raise ValueError(f"rule must be one of {CRITICAL_RULES}, got {rule!r}")
     if rule == "smoothed":
@@ -175,9 +173,7 @@ def late_start_scan(
     ``metric(samples) -> float`` (lower is better). Returns the mean and standard error over seeds
     and the :func:`critical_start` of the curve.
     """
-    ts = _checks.as_float_array(times, "times", dtype=np.float64, ndim=1)
-    if ts.size < 3 or np.any(np.diff(ts) <= 0):
-        raise ValueError("times must be at least 3 strictly increasing start times")
+    ts = _checks.check_times(times, model.schedule, order="increasing", min_size=3, scalar=False)
     if not callable(metric):
         raise ValueError("metric must be a callable samples -> float (lower is better)")
     n = _checks.check_positive_int(n, "n")

@@ -166,13 +166,7 @@ def manifold_dimension(
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     sch = model.schedule
-    ts = np.atleast_1d(_checks.as_float_array(times, "times", dtype=np.float64))
-    if ts.ndim != 1 or ts.size == 0:
-        raise ValueError("times must be a scalar or a non-empty 1-D array")
-    for t in ts:
-        _checks.check_time(t, sch, "times", allow_zero=False)
-        if not float(sch.alpha(t)) > 0:
-            raise ValueError(f"times: t={t} has alpha_t = 0")
+    ts = _checks.check_times(times, sch, allow_zero=False, positive_alpha=True)
     rng = _checks.check_rng(rng)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = (q * np.sign(np.diag(r)))[:, :n].T  # n orthonormal rows, Haar-distributed

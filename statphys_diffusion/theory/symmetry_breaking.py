@@ -35,12 +35,13 @@ eigenvalue Lambda of the data covariance (Biroli et al. 2024); for OU it is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import _checks, _progress
-from .._results import TidyResult, axes
-from ..protocols import ExactMixture, Moments, satisfies
+from .._results import TidyResult, UnpacksAs, axes
+from ..protocols import ExactMixture, Moments, Samplable, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
@@ -51,7 +52,9 @@ __all__ = [
     "central_fixed_point",
     "track_central_fixed_point",
     "fixed_points_1d",
+    "FixedPoints",
     "top_hessian_eigenpairs",
+    "EigenPairs",
     "stability_eigenvalues",
     "symmetry_breaking_time",
     "SymmetryBreaking",
@@ -61,6 +64,7 @@ __all__ = [
     "CloningResult",
     "cloning_agreement",
     "exact_cloning_agreement",
+    "ExactCloning",
 ]
 
 DYNAMICS = ("sde", "ode", "potential")
@@ -102,7 +106,17 @@ def fixed_point_residual(model, x, t, dynamics: str = "sde") -> np.ndarray:
     return a * np.asarray(x, dtype=np.float64) + model.score(x, t)
 
 
-def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DENSE_MAX):
+class EigenPairs(NamedTuple):
+    """Output of :func:`top_hessian_eigenpairs`: unpacks as ``(eigenvalues, eigenvectors)``,
+    like ``numpy.linalg.eigh``."""
+
+    eigenvalues: np.ndarray
+    """(k,) descending."""
+    eigenvectors: np.ndarray
+    """(d, k) unit columns, column j for ``eigenvalues[j]``."""
+
+
+def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DENSE_MAX) -> EigenPairs:
     """Largest k eigenvalues (descending) and eigenvectors (columns) of H_t at one point x (d,).
 
     Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim`` (512) when the model has one, otherwise
@@ -112,13 +126,13 @@ def top_hessian_eigenpairs(model, x, t, k: int = 1, *, dense_max_dim: int = _DEN
     d = x.shape[1]
     if d <= dense_max_dim and satisfies(model, ExactMixture):
         w, v = np.linalg.eigh(model.hessian(x, t)[0])
-        return w[::-1][:k], v[:, ::-1][:, :k]
+        return EigenPairs(w[::-1][:k], v[:, ::-1][:, :k])
     from scipy.sparse.linalg import eigsh
 
     op = _hessian_operator(model, x[0], t)
     w, v = eigsh(op, k=k, which="LA", tol=1e-9)
     order = np.argsort(w)[::-1]
-    return w[order], v[:, order]
+    return EigenPairs(w[order], v[:, order])
 
 
 def _hessian_operator(model, x, t):
@@ -210,9 +224,7 @@ def _large_t_centre(model, t: float, a: float) -> np.ndarray:
 
 def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None) -> np.ndarray:
     """Continuation of the central fixed point along ``times`` (sorted descending), shape (len(times), d)."""
-    times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or np.any(np.diff(times) > 0):
-        raise ValueError("times must be a 1-D array sorted in decreasing order (from large t down)")
+    times = _checks.check_times(times, model.schedule, order="decreasing", scalar=False)
     out = np.empty((times.size, model.dim))
     x = x0
     for i, t in enumerate(times):
@@ -221,12 +233,47 @@ def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None) -> n
     return out
 
 
-def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: int = 20001):
+@dataclass(frozen=True, repr=False)
+class FixedPoints(UnpacksAs, TidyResult):
+    """Output of :func:`fixed_points_1d`; unpacks as the former tuple ``(points, eigenvalues)``.
+
+    Attributes
+    ----------
+    t : float
+        The time.
+    dynamics : str
+        ``"sde"``, ``"ode"`` or ``"potential"`` (the drift whose fixed points these are).
+    points : (n,) fixed points x* with F(x*) = a_t x* + s_t(x*) = 0, increasing
+    eigenvalues : (n,) the drift's stability eigenvalue at each, c_t (a_t + H_t(x*)); negative = stable
+    """
+
+    t: float
+    dynamics: str
+    points: np.ndarray
+    eigenvalues: np.ndarray
+
+    _unpack = ("points", "eigenvalues")
+
+    @property
+    def stable(self) -> np.ndarray:
+        """(n,) bool, eigenvalue < 0."""
+        return self.eigenvalues < 0
+
+    def to_rows(self) -> list[dict]:
+        """One dict per fixed point: ``t``, ``dynamics``, ``x``, ``eigenvalue``, ``stable``."""
+        return [
+            {"t": self.t, "dynamics": self.dynamics, "x": float(x), "eigenvalue": float(e), "stable": bool(e < 0)}
+            for x, e in zip(self.points, self.eigenvalues)
+        ]
+
+
+def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: int = 20001) -> FixedPoints:
     """All fixed points of a 1-D model at time t and the reverse drift's stability eigenvalue at each.
 
-    Sign changes of F on a grid (default range: alpha times the data range
-    padded by 4 sigma), refined by Brent's method to machine precision.
-    Returns (points (n,), eigenvalues (n,)); negative eigenvalue = stable.
+    Sign changes of F(x) = a_t x + s_t(x) on a grid (default range: alpha times the data range
+    padded by 4 sigma), refined by Brent's method to machine precision. Returns a
+    :class:`FixedPoints` (points (n,), eigenvalues (n,); negative eigenvalue = stable), which
+    unpacks as ``points, eigenvalues``.
     """
     from scipy.optimize import brentq
 
@@ -257,9 +304,9 @@ def fixed_points_1d(model, t, dynamics: str = "sde", *, x_range=None, n_grid: in
         found.append(brentq(lambda z: a * z + model.score(np.array([[z]]), t)[0, 0], grid[i], grid[i + 1], xtol=1e-14))
     roots = np.unique(np.round(np.asarray(found, dtype=np.float64), 13))
     if roots.size == 0:
-        return roots, roots
+        return FixedPoints(t, dynamics, roots, roots.copy())
     H = model.hessian(roots[:, None], t)[:, 0, 0]
-    return roots, _drift_scale(sch, t, dynamics) * (a + H)
+    return FixedPoints(t, dynamics, roots, _drift_scale(sch, t, dynamics) * (a + H))
 
 
 @dataclass(frozen=True, repr=False)
@@ -566,10 +613,10 @@ class CloningResult(TidyResult):
             for t, p, s in zip(self.branch_times, self.phi, self.phi_stderr)
         ]
 
-    def plot(self, ax=None):
-        """phi(t_b) with 1 s.e. bars against the branching time; returns the Axes."""
+    def plot(self, ax=None, *, label: str = "cloning agreement"):
+        """phi(t_b) with 1 s.e. bars against the branching time (legend ``label``); returns the Axes."""
         ax = axes(ax)
-        ax.errorbar(self.branch_times, self.phi, yerr=self.phi_stderr, marker="o", ms=3, label="cloning agreement")
+        ax.errorbar(self.branch_times, self.phi, yerr=self.phi_stderr, marker="o", ms=3, label=label)
         ax.set_xlabel("branching time t_b")
         ax.set_ylabel("phi(t_b) = P(same class)")
         return ax
@@ -633,13 +680,31 @@ def cloning_agreement(
     return CloningResult(tb[order], phi[order], se[order], n_pairs)
 
 
-def exact_cloning_agreement(model, branch_times, n: int, rng: np.random.Generator):
-    """E_{x ~ p_t}[sum_c p_t(c | x)^2] by Monte Carlo with exact draws; returns (phi, se) arrays."""
+@dataclass(frozen=True, repr=False)
+class ExactCloning(UnpacksAs, CloningResult):
+    """Output of :func:`exact_cloning_agreement`: a :class:`CloningResult` (``n_pairs`` is the
+    number of exact draws per time, ``branch_times`` in the order given) that also unpacks as the
+    former tuple ``(phi, phi_stderr)``."""
+
+    _unpack = ("phi", "phi_stderr")
+
+
+def exact_cloning_agreement(model, branch_times, n: int, rng=None) -> ExactCloning:
+    r"""The exact cloning agreement phi(t) = E_{x ~ p_t}[\sum_c p_t(c | x)^2] by Monte Carlo.
+
+    Biroli, Bonnaire, de Bortoli & Mezard 2024: two clones branched at t end in the same class with
+    probability sum_c p_t(c | x)^2 given x_t = x, for the exact reverse process. ``n`` exact draws
+    x ~ p_t (``model.sample``) per time, the standard error from their spread. ``rng``: the
+    package's policy (None fresh entropy, an int a seed). Returns an :class:`ExactCloning`.
+    """
+    require(model, Samplable, purpose="exact_cloning_agreement draws x ~ p_t")
     n = _checks.check_positive_int(n, "n")
-    out, err = [], []
-    for t in np.atleast_1d(np.asarray(branch_times, dtype=np.float64)):
+    rng = _checks.check_rng(rng)
+    tb = _checks.check_times(branch_times, model.schedule, name="branch_times")
+    out, err = np.empty(tb.size), np.empty(tb.size)
+    for j, t in enumerate(tb):
         x = model.sample(n, float(t), rng).x
         q = np.sum(model.class_posterior(x, float(t)) ** 2, axis=1)
-        out.append(q.mean())
-        err.append(q.std(ddof=1) / np.sqrt(n))
-    return np.array(out), np.array(err)
+        out[j] = q.mean()
+        err[j] = q.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return ExactCloning(tb, out, err, n)

@@ -1,0 +1,40 @@
+"""The compute backend of a call: numpy/numba on the CPU, or torch on a device.
+
+One check for every public function that takes ``backend=`` and ``device=`` (the exact models
+and :func:`~statphys_diffusion.nearest_neighbours`), and one test for torch tensors that never
+imports torch (a tensor exists only once torch has been imported).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def is_tensor(x) -> bool:
+    """Is ``x`` a torch tensor? (Without importing torch.)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def check_backend(backend, device, *, cpu: str):
+    """Validate ``backend`` in ``(cpu, "torch")`` and ``device``; return ``(backend, torch.device or None)``.
+
+    ``cpu`` names the caller's CPU backend (``"numba"`` for the models' kernels, ``"numpy"`` for
+    the nearest-neighbour search); ``device`` is only for ``"torch"`` (default: the CPU).
+    """
+    allowed = (cpu, "torch")
+    if backend not in allowed:
+        raise ValueError(f"backend must be one of {allowed}, got {backend!r}")
+    if backend == cpu:
+        if device is not None:
+            raise ValueError(f"device is for backend='torch'; the {cpu} backend runs on the CPU")
+        return backend, None
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is an optional dependency
+        raise ValueError("backend='torch' needs torch installed (pip install torch)") from None
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device: {err}") from None
+    return backend, dev

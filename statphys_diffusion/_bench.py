@@ -1,0 +1,35 @@
+"""Scaffolding shared by the scripts in benchmarks/: their command line and their table output.
+
+Private: the benchmarks compare the package's kernels with a baseline in the same run and write
+ratios (DESIGN.md); nothing here times anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._io import write_rows_csv
+
+
+def parser(doc: str, default_out: Path, quick_help: str) -> argparse.ArgumentParser:
+    """``--quick``, ``--repeat`` (best of, default 3) and ``--out`` (the CSV), described by the first
+    paragraph of the script's docstring ``doc``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default=str(default_out))
+    return p
+
+
+def write_table(rows: list[dict], out, *, tag: str | None = None) -> Path:
+    """Write ``rows`` as CSV at ``out`` (parent folders created, atomically) and print one line per
+    row, floats to 4 significant digits; ``tag``: a column printed last in brackets, not inline."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_rows_csv(out, rows)
+    for r in rows:
+        cells = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k != tag)
+        print(cells, f"[{r[tag]}]" if tag is not None else "")
+    print(f"wrote {out}")
+    return out

@@ -45,6 +45,10 @@ def _more_results(gm, ts):
         "SymmetryBreaking": sd.symmetry_breaking_time(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1)),
         "FixedPoints": sd.fixed_points_1d(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1), 0.3),
         "ExactCloning": sd.exact_cloning_agreement(gm, [0.8, 0.2], 50, rng=0),
+        "ManifoldDimension": sd.manifold_dimension(emp, pts[0], [0.1, 0.5], rng=0),
+        "SampleClassification": sd.classify_samples(pts[:3] + 0.01, pts, delta_m=0.1, delta_s=0.1),
+        "RecoveryTime": sd.recovery_time(emp, pts[:2], delta=0.5, n_trials=2, steps=4, n_bisect=3, rng=0),
+        "ExcessEntropy": sd.excess_entropy(emp, [0.2, 1.0], n=20, rng=0),
     }
 
 
@@ -68,6 +72,10 @@ COLUMNS = {
     "CloningResult": (2, ["t", "phi", "phi_stderr", "n_pairs"]),
     "FixedPoints": (None, ["t", "dynamics", "x", "eigenvalue", "stable"]),
     "ExactCloning": (2, ["t", "phi", "phi_stderr", "n_pairs"]),
+    "ManifoldDimension": (2 * 2, ["t", "rank", "singular_value", "dimension"]),
+    "SampleClassification": (3, ["sample", "d_train", "d_synth", "train_index", "synth_index", "label"]),
+    "RecoveryTime": (2, ["sample", "t", "probability", "bracketed"]),
+    "ExcessEntropy": (2, ["t", "f_e", "f_e_stderr"]),
 }
 
 

@@ -222,6 +222,32 @@ def point_then_time(x, t, func: str):
     return x, t
 
 
+def keyword_rng(n_positional: int):
+    """Decorator: ``rng`` becomes keyword-only (DESIGN.md), while a call that still passes it as
+    argument ``n_positional + 1`` works for one release with a DeprecationWarning."""
+    import functools
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            if len(args) > n_positional:
+                if len(args) > n_positional + 1 or "rng" in kwargs:
+                    raise TypeError(f"{fn.__name__}() takes {n_positional} positional arguments and rng by keyword")
+                import warnings
+
+                warnings.warn(
+                    f"{fn.__name__}: pass rng by keyword (rng=...); a positional rng is deprecated",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                args, kwargs = args[:n_positional], dict(kwargs, rng=args[n_positional])
+            return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
 def check_rng(rng, name: str = "rng") -> np.random.Generator:
     """The package's rng policy (DESIGN.md): None -> fresh entropy, an int -> a seed, a Generator as is.
 

@@ -41,7 +41,7 @@ def _more_results(gm, ts):
         "TangentJacobian": sd.tangent_jacobian(emp, pts[:3], 0.3, basis, n_normal_probes=2, rng=0),
         "GeometricMemorization": sd.geometric_memorization(10, [1.0, 0.1], ts),
         "LateInitGaussian": sd.gaussian_late_init(gm, 1.0),
-        "CloningResult": sd.cloning_agreement(gm, [0.2, 0.8], 4, np.random.default_rng(0), n_steps=10),
+        "CloningResult": sd.cloning_agreement(gm, [0.2, 0.8], 4, rng=np.random.default_rng(0), n_steps=10),
         "SymmetryBreaking": sd.symmetry_breaking_time(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1)),
         "FixedPoints": sd.fixed_points_1d(sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1), 0.3),
         "ExactCloning": sd.exact_cloning_agreement(gm, [0.8, 0.2], 50, rng=0),

@@ -41,3 +41,16 @@ def test_public_functions_follow_the_policy(call):
 
 def _labelled():
     return sd.GaussianMixture.isotropic([[-1.0], [1.0]], [0.5, 0.5], labels=[0, 1])
+
+
+def test_positional_rng_still_works_for_one_release_with_a_warning():
+    gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], [0.2, 0.2], labels=[0, 1])
+    new = sd.exact_cloning_agreement(gm, [0.3], 40, rng=5)
+    with pytest.warns(DeprecationWarning, match="pass rng by keyword"):
+        old = sd.exact_cloning_agreement(gm, [0.3], 40, np.random.default_rng(5))
+    assert old.phi[0] == new.phi[0]
+    with pytest.raises(TypeError, match="rng by keyword"):
+        sd.exact_cloning_agreement(gm, [0.3], 40, 5, rng=5)
+    with pytest.warns(DeprecationWarning):
+        res = sd.cloning_agreement(gm, [0.3], 4, np.random.default_rng(0), n_steps=8)
+    assert res.phi.shape == (1,)

@@ -208,12 +208,12 @@ def test_cloning_agrees_with_exact_posterior_overlap():
     """With the exact score, phi(t_b) = E[sum_c p(c | x_tb)^2]; cloning must match within 4 standard errors."""
     gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.05, labels=[0, 1])
     tb = [0.2, 0.5, 1.0]
-    res = th.cloning_agreement(gm, tb, 2000, np.random.default_rng(0), n_steps=300, t_start=6.0)
-    ref, ref_se = th.exact_cloning_agreement(gm, tb, 20000, np.random.default_rng(1))
+    res = th.cloning_agreement(gm, tb, 2000, rng=np.random.default_rng(0), n_steps=300, t_start=6.0)
+    ref, ref_se = th.exact_cloning_agreement(gm, tb, 20000, rng=np.random.default_rng(1))
     assert np.all(np.abs(res.phi - ref) < 4 * np.hypot(res.phi_stderr, ref_se) + 0.01)  # + Euler-Maruyama bias
     assert np.all(np.diff(res.phi) < 0)  # agreement decays with the branch time
     with pytest.raises(ValueError, match="branch_times"):
-        th.cloning_agreement(gm, [7.0], 10, np.random.default_rng(0), t_start=6.0)
+        th.cloning_agreement(gm, [7.0], 10, rng=np.random.default_rng(0), t_start=6.0)
 
 
 def test_cloning_streams_instead_of_storing_the_trajectory():
@@ -224,7 +224,7 @@ def test_cloning_streams_instead_of_storing_the_trajectory():
     rng = np.random.default_rng(0)
     gm = sd.GaussianMixture.isotropic(rng.standard_normal((2, 64)), 0.05, labels=[0, 1])
     tracemalloc.start()
-    th.cloning_agreement(gm, [0.3, 1.0], 300, np.random.default_rng(1), n_steps=1000, t_start=4.0)
+    th.cloning_agreement(gm, [0.3, 1.0], 300, rng=np.random.default_rng(1), n_steps=1000, t_start=4.0)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1001 * 300 * 64 * 8 / 10

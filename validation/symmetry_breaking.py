@@ -127,9 +127,9 @@ def part_toy(out: Path, quick: bool) -> dict:
     tb = np.geomspace(0.05, 2.5, 8 if quick else 16)
     n_pairs = 500 if quick else 4000
     clo = th.cloning_agreement(
-        gmc, tb, n_pairs, np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
+        gmc, tb, n_pairs, rng=np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
     )
-    exact = th.exact_cloning_agreement(gmc, tb, 20000, np.random.default_rng(1))
+    exact = th.exact_cloning_agreement(gmc, tb, 20000, rng=np.random.default_rng(1))
     write_rows_csv(
         out / "sb_cloning.csv",
         [

@@ -622,12 +622,13 @@ class CloningResult(TidyResult):
         return ax
 
 
+@_checks.keyword_rng(3)
 def cloning_agreement(
     model,
     branch_times,
     n_pairs: int,
-    rng: np.random.Generator,
     *,
+    rng=None,
     n_steps: int = 400,
     t_start: float | None = None,
     t_end: float | None = None,
@@ -652,6 +653,7 @@ def cloning_agreement(
 
     sch = model.schedule
     n_pairs = _checks.check_positive_int(n_pairs, "n_pairs")
+    rng = _checks.check_rng(rng)
     t0 = sch.default_t_start if t_start is None else _checks.check_time(t_start, sch, "t_start")
     t1 = float(sch.t_of_snr(1e4)) if t_end is None else _checks.check_time(t_end, sch, "t_end", allow_zero=False)
     tb = np.sort(np.asarray(branch_times, dtype=np.float64))[::-1]
@@ -689,7 +691,8 @@ class ExactCloning(UnpacksAs, CloningResult):
     _unpack = ("phi", "phi_stderr")
 
 
-def exact_cloning_agreement(model, branch_times, n: int, rng=None) -> ExactCloning:
+@_checks.keyword_rng(3)
+def exact_cloning_agreement(model, branch_times, n: int, *, rng=None) -> ExactCloning:
     r"""The exact cloning agreement phi(t) = E_{x ~ p_t}[\sum_c p_t(c | x)^2] by Monte Carlo.
 
     Biroli, Bonnaire, de Bortoli & Mezard 2024: two clones branched at t end in the same class with

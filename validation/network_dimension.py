@@ -182,12 +182,17 @@ def plot(out: Path, results: dict, twins: dict, trust: dict, t_star, summary: di
             v = [r["dim_0.5"] for r in results[n]["rows"] if r["kind"] == k and r["t"] == t_show]
             med.append(float(np.median(v)) if v else np.nan)
         ax[1].plot(ns, med, marker="os^v"[j], ms=4, label=k)
-    _driver.style(ax[1], xlabel="N training images", ylabel="dimension (level 1/2, median)",
-                  title=f"By point kind at t = {t_show:g}", xlog=True)  # fmt: skip
+    title = f"By point kind at t = {t_show:g}" + ("" if t_star is not None else " (not trusted)")
+    _driver.style(ax[1], xlabel="N training images", ylabel="dimension (level 1/2, median)", title=title, xlog=True)
     for p in TWINS:
         ax[2].plot(times, [_median_train(twins[p], t) for t in times], marker="o", ms=3, label=p)
     _driver.style(ax[2], xlabel="t (DDPM linear steps)", ylabel="dimension at training points (median)",
                   title=f"Twins at N = {summary['twin_N']}: trust within 10%", xlog=True)  # fmt: skip
+    for a in ax[:2]:
+        a.set_xticks(ns, [str(n) for n in ns])
+        a.minorticks_off()
+    ax[2].set_xticks(times, [f"{t:g}" for t in times])
+    ax[2].minorticks_off()
     _driver.save_figure(fig, out / f"{name}.png", f"Manifold dimension of the networks: {summary['verdict']}")
 
 
@@ -255,6 +260,7 @@ def main(argv=None):
         "sample_fractions": {n: results[n]["fractions"] for n in ns},
         "config": {k: v for k, v in base.items() if k not in ("runs", "data")},
         "seconds": time.time() - t0,
+        "job_seconds": float(sum(r["seconds"] for r in res)),  # the measurement's cost, also when cached
         "version": sd.__version__,
     }
     _driver.dump_json(out / f"{name}.json", summary, echo=True)

@@ -98,7 +98,8 @@ def _check_tensor(x, name: str, d: int | None = None, min_rows: int = 1):
     import torch
 
     if x.ndim != 2 or x.shape[0] < min_rows or (d is not None and x.shape[1] != d):
-        want = f"(M, {d})" if d is not None else "(M, d)"
+        rows = "N" if name == "train" else "M"
+        want = f"({rows}, {d})" if d is not None else f"({rows}, d)"
         raise ValueError(f"{name} must have shape {want} with at least {min_rows} rows, got {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{name} must be a float32 or float64 tensor, got {x.dtype}")
@@ -139,7 +140,8 @@ def _nearest_torch(samples, train, k: int, chunk: int, device) -> tuple:
         keep = torch.argsort(cand_d, dim=1, stable=True)[:, :k]
         best_d = torch.gather(cand_d, 1, keep)
         best_i = torch.gather(cand_i, 1, keep)
-    exact = torch.sqrt(((x.double()[:, None, :] - y.double()[best_i]) ** 2).sum(dim=2))
+    # index before converting: only the M x k kept rows of train are copied to float64
+    exact = torch.sqrt(((x.double()[:, None, :] - y[best_i].double()) ** 2).sum(dim=2))
     order = torch.argsort(exact, dim=1, stable=True)
     dist64 = torch.gather(exact, 1, order).cpu().numpy()
     return dist64, torch.gather(best_i, 1, order).cpu().numpy()

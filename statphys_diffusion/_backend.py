@@ -38,3 +38,19 @@ def check_backend(backend, device, *, cpu: str):
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device {device!r} is not a torch device: {err}") from None
     return backend, dev
+
+
+def check_tensor(x, name: str, d: int | None = None, *, min_rows: int = 0, rows: str = "M"):
+    """A 2-D float32/float64 torch tensor without NaN or inf, with ``d`` columns (when given) and at
+    least ``min_rows`` rows; ``rows`` names the row count in the message. Returns ``x``."""
+    import torch
+
+    if x.ndim != 2 or x.shape[0] < min_rows or (d is not None and x.shape[1] != d):
+        want = f"({rows}, {d if d is not None else 'd'})"
+        at_least = f" with at least {min_rows} rows" if min_rows > 0 else ""
+        raise ValueError(f"{name} must have shape {want}{at_least}, got {tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{name} must be a float32 or float64 tensor, got {x.dtype}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf (it must be finite)")
+    return x

@@ -85,8 +85,6 @@ class _Guided:
     def denoise(self, x, t) -> np.ndarray:
         """(x + sigma_t^2 s~(x)) / alpha_t with the guided score s~."""
         t = _checks.check_time(t, self.schedule)
-        if not float(self.schedule.alpha(t)) > 0:
-            raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         return denoiser_from_score(np.asarray(x, dtype=np.float64), self.score(x, t), t, self.schedule)
 
     def score(self, x, t) -> np.ndarray:  # pragma: no cover - each guidance defines it

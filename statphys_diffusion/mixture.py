@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from ._backend import check_backend, is_tensor
+from ._backend import check_backend, check_tensor, is_tensor
 from ._covariance import CovarianceSet
 from ._results import TidyResult, coordinates
 from .conventions import denoiser_from_score
@@ -181,10 +181,6 @@ def check_partition(groups, classes) -> np.ndarray:
     return group_of
 
 
-def _check_backend(backend, device):
-    return check_backend(backend, device, cpu="numba")
-
-
 class GaussianMixture:
     r"""A mixture of K Gaussians in d dimensions, noised by a schedule.
 
@@ -257,7 +253,7 @@ class GaussianMixture:
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
         self._mu_cache: dict = {}
-        self._backend, self._device = _check_backend(backend, device)
+        self._backend, self._device = check_backend(backend, device, cpu="numba")
         self._torch_cache: dict = {}
         self._musq = np.einsum("kd,kd->k", mu, mu)
 
@@ -659,12 +655,7 @@ class GaussianMixture:
     def _tensor_iso(self, name: str, x, t):
         import torch
 
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (M, {self.dim}), got {tuple(x.shape)}")
-        if x.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"x must be a float32 or float64 tensor, got {x.dtype}")
-        if x.numel() and not bool(torch.isfinite(x).all()):
-            raise ValueError("x must be finite (it contains NaN or inf)")
+        check_tensor(x, "x", self.dim)
         if x.numel():
             _checks.check_magnitude(np.full((1, self.dim), float(x.abs().max())), "x")
         t = _checks.check_time(t, self.schedule, allow_zero=not self.singular)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from ._backend import check_backend, is_tensor
+from ._backend import check_backend, check_tensor, is_tensor
 from ._results import TidyResult, UnpacksAs
 
 __all__ = [
@@ -93,36 +93,18 @@ def _top_k(x: np.ndarray, y: np.ndarray, k: int, scale: float, chunk: int) -> np
     return best_i
 
 
-def _check_tensor(x, name: str, d: int | None = None, min_rows: int = 1):
-    """A 2-D float32/float64 tensor without NaN or inf (and ``d`` columns, ``min_rows`` rows)."""
-    import torch
-
-    if x.ndim != 2 or x.shape[0] < min_rows or (d is not None and x.shape[1] != d):
-        rows = "N" if name == "train" else "M"
-        want = f"({rows}, {d})" if d is not None else f"({rows}, d)"
-        raise ValueError(f"{name} must have shape {want} with at least {min_rows} rows, got {tuple(x.shape)}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"{name} must be a float32 or float64 tensor, got {x.dtype}")
-    if x.numel() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
-
-
 def _nearest_torch(samples, train, k: int, chunk: int, device) -> tuple:
     """Candidates by one GEMM and one ``topk`` per chunk of ``train`` on ``device``, then the exact
     distances (float64) and the final order, all there; returns numpy (distances, indices)."""
     import torch
 
-    def tensor(v, name, d=None, min_rows=1):
+    def tensor(v, name):
         if is_tensor(v):
-            return _check_tensor(v, name, d, min_rows).to(device)
-        arr = _checks.as_float_array(v, name)
-        return torch.as_tensor(arr, device=device)
+            return v.to(device)
+        return torch.as_tensor(_checks.as_float_array(v, name), device=device)
 
-    x = tensor(samples, "samples")
-    y = tensor(train, "train", x.shape[1], 2)
-    if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] != x.shape[1]:
-        raise ValueError(f"train must have shape (N, {x.shape[1]}) with N >= 2, got {tuple(y.shape)}")
+    x = check_tensor(tensor(samples, "samples"), "samples")
+    y = check_tensor(tensor(train, "train"), "train", x.shape[1], min_rows=2, rows="N")
     if k > y.shape[0]:
         raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
     dtype = torch.promote_types(x.dtype, y.dtype)

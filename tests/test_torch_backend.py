@@ -150,6 +150,9 @@ def test_nearest_neighbours_takes_tensors_and_returns_the_numpy_table(dtype):
         sd.nearest_neighbours(torch.as_tensor(x).to(torch.float16), train)
     with pytest.raises(ValueError, match="k must be <= N"):
         sd.nearest_neighbours(torch.as_tensor(x), train[:3], k=4)
+    # a numpy input on the torch path goes through the same shape check as a tensor
+    with pytest.raises(ValueError, match=r"samples must have shape \(M, d\)"):
+        sd.nearest_neighbours(x[0], torch.as_tensor(train))
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])

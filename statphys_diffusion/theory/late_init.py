@@ -135,7 +135,7 @@ def critical_start(times, values, *, rule: str = "second_difference", window: in
     v = _checks.as_float_array(values, "values", dtype=np.float64, ndim=1)
     if np.ndim(times) != 1 or np.size(times) != v.size or v.size < 3:
         raise ValueError(f"times and values must have the same length >= 3, got {np.shape(times)} and {v.shape}")
-    t = _checks.check_times(times, order="increasing", min_size=3, scalar=False, allow_zero=False)
+    t = _checks.check_times(times, order="increasing", scalar=False, allow_zero=False)
     if rule not in CRITICAL_RULES:
         raise ValueError(f"rule must be one of {CRITICAL_RULES}, got {rule!r}")
     if rule == "smoothed":

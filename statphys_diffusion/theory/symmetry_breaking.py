@@ -656,8 +656,8 @@ def cloning_agreement(
     rng = _checks.check_rng(rng)
     t0 = sch.default_t_start if t_start is None else _checks.check_time(t_start, sch, "t_start")
     t1 = float(sch.t_of_snr(1e4)) if t_end is None else _checks.check_time(t_end, sch, "t_end", allow_zero=False)
-    tb = np.sort(np.asarray(branch_times, dtype=np.float64))[::-1]
-    if tb.ndim != 1 or tb.size == 0 or tb[0] >= t0 or tb[-1] <= t1:
+    tb = np.sort(_checks.check_times(branch_times, sch, name="branch_times"))[::-1]
+    if tb[0] >= t0 or tb[-1] <= t1:
         raise ValueError(f"branch_times must lie strictly between t_end={t1} and t_start={t0}")
     grid = np.unique(np.concatenate([np.linspace(t0, t1, n_steps + 1), tb]))[::-1]
     idx = {float(t): int(np.nonzero(grid == t)[0][0]) for t in tb}

@@ -149,9 +149,14 @@ def verdict(d_of_n: dict, window) -> tuple[str, dict]:
 
 
 def _regimes(memo_json: Path, quick: bool) -> tuple[dict, float]:
-    """Result 2's regime label per (N, t) at the primary budget, and its pixel threshold."""
-    if quick or not memo_json.is_file():
+    """Result 2's regime label per (N, t) at the primary budget, and its pixel threshold.
+
+    Quick mode (the pipeline only) has neither: no regime gate and delta = 1. A full run needs
+    Result 2's outputs; without them it stops rather than pass the regime gate vacuously."""
+    if quick:
         return {}, 1.0
+    if not memo_json.is_file():
+        raise SystemExit(f"{memo_json} not found: run validation/network_memorization.py first (its regime map gates)")
     d = json.loads(memo_json.read_text())
     reg = {}
     for r in d["results"]:
@@ -235,10 +240,10 @@ def main(argv=None):
     res = sd.run_sweep(job, cfgs, cache_dir=cache, workers=args.workers, desc="dimension jobs")
     results = {r["N"]: r for r in res if r["prediction"] == "edm"}
     twins = {"edm": results[twin_n], **{r["prediction"]: r for r in res if r["prediction"] != "edm"}}
-    trust = trusted_times(twins, {n: regimes.get(n, {}) for n in ns} if regimes else {}, times)
+    trust = trusted_times(twins, {} if q else {n: regimes.get(n, {}) for n in ns}, times)
     trusted = [t for t in times if trust[t]["trusted"]]
     t_star = min(trusted) if trusted else None
-    window = tuple(n for n in (ns if q else WINDOW))
+    window = ns if q else WINDOW
     if t_star is None:
         verdict_, crit = "not testable with these networks", {}
     else:

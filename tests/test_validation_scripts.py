@@ -180,6 +180,10 @@ def test_network_entropy_quick(tmp_path):
     assert summary["verdict"] in ("confirmed", "partly confirmed", "refuted", "not testable with this network")
     for gate in ("classifier_agreement", "low_noise_residual_integral_nats", "consistency_max"):
         assert np.isfinite(summary["gates"][gate])
+    # the residual (on the network's own samples), its calibration on the class-Gaussian's own draws
+    # and the held-out diagnostic are all integrals of a squared norm: finite and non-negative
+    for key in ("low_noise_residual", "low_noise_residual_class_gaussian", "held_out_residual"):
+        assert all(np.isfinite(v) and v >= 0 for v in summary["gates"][key])
     # the 30-step quick network cannot pass its gates: the verdict must say so
     assert not summary["gates_passed"] and summary["verdict"] == "not testable with this network"
 

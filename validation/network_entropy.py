@@ -25,10 +25,21 @@ Gates, measured before any conclusion (README "Theory against trained networks")
 
 1. classifier agreement: the evaluation classifier (restricted to the four classes) agrees
    with the conditioning class on the joint chains' final samples at least 80% of the time;
-2. low-noise residual: r(t) = 1/2 E|eps(x_t, c) - eps(x_t, null)|^2 on held-out images is the
-   I-MMSE integrand dI(Y; X_t)/d log snr of the network; integrated over log-SNR for
-   1 <= t <= 20 it must stay below 0.1 nats (7% of H(Y) = log 4): the network makes no sizeable spurious
-   class information at low noise;
+2. low-noise residual: r(t) = 1/2 E|eps(x_t, c) - eps(x_t, null)|^2 is the I-MMSE integrand
+   dI(Y; X_t)/d log snr of the network's own model when x_0 and c are drawn from it; it is
+   measured on the final samples of the joint chains (x_0) with their conditioning class (c),
+   noised to each t. Integrated over log-SNR for 1 <= t <= 20 it must stay below 0.1 nats
+   (7% of H(Y) = log 4): the network makes no sizeable class information at low noise.
+
+   Restated (session 10, before the rerun that uses it, and before it was measured on any
+   network): the first version measured r on held-out test images. Off the model's own
+   distribution the integrand is not dI/d log snr of anything; the exact class-Gaussian
+   reference, a generalising model with no spurious class information, gave 9.1 nats per
+   e-fold at t = 1 there (the network 0.28), far above what any model can hold at low noise
+   (the integral over all log-SNR of the on-model integrand is I(Y; X_0) <= log 4). The
+   held-out version is kept as a diagnostic of misspecification (``held_out_*`` keys), for
+   the network and the reference; the reference's on-model value is reported beside the
+   network's as a calibration (a generalising model should pass);
 3. Bayes consistency (sd.regime_map): the residual rho stays below 0.05 at every measured t,
    so the joint and the null-chain estimators measure the same posterior.
 
@@ -168,6 +179,11 @@ def job(job: dict) -> dict:
     out["labels"] = None if track.labels is None else np.asarray(track.labels).tolist()
     if job["chains"] == "joint":  # gate 1: the evaluation classifier on the conditional samples
         out["classifier_labels"] = _classify(cfg, meta, track.x).tolist()
+    if "residual_t" in job:  # gate 2: the I-MMSE integrand on the network's own samples
+        r, se = _low_noise_residual(
+            model, track.x, np.asarray(track.labels), np.asarray(job["residual_t"]), np.random.default_rng(6)
+        )
+        out["residual"], out["residual_stderr"] = r.tolist(), se.tolist()
     return out
 
 
@@ -201,6 +217,12 @@ def _low_noise_residual(model, x0: np.ndarray, y0: np.ndarray, times: np.ndarray
         r.append(float(v.mean()))
         se.append(float(v.std(ddof=1) / np.sqrt(v.size)))
     return np.array(r), np.array(se)
+
+
+def _low_noise_integral(r: np.ndarray, times: np.ndarray, log_snr: np.ndarray) -> float:
+    """Trapezoid integral over log-SNR of r for 1 <= t <= GATE_RESIDUAL_T (log snr falls with t)."""
+    low = times <= GATE_RESIDUAL_T
+    return float(np.trapezoid(r[low][::-1], log_snr[low][::-1]))
 
 
 def main(argv=None):
@@ -240,8 +262,17 @@ def main(argv=None):
     ]
     steps = 20 if quick else 250
     coarse = 1 if quick else 5
+    t_low = np.geomspace(1.0, 100.0, 5 if quick else 12)
     net_jobs = [
-        {"kind": "track", "chains": "joint", "steps": steps, "n": 8 if quick else 60, "seed": 1, "coarse": coarse},
+        {
+            "kind": "track",
+            "chains": "joint",
+            "steps": steps,
+            "n": 8 if quick else 60,
+            "seed": 1,
+            "coarse": coarse,
+            "residual_t": t_low.tolist(),
+        },
         {"kind": "track", "chains": "null", "steps": steps, "n": 32 if quick else 240, "seed": 2, "coarse": coarse},
         {
             "kind": "track",
@@ -267,20 +298,21 @@ def main(argv=None):
     pick = np.random.default_rng(5).choice(len(test.images), 64 if quick else 500, replace=False)
     x_held, y_held = _networks.flat_points(test.images[pick]), test.labels[pick]
     clf_test = _classify(cfg, meta, x_held)
-    t_low = np.geomspace(1.0, 100.0, 5 if quick else 12)
-    resid, resid_se = _low_noise_residual(model, x_held, y_held, t_low, np.random.default_rng(6))
-    # integral over log-SNR of r for 1 <= t <= 20 (trapezoid; log snr decreases with t)
+    resid, resid_se = np.asarray(joint["residual"]), np.asarray(joint["residual_stderr"])
+    held_resid, held_resid_se = _low_noise_residual(model, x_held, y_held, t_low, np.random.default_rng(6))
     ls = np.asarray(sch.log_snr(t_low), dtype=np.float64)
-    low = t_low <= GATE_RESIDUAL_T
-    integ = float(np.trapezoid(resid[low][::-1], ls[low][::-1]))
     x_train, y_train = _train_points(json.dumps(_cfg_of({"net": cfg}), sort_keys=True))
     refs = {
         "empirical": sd.EmpiricalDistribution(x_train, labels=y_train, schedule=sch),
         "class_gaussian": sd.GaussianMixture.fit(x_train, y_train, schedule=sch),
     }
     t_reg = np.geomspace(3.0, 900.0, 5 if quick else 8)
-    # the same residual for the exact class-Gaussian reference (its true low-noise value)
-    ref_resid, _ = _low_noise_residual(refs["class_gaussian"], x_held, y_held, t_low, np.random.default_rng(6))
+    # the same residual for the exact class-Gaussian reference: on its own draws (the calibration:
+    # a generalising model with no spurious low-noise information) and on the held-out images
+    own = refs["class_gaussian"].sample(len(y_held), 0.0, np.random.default_rng(7))
+    ref_resid, _ = _low_noise_residual(refs["class_gaussian"], own.x0, own.labels, t_low, np.random.default_rng(6))
+    held_ref_resid, _ = _low_noise_residual(refs["class_gaussian"], x_held, y_held, t_low, np.random.default_rng(6))
+    integ, ref_integ, held_integ = (_low_noise_integral(r, t_low, ls) for r in (resid, ref_resid, held_resid))
     rmap = sd.regime_map(
         model,
         x_train,
@@ -302,8 +334,14 @@ def main(argv=None):
         "low_noise_residual_stderr": resid_se.tolist(),
         "low_noise_residual_integral_nats": integ,
         "low_noise_residual_class_gaussian": ref_resid.tolist(),
+        "low_noise_residual_class_gaussian_integral_nats": ref_integ,
         "low_noise_residual_threshold_nats": GATE_RESIDUAL_NATS,
         "low_noise_residual_passed": bool(integ < GATE_RESIDUAL_NATS),
+        "low_noise_residual_measured_on": "the joint chains' final samples with their conditioning class",
+        "held_out_residual": held_resid.tolist(),
+        "held_out_residual_stderr": held_resid_se.tolist(),
+        "held_out_residual_integral_nats": held_integ,
+        "held_out_residual_class_gaussian": held_ref_resid.tolist(),
         "consistency_t": t_reg.tolist(),
         "consistency": rmap.consistency.tolist(),
         "consistency_max": float(np.max(rmap.consistency)),

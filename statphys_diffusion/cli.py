@@ -251,7 +251,7 @@ def _predict(args) -> int:
     else:
         n = 2000 if args.n is None else args.n
         model, points, labels = datasets.synthetic_dataset(args.data, n, rng)
-        queries = model.sample(args.n_query, 0.0, rng).x0
+        queries = model.sample(args.n_query, 0.0, rng=rng).x0
         source = f"synthetic '{args.data}': {datasets.SYNTHETIC[args.data][0]}"
         class_names = None
     config = ReportConfig(

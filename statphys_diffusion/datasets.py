@@ -423,7 +423,7 @@ def _manifold():
     from .manifold import LinearManifold
 
     rng = np.random.default_rng(0)
-    return LinearManifold.random(64, 4, [4.0, 2.0, 1.0, 0.5], rng)
+    return LinearManifold.random(64, 4, [4.0, 2.0, 1.0, 0.5], rng=rng)
 
 
 SYNTHETIC = {
@@ -438,7 +438,7 @@ def synthetic_dataset(name: str, n: int, rng: np.random.Generator):
     if name not in SYNTHETIC:
         raise ValueError(f"data must be 'cifar10' or one of {sorted(SYNTHETIC)}, got {name!r}")
     model = SYNTHETIC[name][1]()
-    draws = model.sample(n, 0.0, rng)
+    draws = model.sample(n, 0.0, rng=rng)
     return model, draws.x0, draws.labels
 
 

@@ -119,12 +119,16 @@ class LinearManifold(GaussianMixture):
         )
 
     @staticmethod
-    def random(d: int, m: int, variances, rng: np.random.Generator, *, schedule: Schedule | None = None):
+    @_checks.keyword_rng(3)
+    def random(
+        d: int, m: int, variances, *, rng: np.random.Generator | int | None = None, schedule: Schedule | None = None
+    ):
         """A manifold with a uniformly random (Haar) orthonormal basis."""
         d = _checks.check_positive_int(d, "d")
         m = _checks.check_positive_int(m, "m")
         if m > d:
             raise ValueError(f"m must be <= d, got m={m}, d={d}")
+        rng = _checks.check_rng(rng)
         q, r = np.linalg.qr(rng.standard_normal((d, m)))
         q = q * np.sign(np.diag(r))[None, :]
         return LinearManifold(q, variances, schedule=schedule)

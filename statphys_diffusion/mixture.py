@@ -863,7 +863,8 @@ class GaussianMixture:
             pv += rc.sum(axis=1)
         return ggv - pv[:, None] * v - s * np.einsum("ij,ij->i", s, v)[:, None]
 
-    def sample(self, n: int, t=0.0, rng: np.random.Generator | None = None) -> Draws:
+    @_checks.keyword_rng(3)
+    def sample(self, n: int, t=0.0, *, rng: np.random.Generator | int | None = None) -> Draws:
         """Exact draws of (x_t, x_0, component, label): x_t = alpha_t x_0 + sigma_t eps."""
         n = _checks.check_positive_int(n, "n")
         t = _checks.check_time(t, self.schedule)

@@ -107,7 +107,7 @@ class Moments(Protocol):
 class Samplable(Protocol):
     """``sample(n, t, rng)``: n draws of the data and of the forward process at time t."""
 
-    def sample(self, n: int, t: float, rng: Any = None) -> Any: ...
+    def sample(self, n: int, t: float = 0.0, *, rng: Any = None) -> Any: ...
 
 
 @runtime_checkable

@@ -248,7 +248,7 @@ def _consistency(model, times, n, n_steps, rng, progress) -> tuple[np.ndarray, n
     pointwise = hasattr(model, "sample") and hasattr(model, "class_posterior")
     track = None
     if pointwise:
-        draws = [(float(t), model.sample(n, float(t), rng).x) for t in times]
+        draws = [(float(t), model.sample(n, float(t), rng=rng).x) for t in times]
     else:
         track = OnlineClassifier(n_steps, progress=progress).run(
             model, n=n, rng=rng, return_trajectory=True, classes=classes

@@ -145,7 +145,7 @@ def linear_manifolds(draw, dim=st.integers(2, 12), schedule=None):
     m = draw(st.integers(1, max(1, d - 1)))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     sch = draw(schedules()) if schedule is None else schedule
-    return LinearManifold.random(d, m, rng.uniform(0.1, 4.0, m), rng, schedule=sch)
+    return LinearManifold.random(d, m, rng.uniform(0.1, 4.0, m), rng=rng, schedule=sch)
 
 
 def noisy_length(model, t: float) -> float:

@@ -62,7 +62,7 @@ def test_the_quoted_integer_and_interval_cases():
 
     gm = sd.GaussianMixture.isotropic([[0.0], [1.0]], 0.1)
     with pytest.raises(ValueError, match="n must be a positive integer"):
-        gm.sample(float("inf"), 0.5, np.random.default_rng(0))
+        gm.sample(float("inf"), 0.5, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_steps must be a positive integer"):
         DDIM(float("nan"))
     with pytest.raises(ValueError, match="n_points and eigenvalues"):

@@ -22,8 +22,8 @@ class _DenoiserOnly:
 def test_exact_manifold_matches_the_closed_form(t, wrap):
     rng = np.random.default_rng(0)
     lam = np.array([3.0, 1.0, 0.2])
-    man = sd.LinearManifold.random(12, 3, lam, rng)
-    x = man.sample(50, t, rng).x
+    man = sd.LinearManifold.random(12, 3, lam, rng=rng)
+    x = man.sample(50, t, rng=rng).x
     model = _DenoiserOnly(man) if wrap else man
     tj = sd.tangent_jacobian(model, x, t, man.basis, rng=rng)
     a, s2 = float(man.schedule.alpha(t)), float(man.schedule.sigma2(t))
@@ -39,12 +39,12 @@ def test_exact_manifold_matches_the_closed_form(t, wrap):
 def test_empirical_model_loses_directions_with_few_points_and_keeps_them_with_many():
     rng = np.random.default_rng(1)
     lam = np.array([4.0, 1.0, 0.25, 0.0625])
-    man = sd.LinearManifold.random(30, 4, lam, rng)
+    man = sd.LinearManifold.random(30, 4, lam, rng=rng)
     t = 0.01
     ref = man.denoiser_jacobian_eigenvalues(t)
-    q = man.sample(300, t, rng).x
-    few = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(30, 0.0, rng).x0), q, t, man.basis)
-    many = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(3000, 0.0, rng).x0), q, t, man.basis)
+    q = man.sample(300, t, rng=rng).x
+    few = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(30, 0.0, rng=rng).x0), q, t, man.basis)
+    many = sd.tangent_jacobian(sd.EmpiricalDistribution(man.sample(3000, 0.0, rng=rng).x0), q, t, man.basis)
     # the empirical posterior covariance lies in the span of the training points: no normal part
     assert np.abs(few.normal).max() < 1e-8 and np.abs(many.normal).max() < 1e-8
     # with 3000 points every direction keeps at least 80% of the exact posterior variance,
@@ -54,7 +54,7 @@ def test_empirical_model_loses_directions_with_few_points_and_keeps_them_with_ma
 
 
 def test_bad_input():
-    man = sd.LinearManifold.random(6, 2, [1.0, 0.5], np.random.default_rng(0))
+    man = sd.LinearManifold.random(6, 2, [1.0, 0.5], rng=np.random.default_rng(0))
     x = np.zeros((3, 6))
     with pytest.raises(ValueError, match="orthonormal"):
         sd.tangent_jacobian(man, x, 0.5, np.ones((6, 2)))

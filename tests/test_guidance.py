@@ -33,7 +33,7 @@ def test_exact_dng_is_the_score_of_the_safe_mixture(seed, d, t, removed):
     m = _random_mixture(rng, d)
     safe = _safe(m, removed)
     g = sd.DynamicNegativeGuidance(m, removed)
-    x = m.sample(50, t, rng).x
+    x = m.sample(50, t, rng=rng).x
     ref = safe.score(x, t)
     # relative 1e-10: both sides are sums of O(|x|/sigma^2) terms formed in float64
     np.testing.assert_allclose(g.score(x, t), ref, rtol=1e-10, atol=1e-10 * (1 + np.abs(ref).max()))
@@ -53,7 +53,7 @@ def test_sampling_with_exact_dng_matches_exact_safe_draws():
     safe = sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1, [3 / 7, 4 / 7], labels=[0, 2])
     g = sd.DynamicNegativeGuidance(m, 1)
     out = DDPMAncestral(400).sample(g, n=3000, t_start=6.0, t_end=1e-3, rng=np.random.default_rng(0))
-    ref = safe.sample(3000, 1e-3, np.random.default_rng(1)).x
+    ref = safe.sample(3000, 1e-3, rng=np.random.default_rng(1)).x
     # two-sample KS at the 1e-3 level: 400 steps leave a bias far below the KS resolution (~0.035)
     assert ks_2samp(out.x[:, 0], ref[:, 0]).pvalue > 1e-3
     assert np.all(m.class_posterior(out.x, 1e-3)[:, 1] < 0.5)  # no sample of the removed class

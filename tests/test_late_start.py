@@ -39,7 +39,7 @@ def test_late_start_scan_on_an_asymmetric_mixture():
     0.18 against 0.11 in this configuration; the test asks for a gap of 0.05). The critical start
     lies inside the scan."""
     gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.01, [0.8, 0.2])
-    ref = gm.sample(1000, 0.0, np.random.default_rng(9)).x
+    ref = gm.sample(1000, 0.0, rng=np.random.default_rng(9)).x
     times = np.geomspace(0.02, 3.0, 10)
     scan = sd.late_start_scan(gm, DDIM(20), times, lambda x: _w1(x, ref), n=1000, n_seeds=2, rng=0)
     assert scan.value[0] > scan.value[-1] + 0.05

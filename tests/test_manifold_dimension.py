@@ -17,7 +17,7 @@ def _manifold(d=12, lam=(4.0, 4.0, 0.25, 0.25), seed=0):
 @pytest.mark.parametrize("rule", ["largest_gap", "cliff", "level"])
 def test_dimension_of_a_linear_manifold_at_small_t(rule):
     lm = _manifold()
-    x0 = lm.sample(1, 0.0, np.random.default_rng(1)).x
+    x0 = lm.sample(1, 0.0, rng=np.random.default_rng(1)).x
     res = sd.manifold_dimension(lm, x0, [1e-4, 1e-3], rule=rule, rng=0)
     assert list(res.dimension) == [4, 4]
 
@@ -29,7 +29,7 @@ def test_normalised_spectrum_and_block_loss_times_follow_the_closed_form():
     a 80-point grid: 2%)."""
     lam = np.array([4.0, 4.0, 0.25, 0.25])
     lm = _manifold(lam=lam)
-    x0 = lm.sample(1, 0.0, np.random.default_rng(2)).x
+    x0 = lm.sample(1, 0.0, rng=np.random.default_rng(2)).x
     times = np.geomspace(1e-3, 3.0, 80)
     res = sd.manifold_dimension(lm, x0, times, rng=3)
     t = 0.4
@@ -49,7 +49,7 @@ def test_the_plain_estimator_carries_the_mean_score_term():
     """Without antithetic probes every row carries sigma s(alpha x0): away from the manifold's centre
     it adds a rank-one direction, which the symmetrised estimator cancels."""
     lm = _manifold()
-    x0 = lm.sample(1, 0.0, np.random.default_rng(4)).x + 3.0 * np.ones((1, 12)) / np.sqrt(12)
+    x0 = lm.sample(1, 0.0, rng=np.random.default_rng(4)).x + 3.0 * np.ones((1, 12)) / np.sqrt(12)
     sym = sd.manifold_dimension(lm, x0, 0.05, rng=5).singular_values[0]
     plain = sd.manifold_dimension(lm, x0, 0.05, symmetrize=False, rng=5).singular_values[0]
     assert np.abs(sym - plain).max() > 1e-2

@@ -18,7 +18,7 @@ from statphys_diffusion._kernels import streaming
 
 def _points(model, t, rng, m=6):
     """Points at the scale of p_t: exact draws plus a few far-away ones."""
-    x = model.sample(m, t, rng).x
+    x = model.sample(m, t, rng=rng).x
     x[0] *= 3.0
     return x
 
@@ -104,7 +104,7 @@ def test_lowrank_and_full_paths_agree(d, m, seed, kind):
     low = sd.GaussianMixture.low_rank(means, basis, lam, nv)
     full = sd.GaussianMixture.full(means, low.covariances)
     t = 0.4
-    x = low.sample(5, t, rng).x
+    x = low.sample(5, t, rng=rng).x
     np.testing.assert_allclose(low.log_prob(x, t), full.log_prob(x, t), rtol=1e-11)
     np.testing.assert_allclose(low.score(x, t), full.score(x, t), rtol=1e-9, atol=1e-10)
     v = rng.normal(size=x.shape)
@@ -159,7 +159,7 @@ def test_float32_agrees_with_float64(d):
     rng = np.random.default_rng(0)
     emp = sd.EmpiricalDistribution(rng.normal(size=(500, d)), labels=rng.integers(0, 5, 500))
     t = 0.2
-    x = emp.sample(50, t, rng).x
+    x = emp.sample(50, t, rng=rng).x
     for fn in (emp.score, emp.denoise):
         y64 = fn(x, t)
         y32 = fn(x.astype(np.float32), t)
@@ -201,7 +201,7 @@ def test_no_nan_or_inf_at_extreme_times_and_far_points(t, d, dtype):
     models = [
         sd.EmpiricalDistribution(rng.normal(size=(64, d)), labels=rng.integers(0, 3, 64)),
         sd.GaussianMixture.diagonal(rng.normal(size=(3, d)), rng.uniform(0.1, 1, (3, d)), labels=[0, 1, 1]),
-        sd.LinearManifold.random(d, 1, [2.0], rng),
+        sd.LinearManifold.random(d, 1, [2.0], rng=rng),
     ]
     for model in models:
         xx = x.astype(dtype)
@@ -214,9 +214,9 @@ def test_no_nan_or_inf_at_extreme_times_and_far_points(t, d, dtype):
 
 def test_linear_manifold_denoiser_jacobian_closed_form():
     rng = np.random.default_rng(5)
-    lm = sd.LinearManifold.random(10, 3, [0.5, 2.0, 8.0], rng)
+    lm = sd.LinearManifold.random(10, 3, [0.5, 2.0, 8.0], rng=rng)
     t = 0.7
-    x = lm.sample(4, t, rng).x
+    x = lm.sample(4, t, rng=rng).x
     h = 1e-5
     J = np.stack([(lm.denoise(x + h * e, t) - lm.denoise(x - h * e, t)) / (2 * h) for e in np.eye(10)], axis=2)
     U = lm.basis
@@ -234,7 +234,7 @@ def test_sample_is_exact_in_distribution():
     gm = sd.GaussianMixture.diagonal([[0.0, 1.0], [2.0, -1.0]], [[0.3, 0.2], [0.5, 0.1]], [0.25, 0.75])
     t = 0.5
     n = 200_000
-    x = gm.sample(n, t, rng).x
+    x = gm.sample(n, t, rng=rng).x
     a, s2 = float(gm.schedule.alpha(t)), float(gm.schedule.sigma2(t))
     mean = a * gm.mean()
     cov = a * a * gm.covariance() + s2 * np.eye(2)
@@ -261,16 +261,16 @@ def test_zero_weight_component_is_ignored_without_nan(d):
 
 def test_mixture_of_linear_manifolds_matches_dense_reference():
     rng = np.random.default_rng(4)
-    a = sd.LinearManifold.random(6, 1, [2.0], rng)
+    a = sd.LinearManifold.random(6, 1, [2.0], rng=rng)
     b = sd.LinearManifold(np.linalg.qr(rng.normal(size=(6, 3)))[0], [0.5, 1.0, 3.0], offset=np.ones(6))
     mix = sd.LinearManifold.mixture([a, b], [0.4, 0.6], labels=[0, 1])
     assert mix.singular and mix.n_components == 2
     np.testing.assert_allclose(mix.covariances[0], 2.0 * np.outer(a.basis[:, 0], a.basis[:, 0]), atol=1e-12)
-    x = mix.sample(5, 0.4, rng).x
+    x = mix.sample(5, 0.4, rng=rng).x
     sdt.check_posteriors(mix, x, 0.4, atol=1e-10)
     sdt.check_score(mix, x, 0.4)
     with pytest.raises(ValueError, match="ambient"):
-        sd.LinearManifold.mixture([a, sd.LinearManifold.random(5, 1, [1.0], rng)])
+        sd.LinearManifold.mixture([a, sd.LinearManifold.random(5, 1, [1.0], rng=rng)])
 
 
 @pytest.mark.parametrize("kind", ["iso", "diag", "lowrank"])
@@ -285,7 +285,7 @@ def test_hessian_operator_matches_dense_hessian(kind):
     else:
         basis = np.stack([np.linalg.qr(rng.normal(size=(d, 3)))[0] for _ in range(4)])
         model = sd.GaussianMixture.low_rank(pts[:4], basis, rng.uniform(0.5, 2, (4, 3)), 0.1)
-    x = model.sample(1, 0.3, rng).x[0]
+    x = model.sample(1, 0.3, rng=rng).x[0]
     H = model.hessian(x[None], 0.3)[0]
     op = model.hessian_operator(x, 0.3)
     np.testing.assert_allclose(op @ np.eye(d), H, rtol=1e-9, atol=1e-9 * np.abs(H).max())

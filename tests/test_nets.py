@@ -69,10 +69,10 @@ def test_lanczos_top_eigenvalues_match_the_dense_jacobian():
 
 def test_tiny_ddpm_approaches_the_exact_score_of_a_2d_mixture():
     gm = sd.GaussianMixture.isotropic([[-1.5, 0.0], [1.5, 0.5], [0.0, -1.5]], 0.1)
-    data = gm.sample(4000, 0.0, np.random.default_rng(0)).x0
+    data = gm.sample(4000, 0.0, rng=np.random.default_rng(0)).x0
     net = nets.MLPDenoiser(2, hidden=64, depth=2)
     rng = np.random.default_rng(1)
-    probe = [(t, gm.sample(500, t, rng).x) for t in (0.1, 0.4, 1.0)]
+    probe = [(t, gm.sample(500, t, rng=rng).x) for t in (0.1, 0.4, 1.0)]
 
     def err(module):
         model = nets.TorchScoreModel(module, gm.schedule)
@@ -96,7 +96,7 @@ _SCRIPT = textwrap.dedent(
     from statphys_diffusion import nets
     torch.set_num_threads(1)
     gm = sd.GaussianMixture.isotropic([[-1.0, 0.0], [1.0, 0.0]], 0.1)
-    data = gm.sample(500, 0.0, np.random.default_rng(0)).x0
+    data = gm.sample(500, 0.0, rng=np.random.default_rng(0)).x0
     torch.manual_seed(0)  # the initial weights: seed before building the network
     net = nets.MLPDenoiser(2, hidden=32, depth=1)
     cfg = nets.TrainConfig(steps=int(sys.argv[2]), batch_size=64, seed=3, checkpoint_every=20)

@@ -172,7 +172,7 @@ def test_exact_models_offer_moments_sampling_and_dense_curvature(name):
     v = np.random.default_rng(5).normal(size=model.dim)
     np.testing.assert_allclose(h[0] @ v, model.hvp(x[:1], T, v[None])[0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.hessian_operator(x[0], T) @ v, h[0] @ v, rtol=1e-9, atol=1e-12)
-    draws = model.sample(7, T, np.random.default_rng(0))
+    draws = model.sample(7, T, rng=np.random.default_rng(0))
     assert draws.x0.shape == (7, model.dim)
 
 

@@ -116,8 +116,8 @@ def test_consistency_residual_vanishes_for_exact_models_and_not_for_a_mismatched
     network without class_posterior) is small (its posterior is a discretised approximation);
     a model whose unconditional denoiser is shifted is caught."""
     gm = sd.GaussianMixture.isotropic([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0]], 0.2, labels=[0, 1, 2], schedule=OU)
-    train = gm.sample(200, 0.0, np.random.default_rng(0)).x
-    held = gm.sample(200, 0.0, np.random.default_rng(1)).x
+    train = gm.sample(200, 0.0, rng=np.random.default_rng(0)).x
+    held = gm.sample(200, 0.0, rng=np.random.default_rng(1)).x
     times = np.array([0.1, 0.5, 1.5])
     rm = sd.regime_map(gm, train, held, times, rng=3, n_points=64)
     assert np.all(rm.consistency < 1e-20)

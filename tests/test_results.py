@@ -33,7 +33,7 @@ def _more_results(gm, ts):
     basis = np.eye(2)[:, :1]
     walk = sd.OnlineClassifier(n_steps=6).run(gm, n=3, t_start=1.0, t_end=0.1, rng=0, chains="joint")
     return {
-        "Draws": gm.sample(5, 0.3, rng),
+        "Draws": gm.sample(5, 0.3, rng=rng),
         "MixtureComponents": gm.components,
         "NearestNeighbours": sd.nearest_neighbours(pts[:3] + 0.01, pts, k=2),
         "OnlineTrack": walk,
@@ -169,7 +169,7 @@ def test_new_results_have_their_documented_columns_and_one_row_per_unit(name):
 
 def test_wide_points_are_left_out_of_the_rows():
     gm = sd.GaussianMixture.isotropic(np.zeros((1, 40)), 1.0)
-    row = gm.sample(2, 0.5, np.random.default_rng(0)).to_rows()[0]
+    row = gm.sample(2, 0.5, rng=np.random.default_rng(0)).to_rows()[0]
     assert list(row) == ["sample", "component", "label", "t"]
 
 

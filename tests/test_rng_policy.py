@@ -26,7 +26,7 @@ def test_check_rng_semantics():
     "call",
     [
         lambda rng: sliced_wasserstein(np.eye(3), np.eye(3)[::-1] * 2, n_projections=8, rng=rng),
-        lambda rng: float(sd.GaussianMixture.isotropic([[0.0, 1.0]], 1.0).sample(4, 0.5, rng).x.sum()),
+        lambda rng: float(sd.GaussianMixture.isotropic([[0.0, 1.0]], 1.0).sample(4, 0.5, rng=rng).x.sum()),
         lambda rng: float(DDIM(4).sample(sd.GaussianMixture.isotropic([[0.0]], 1.0), n=3, rng=rng).x.sum()),
         lambda rng: float(sd.conditional_entropy(_labelled(), [0.5], n=50, method="monte_carlo", rng=rng).value[0]),
     ],
@@ -54,3 +54,26 @@ def test_positional_rng_still_works_for_one_release_with_a_warning():
     with pytest.warns(DeprecationWarning):
         res = sd.cloning_agreement(gm, [0.3], 4, np.random.default_rng(0), n_steps=8)
     assert res.phi.shape == (1,)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (  # a model's draws: sample(n, t, rng) -> sample(n, t, rng=...)
+            lambda: _labelled().sample(6, 0.4, np.random.default_rng(2)).x,
+            lambda: _labelled().sample(6, 0.4, rng=2).x,
+        ),
+        (  # a random manifold: random(d, m, variances, rng) -> random(d, m, variances, rng=...)
+            lambda: sd.LinearManifold.random(5, 2, [1.0, 0.5], np.random.default_rng(4)).basis,
+            lambda: sd.LinearManifold.random(5, 2, [1.0, 0.5], rng=4).basis,
+        ),
+        (  # the late-start Gaussian: sample(n, rng) -> sample(n, rng=...)
+            lambda: sd.gaussian_late_init(_labelled(), 0.5).sample(7, np.random.default_rng(1)),
+            lambda: sd.gaussian_late_init(_labelled(), 0.5).sample(7, rng=1),
+        ),
+    ],
+)
+def test_models_take_rng_by_keyword_and_a_positional_one_warns(old, new):
+    with pytest.warns(DeprecationWarning, match="pass rng by keyword"):
+        a = old()
+    np.testing.assert_array_equal(a, new())

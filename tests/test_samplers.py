@@ -33,7 +33,7 @@ def _sliced_ks(x, y, n_dirs=8, seed=0):
 @pytest.mark.parametrize("model_fn", [_gm1d, _gm2d])
 def test_samples_pass_goodness_of_fit(sampler, model_fn):
     model = model_fn()
-    ref = model.sample(4000, 0.0, np.random.default_rng(123)).x
+    ref = model.sample(4000, 0.0, rng=np.random.default_rng(123)).x
     out = sampler(400).sample(model, n=4000, t_start=7.0, rng=np.random.default_rng(7))
     p, _ = _sliced_ks(out.x, ref)
     # fixed seeds: a deterministic outcome; the threshold 0.01 is that of a level-1% test
@@ -43,7 +43,7 @@ def test_samples_pass_goodness_of_fit(sampler, model_fn):
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_error_shrinks_with_step_count(sampler):
     model = _gm2d()
-    ref = model.sample(6000, 0.0, np.random.default_rng(1)).x
+    ref = model.sample(6000, 0.0, rng=np.random.default_rng(1)).x
     stat = {}
     for n in (8, 64, 512):
         out = sampler(n).sample(model, n=6000, t_start=7.0, rng=np.random.default_rng(2))
@@ -55,13 +55,13 @@ def test_trajectory_start_and_late_initialisation():
     model = _gm1d()
     rng = np.random.default_rng(0)
     t_late = 1.0
-    x_late = model.sample(3000, t_late, rng).x  # exact x_t: sampling from t_late must reproduce p_0
+    x_late = model.sample(3000, t_late, rng=rng).x  # exact x_t: sampling from t_late must reproduce p_0
     res = Heun(200).sample(model, x_late, t_start=t_late, return_trajectory=True)
     assert res.trajectory.shape == (201, 3000, 1)
     np.testing.assert_array_equal(res.trajectory[0], x_late)
     np.testing.assert_array_equal(res.trajectory[-1], res.x)
     assert res.times[0] == t_late and res.times[-1] == 0.0
-    ref = model.sample(3000, 0.0, np.random.default_rng(9)).x
+    ref = model.sample(3000, 0.0, rng=np.random.default_rng(9)).x
     assert stats.ks_2samp(res.x[:, 0], ref[:, 0]).pvalue > 0.01
 
 
@@ -139,7 +139,7 @@ def test_edm_spacing_beats_uniform_for_few_steps():
     from statphys_diffusion.metrics import sliced_wasserstein
 
     model = _gm2d()
-    ref = model.sample(4000, 0.0, np.random.default_rng(1)).x
+    ref = model.sample(4000, 0.0, rng=np.random.default_rng(1)).x
     errs = {}
     for spacing in ("uniform", "edm"):
         out = DDIM(10, spacing=spacing).sample(model, n=4000, t_start=7.0, rng=np.random.default_rng(2))
@@ -161,7 +161,7 @@ def test_raya_ambrogioni_time_sequences():
     np.testing.assert_array_equal(late, [301.0, 226.0, 151.0, 76.0, 1.0, 0.0])
     lin = sd.DiscreteSchedule.linear()
     gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.05, schedule=lin)
-    res = DDIM(times=late).sample(gm, gm.sample(4, 301.0, np.random.default_rng(0)).x, rng=np.random.default_rng(1))
+    res = DDIM(times=late).sample(gm, gm.sample(4, 301.0, rng=np.random.default_rng(0)).x, rng=np.random.default_rng(1))
     assert res.times[0] == 301.0 and res.x.shape == (4, 1)
     for kw, match in (
         ({"skip": "log"}, "skip"),

@@ -177,11 +177,11 @@ def test_gaussian_late_init_moments_and_sources():
     np.testing.assert_allclose(gli.mean, a * gm.mean(), rtol=1e-14)
     np.testing.assert_allclose(gli.cov, a * a * gm.covariance() + s2 * np.eye(2), rtol=1e-12)
     # the forward process's exact x_t has the same first two moments (Monte Carlo, 5 standard errors)
-    xt = gm.sample(200_000, t, rng).x
+    xt = gm.sample(200_000, t, rng=rng).x
     np.testing.assert_allclose(xt.mean(0), gli.mean, atol=5 * np.sqrt(np.diag(gli.cov).max() / 200_000))
-    draws = gli.sample(200_000, rng)
+    draws = gli.sample(200_000, rng=rng)
     np.testing.assert_allclose(np.cov(draws.T), gli.cov, atol=5 * np.sqrt(2 / 200_000) * np.diag(gli.cov).max())
-    pts = gm.sample(5000, 0.0, rng).x0
+    pts = gm.sample(5000, 0.0, rng=rng).x0
     from_points = sd.gaussian_late_init(pts, t, gm.schedule)
     np.testing.assert_allclose(from_points.mean, a * pts.mean(0), rtol=1e-12)
     same = sd.gaussian_late_init((gm.mean(), gm.covariance()), t, gm.schedule)

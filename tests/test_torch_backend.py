@@ -34,7 +34,7 @@ def _rel(a, b):
 @pytest.mark.parametrize("t", [0.01, 0.1, 0.5, 1.5, 4.0])
 def test_torch_backend_matches_numba_in_float64_from_collapsed_to_mixed(t):
     ref, tor, rng = _pair()
-    x = ref.sample(64, t, rng).x
+    x = ref.sample(64, t, rng=rng).x
     assert tor.backend == "torch" and ref.backend == "numba"
     for name in ("score", "denoise", "log_prob", "class_posterior"):
         a, b = getattr(tor, name)(x, t), getattr(ref, name)(x, t)
@@ -48,7 +48,7 @@ def test_torch_backend_float32_and_unequal_variances():
     var = rng.uniform(0.01, 2.0, 50)
     ref = sd.GaussianMixture.isotropic(means, var)
     tor = sd.GaussianMixture.isotropic(means, var, backend="torch")
-    x = ref.sample(40, 0.3, rng).x
+    x = ref.sample(40, 0.3, rng=rng).x
     # unequal variances exercise the 1/c_k - 1/c_min correction of the logits
     assert _rel(tor.score(x, 0.3), ref.score(x, 0.3)) < 1e-10
     x32 = x.astype(np.float32)
@@ -88,7 +88,7 @@ def test_torch_kernel_chunks_match_the_dense_softmax():
 
 def test_torch_backend_in_relabelled_and_conditional_models():
     ref, tor, rng = _pair(n=120, d=20)
-    x = ref.sample(16, 0.4, rng).x
+    x = ref.sample(16, 0.4, rng=rng).x
     groups = [[0, 1], [2]]
     assert _rel(tor.relabel(groups).class_posterior(x, 0.4), ref.relabel(groups).class_posterior(x, 0.4)) < 1e-10
     assert _rel(tor.conditional(2).score(x, 0.4), ref.conditional(2).score(x, 0.4)) < 1e-10
@@ -161,7 +161,7 @@ def test_torch_tensors_in_give_torch_tensors_out_with_the_numpy_values(backend):
     numpy path to 1e-10 (the same kernel, or the numba kernel through a host copy)."""
     ref, _, rng = _pair(n=200, d=30, seed=4)
     mdl = sd.EmpiricalDistribution(ref.points, ref.labels, backend=backend)
-    x = ref.sample(16, 0.4, rng).x
+    x = ref.sample(16, 0.4, rng=rng).x
     xt = torch.as_tensor(x)
     for name in ("score", "denoise", "log_prob", "class_posterior", "component_posterior"):
         out = getattr(mdl, name)(xt, 0.4)

@@ -287,17 +287,17 @@ def part_geometric(out: Path, quick: bool) -> dict:
     per = 10
     lam = np.repeat(GROUP_VARIANCES, per)
     m, d = lam.size, 60
-    man = sd.LinearManifold.random(d, m, lam, rng)
+    man = sd.LinearManifold.random(d, m, lam, rng=rng)
     n_q = 1000 if quick else 4000
     ns = [30, 300, 3000] if quick else [10, 30, 100, 300, 1000, 3000, 10000, 30000]
     ts_sweep = [0.01, 0.1] if quick else [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
     t_fix, n_fix = 0.01, 3000
     rows = []
-    train_all = man.sample(max(ns), 0.0, rng).x0
+    train_all = man.sample(max(ns), 0.0, rng=rng).x0
     grid = sorted({(n, t_fix) for n in ns} | {(n_fix, t) for t in ts_sweep})
     for n, t in grid:
         emp = sd.EmpiricalDistribution(train_all[:n])
-        q = man.sample(n_q, t, rng).x
+        q = man.sample(n_q, t, rng=rng).x
         a, s2 = float(man.schedule.alpha(t)), float(man.schedule.sigma2(t))
         mean, se = _latent_posterior_ratio(emp, man.basis, man.offset, q, t, lam * s2 / (a * a * lam + s2))
         pred = sd.geometric_memorization(n, lam, t)

@@ -125,7 +125,9 @@ def run_problem(name, model, removed, quick: bool, seeds: int, n: int, steps: in
     per_seed = []
     for seed in range(seeds):
         rng = np.random.default_rng(1000 * seed + 7)
-        per_seed.append(metrics(model, safe, removed, safe.sample(n, T_END, rng).x, safe.sample(n, T_END, rng).x, rng))
+        per_seed.append(
+            metrics(model, safe, removed, safe.sample(n, T_END, rng=rng).x, safe.sample(n, T_END, rng=rng).x, rng)
+        )
     rows.append(_aggregate(name, "exact safe draws", 0.0, seeds, n, 0, per_seed, 0.0))
     for label, scale, guided in methods(model, removed, quick):
         t0 = time.time()
@@ -135,7 +137,7 @@ def run_problem(name, model, removed, quick: bool, seeds: int, n: int, steps: in
             if hasattr(guided, "reset"):
                 guided.reset()
             out = DDPMAncestral(steps, spacing="edm").sample(guided, n=n, t_start=10.0, t_end=T_END, rng=rng)
-            ref = safe.sample(n, T_END, rng).x
+            ref = safe.sample(n, T_END, rng=rng).x
             per_seed.append(metrics(model, safe, removed, out.x, ref, rng))
         row = _aggregate(name, label, scale, seeds, n, steps, per_seed, time.time() - t0)
         rows.append(row)

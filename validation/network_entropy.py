@@ -309,7 +309,7 @@ def main(argv=None):
     t_reg = np.geomspace(3.0, 900.0, 5 if quick else 8)
     # the same residual for the exact class-Gaussian reference: on its own draws (the calibration:
     # a generalising model with no spurious low-noise information) and on the held-out images
-    own = refs["class_gaussian"].sample(len(y_held), 0.0, np.random.default_rng(7))
+    own = refs["class_gaussian"].sample(len(y_held), 0.0, rng=np.random.default_rng(7))
     ref_resid, _ = _low_noise_residual(refs["class_gaussian"], own.x0, own.labels, t_low, np.random.default_rng(6))
     held_ref_resid, _ = _low_noise_residual(refs["class_gaussian"], x_held, y_held, t_low, np.random.default_rng(6))
     integ, ref_integ, held_integ = (_low_noise_integral(r, t_low, ls) for r in (resid, ref_resid, held_resid))

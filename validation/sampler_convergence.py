@@ -42,8 +42,8 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
     # noise floor: exact draws against exact draws, over 4x as many pairs as seeds (it is noisy)
     floor = [
         sliced_wasserstein(
-            model.sample(n, 0.0, np.random.default_rng(5000 + j)).x,
-            model.sample(n, 0.0, np.random.default_rng(6000 + j)).x,
+            model.sample(n, 0.0, rng=np.random.default_rng(5000 + j)).x,
+            model.sample(n, 0.0, rng=np.random.default_rng(6000 + j)).x,
             rng=0,
         )
         for j in range(4 * len(seeds))
@@ -55,7 +55,7 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
             for k in steps:
                 errs = []
                 for s in seeds:
-                    ref = model.sample(n, 0.0, np.random.default_rng(1000 + s)).x
+                    ref = model.sample(n, 0.0, rng=np.random.default_rng(1000 + s)).x
                     out = sampler_cls(k, spacing=spacing).sample(model, n=n, t_start=7.0, rng=np.random.default_rng(s))
                     errs.append(sliced_wasserstein(out.x, ref, rng=0))
                 rows.append(

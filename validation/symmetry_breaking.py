@@ -183,10 +183,12 @@ def cifar_class_gaussian(size: int, schedule, ridge: float = 1e-4) -> sd.Gaussia
 
 def _gli_runs(model, name, steps, seeds, n, t_late, n_ref, rows, progress_label):
     sch = model.schedule
-    ref = model.sample(n_ref, 0.0, np.random.default_rng(10_000)).x
+    ref = model.sample(n_ref, 0.0, rng=np.random.default_rng(10_000)).x
     ref_ll = float(model.log_prob(ref, 0.0).mean())
     # noise floor: independent exact draws of the same size against the same reference
-    floor = [sliced_wasserstein(model.sample(n, 0.0, np.random.default_rng(20_000 + s)).x, ref, rng=0) for s in seeds]
+    floor = [
+        sliced_wasserstein(model.sample(n, 0.0, rng=np.random.default_rng(20_000 + s)).x, ref, rng=0) for s in seeds
+    ]
     gli = sd.gaussian_late_init(model, t_late)
     for sampler_cls in (DDIM, Heun):
         for k in steps:
@@ -197,7 +199,7 @@ def _gli_runs(model, name, steps, seeds, n, t_late, n_ref, rows, progress_label)
                     if init == "standard":
                         res = sampler_cls(k).sample(model, n=n, rng=rng)
                     else:
-                        res = sampler_cls(k).sample(model, gli.sample(n, rng), t_start=t_late, rng=rng)
+                        res = sampler_cls(k).sample(model, gli.sample(n, rng=rng), t_start=t_late, rng=rng)
                     sw.append(sliced_wasserstein(res.x, ref, rng=0))
                     ll.append(float(model.log_prob(res.x, 0.0).mean()))
                 rows.append(

@@ -253,7 +253,7 @@ def _chunk_rows(model) -> int:
 
 def _monte_carlo(model, ts, n, rng, progress) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-draw h and dh/dt, shapes (n, T), with true and generated class codes (n,)."""
-    draws = model.sample(n, 0.0, rng)
+    draws = model.sample(n, 0.0, rng=rng)
     x0 = np.asarray(draws.x0, dtype=np.float64)
     eps = rng.standard_normal(x0.shape)
     true_codes = model.components.require_labels()[draws.components]

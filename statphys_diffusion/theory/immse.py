@@ -42,7 +42,7 @@ def _data(model, data, n, rng):
     if data is None:
         if not satisfies(model, Samplable):
             raise ValueError("pass data=(x0, y) for a model that cannot sample its own training data")
-        draws = model.sample(n, 0.0, rng)
+        draws = model.sample(n, 0.0, rng=rng)
         if draws.labels is None:
             raise ValueError("model must be labelled (pass labels=... when building it) to measure class information")
         return np.asarray(draws.x0, dtype=np.float64), np.asarray(draws.labels)

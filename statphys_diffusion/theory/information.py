@@ -173,7 +173,7 @@ def conditional_entropy(
         vals = np.array([model.weights @ _quadrature_components_1d(model, t) for t in ts])
         return EntropyEstimate(ts, vals, np.zeros_like(vals), "quadrature")
     n = _checks.check_positive_int(n, "n")
-    x0 = model.sample(n, 0.0, rng).x0
+    x0 = model.sample(n, 0.0, rng=rng).x0
     eps = rng.standard_normal(x0.shape)
     vals, ses = np.empty(ts.size), np.empty(ts.size)
     for i, t in enumerate(ts):

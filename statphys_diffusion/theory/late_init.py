@@ -42,7 +42,8 @@ class LateInitGaussian(TidyResult):
         """One dict per principal direction: ``t``, ``direction`` and its ``variance`` (columns of ``basis``)."""
         return [{"t": float(self.t), "direction": k, "variance": float(v)} for k, v in enumerate(self.variances)]
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    @_checks.keyword_rng(2)
+    def sample(self, n: int, *, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """n draws, shape (n, d)."""
         n = _checks.check_positive_int(n, "n")
         rng = _checks.check_rng(rng)
@@ -184,7 +185,7 @@ def late_start_scan(
     it = iterate([(i, j) for i in range(ts.size) for j in range(n_seeds)], progress, "late-start scan")
     for i, j in it:
         g = gaussian_late_init(src, float(ts[i]), schedule=model.schedule)
-        x = sampler.sample(model, g.sample(n, rng), t_start=float(ts[i]), rng=rng).x
+        x = sampler.sample(model, g.sample(n, rng=rng), t_start=float(ts[i]), rng=rng).x
         vals[i, j] = float(metric(x))
     se = vals.std(axis=1, ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else np.zeros(ts.size)
     return LateStartScan(

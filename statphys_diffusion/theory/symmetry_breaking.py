@@ -706,7 +706,7 @@ def exact_cloning_agreement(model, branch_times, n: int, *, rng=None) -> ExactCl
     tb = _checks.check_times(branch_times, model.schedule, name="branch_times")
     out, err = np.empty(tb.size), np.empty(tb.size)
     for j, t in enumerate(tb):
-        x = model.sample(n, float(t), rng).x
+        x = model.sample(n, float(t), rng=rng).x
         q = np.sum(model.class_posterior(x, float(t)) ** 2, axis=1)
         out[j] = q.mean()
         err[j] = q.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan

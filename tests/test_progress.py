@@ -35,3 +35,34 @@ def test_environment_turns_bars_on_and_bad_values_are_refused(monkeypatch):
         _progress.enabled(True)
     monkeypatch.setenv(_progress.ENV, "")
     assert _progress.enabled(False) is False
+
+
+def _labelled():
+    return sd.GaussianMixture.isotropic([[-1.0], [1.0]], [0.3, 0.3], labels=[0, 1])
+
+
+@pytest.mark.parametrize(
+    "call, desc",
+    [
+        (
+            lambda p: sd.conditional_entropy(_labelled(), [0.2, 0.5], n=50, method="monte_carlo", rng=0, progress=p),
+            "H(Y",
+        ),
+        (
+            lambda p: sd.mutual_information(_labelled(), [0.2, 0.5], n=50, method="monte_carlo", rng=0, progress=p),
+            "H(Y",
+        ),
+        (lambda p: sd.exact_cloning_agreement(_labelled(), [0.2, 0.5], 30, rng=0, progress=p), "cloning agreement"),
+        (lambda p: sd.track_central_fixed_point(_labelled(), [0.8, 0.5], progress=p), "central fixed point"),
+    ],
+)
+def test_long_theory_calls_take_progress(monkeypatch, capsys, call, desc):
+    monkeypatch.delenv(_progress.ENV, raising=False)
+    quiet = call(False)
+    assert capsys.readouterr().err == ""
+    loud = call(True)
+    assert desc in capsys.readouterr().err
+    # the bar changes nothing in the result
+    a = getattr(quiet, "value", getattr(quiet, "phi", quiet))
+    b = getattr(loud, "value", getattr(loud, "phi", loud))
+    assert (a == b).all()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _progress
 from .._results import TidyResult
 from ..protocols import ExactMixture, satisfies
 
@@ -135,6 +135,7 @@ def conditional_entropy(
     rng: np.random.Generator | None = None,
     method: str = "auto",
     groups=None,
+    progress: bool = False,
 ) -> EntropyEstimate:
     """H(Y | X_t) in nats at each of ``times`` (forward times of ``model.schedule``, t > 0).
 
@@ -151,6 +152,8 @@ def conditional_entropy(
     groups : partition of the classes, optional
         e.g. ``[[0, 1], [2, 3]]``: the entropy of the coarse decision "which group"
         (:meth:`GaussianMixture.relabel`; Handke et al. 2025).
+    progress : bool
+        A bar over the times (Monte Carlo only).
 
     Returns
     -------
@@ -176,7 +179,7 @@ def conditional_entropy(
     x0 = model.sample(n, 0.0, rng=rng).x0
     eps = rng.standard_normal(x0.shape)
     vals, ses = np.empty(ts.size), np.empty(ts.size)
-    for i, t in enumerate(ts):
+    for i, t in _progress.iterate(list(enumerate(ts)), progress, "H(Y | X_t)"):
         xt = float(model.schedule.alpha(t)) * x0 + float(model.schedule.sigma(t)) * eps
         h = _posterior_entropy(model.class_posterior(xt, t))
         vals[i], ses[i] = h.mean(), h.std(ddof=1) / np.sqrt(n)

@@ -222,12 +222,16 @@ def _large_t_centre(model, t: float, a: float) -> np.ndarray:
     return float(sch.alpha(t)) * np.asarray(model.mean(), dtype=np.float64) / (1.0 - a * float(sch.sigma2(t)))
 
 
-def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None) -> np.ndarray:
-    """Continuation of the central fixed point along ``times`` (sorted descending), shape (len(times), d)."""
+def track_central_fixed_point(model, times, dynamics: str = "sde", x0=None, *, progress: bool = False) -> np.ndarray:
+    """Continuation of the central fixed point along ``times`` (sorted descending), shape (len(times), d).
+
+    Each time's Newton solve starts from the previous time's fixed point (``x0`` for the first);
+    ``progress`` shows a bar over the times.
+    """
     times = _checks.check_times(times, model.schedule, order="decreasing", scalar=False)
     out = np.empty((times.size, model.dim))
     x = x0
-    for i, t in enumerate(times):
+    for i, t in _progress.iterate(list(enumerate(times)), progress, "central fixed point"):
         x = central_fixed_point(model, t, dynamics, x0=x)
         out[i] = x
     return out
@@ -692,20 +696,21 @@ class ExactCloning(UnpacksAs, CloningResult):
 
 
 @_checks.keyword_rng(3)
-def exact_cloning_agreement(model, branch_times, n: int, *, rng=None) -> ExactCloning:
+def exact_cloning_agreement(model, branch_times, n: int, *, rng=None, progress: bool = False) -> ExactCloning:
     r"""The exact cloning agreement phi(t) = E_{x ~ p_t}[\sum_c p_t(c | x)^2] by Monte Carlo.
 
     Biroli, Bonnaire, de Bortoli & Mezard 2024: two clones branched at t end in the same class with
     probability sum_c p_t(c | x)^2 given x_t = x, for the exact reverse process. ``n`` exact draws
     x ~ p_t (``model.sample``) per time, the standard error from their spread. ``rng``: the
-    package's policy (None fresh entropy, an int a seed). Returns an :class:`ExactCloning`.
+    package's policy (None fresh entropy, an int a seed); ``progress`` a bar over the times.
+    Returns an :class:`ExactCloning`.
     """
     require(model, Samplable, purpose="exact_cloning_agreement draws x ~ p_t")
     n = _checks.check_positive_int(n, "n")
     rng = _checks.check_rng(rng)
     tb = _checks.check_times(branch_times, model.schedule, name="branch_times")
     out, err = np.empty(tb.size), np.empty(tb.size)
-    for j, t in enumerate(tb):
+    for j, t in _progress.iterate(list(enumerate(tb)), progress, "cloning agreement"):
         x = model.sample(n, float(t), rng=rng).x
         q = np.sum(model.class_posterior(x, float(t)) ** 2, axis=1)
         out[j] = q.mean()

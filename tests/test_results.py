@@ -207,3 +207,25 @@ def test_renamed_members_warn_and_return_the_same_values():
     tj = _results()["TangentJacobian"]
     with pytest.warns(DeprecationWarning, match="retained_count"):
         assert tj.retained(np.ones(1)) == tj.retained_count(np.ones(1))
+
+
+def test_plots_overlay_with_their_own_colour_and_label():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    res = _results()
+    fig, ax = plt.subplots()
+    res["EntropyRate"].plot(ax, classes=False, color="C3", label="s = 2")
+    res["SymmetryBreaking"].plot(ax, color="C4", label="sde scan")
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    assert mcolors.same_color(lines["s = 2"].get_color(), "C3")
+    assert mcolors.same_color(lines["sde scan"].get_color(), "C4")
+    geo = res["GeometricMemorization"]
+    n_distinct = np.unique(geo.variances).size
+    geo.plot(ax, colors=["C7"] * n_distinct)
+    assert all(mcolors.same_color(ln.get_color(), "C7") for ln in ax.lines if ln.get_label().startswith("lambda ="))
+    with pytest.raises(ValueError, match="colors must have one entry per distinct variance"):
+        geo.plot(ax, colors=["C7"] * (n_distinct + 1))
+    plt.close(fig)

@@ -381,13 +381,15 @@ def part_geometric(out: Path, quick: bool) -> dict:
             xx = np.geomspace(min(xs), max(xs), 200)
             if var == "N":
                 yy = [sd.geometric_memorization(n, lam, t_fix).retained[0, g * per] for n in xx]
-            else:
-                yy = sd.geometric_memorization(n_fix, lam, xx).retained[:, g * per]
-            ax.plot(xx, yy, color=f"C{g}", lw=1.2)
+                ax.plot(xx, yy, color=f"C{g}", lw=1.2)
         if crit_n[g] <= max(ns):
             axes[0].axvline(crit_n[g], color=f"C{g}", ls=":", lw=0.8)
         if crit_t[g] > 0:
             axes[1].axvline(crit_t[g], color=f"C{g}", ls=":", lw=0.8)
+    # against t the prediction is one result: its own plot, coloured as the measurements
+    t_meas = sorted({r["t"] for r in gauss if r["N"] == n_fix})
+    colors = [f"C{g}" for g in range(len(GROUP_VARIANCES))]
+    sd.geometric_memorization(n_fix, lam, np.geomspace(t_meas[0], t_meas[-1], 200)).plot(axes[1], colors=colors)
     axes[0].set_title(
         f"t = {t_fix:g}: retained fraction vs N\n(lines: annealed prediction; dotted: critical N_k)", fontsize=9
     )

@@ -67,8 +67,8 @@ def part_toy(out: Path, quick: bool) -> dict:
             est = sd.entropy_rate(build(s), ts, n=200, rng=np.random.default_rng(0))
             color = f"C{j}"
             axes[row, 0].plot(ts, est.entropy, color=color, label=f"s = {s}")
-            if name == "two":
-                axes[row, 1].plot(ts, est.rate, color=color, label=f"s = {s}")
+            if name == "two":  # the result's own plot (rate with its 1 s.e. band), one per separation
+                est.plot(axes[row, 1], classes=False, color=color, label=f"s = {s}")
                 axes[row, 1].axvline(est.peak_time[0], color=color, lw=0.6, ls=":")
             else:
                 axes[row, 1].plot(ts, est.class_rate[0], color=color, label=f"s = {s}, outer classes")

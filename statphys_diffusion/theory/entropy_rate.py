@@ -122,12 +122,22 @@ class EntropyRate(TidyResult):
         parabola in log t, as :attr:`peak_time`; no bootstrap error), (C,)."""
         return np.array([_peak(self.times, prof) for prof in self.class_log_snr_rate])
 
-    def plot(self, ax=None, *, per: str = "time", classes: bool = True, class_names=None):
+    def plot(
+        self,
+        ax=None,
+        *,
+        per: str = "time",
+        classes: bool = True,
+        class_names=None,
+        color: str = "k",
+        label: str = "H(Y | X_t)",
+    ):
         """The entropy rate against t with a 1 s.e. band, and the per-class profiles; returns the Axes.
 
         ``per="time"`` draws -dH/dt, ``per="log_snr"`` the rate per e-fold of SNR,
         -dH/d log snr_t (needs :attr:`log_snr_speed`). ``class_names``: one legend name per entry
-        of :attr:`classes` (default ``"class <label>"``).
+        of :attr:`classes` (default ``"class <label>"``). ``color`` and ``label`` style the total
+        profile, so several results overlay on one Axes (with ``classes=False``).
         """
         if class_names is not None and len(class_names) != len(self.classes):
             raise ValueError(f"class_names must have one name per class ({len(self.classes)}), got {len(class_names)}")
@@ -136,8 +146,8 @@ class EntropyRate(TidyResult):
         scale = 1.0 if per == "time" else 1.0 / self._speed()
         ax = axes(ax)
         rate, se = self.rate * scale, self.rate_stderr * scale
-        ax.plot(self.times, rate, "k-", lw=1.5, label="H(Y | X_t)")
-        ax.fill_between(self.times, rate - se, rate + se, color="k", alpha=0.15, lw=0)
+        ax.plot(self.times, rate, "-", color=color, lw=1.5, label=label)
+        ax.fill_between(self.times, rate - se, rate + se, color=color, alpha=0.15, lw=0)
         if classes:
             for c, lab in enumerate(self.classes):
                 name = f"class {_checks.plain_label(lab)}" if class_names is None else str(class_names[c])

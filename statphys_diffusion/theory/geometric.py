@@ -304,12 +304,20 @@ class GeometricMemorization(TidyResult):
             for k in range(self.variances.size)
         ]
 
-    def plot(self, ax=None):
-        """rho_k against t, one curve per distinct variance lambda_k; returns the Axes."""
+    def plot(self, ax=None, *, colors=None):
+        """rho_k against t, one curve per distinct variance lambda_k; returns the Axes.
+
+        ``colors``: one matplotlib colour per distinct variance, largest first (default C0, C1, ...),
+        to match measurements drawn on the same Axes.
+        """
         ax = axes(ax)
-        for j, lam in enumerate(np.unique(self.variances)[::-1]):
+        distinct = np.unique(self.variances)[::-1]
+        if colors is not None and len(colors) != distinct.size:
+            raise ValueError(f"colors must have one entry per distinct variance ({distinct.size}), got {len(colors)}")
+        for j, lam in enumerate(distinct):
             k = int(np.flatnonzero(self.variances == lam)[0])
-            ax.plot(self.times, self.retained[:, k], color=f"C{j % 10}", label=f"lambda = {lam:.3g}")
+            col = f"C{j % 10}" if colors is None else colors[j]
+            ax.plot(self.times, self.retained[:, k], color=col, label=f"lambda = {lam:.3g}")
         ax.axhline(0.5, color="grey", lw=0.6)
         ax.set_xscale("log")
         ax.set_xlabel("t")

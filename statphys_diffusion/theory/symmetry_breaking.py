@@ -345,13 +345,18 @@ class SymmetryBreaking(TidyResult):
         """The scan, one dict per tracked time: t, margin (the critical time is :attr:`time`)."""
         return [{"t": float(t), "margin": float(m)} for t, m in zip(self.times, self.margin)]
 
-    def plot(self, ax=None):
-        """The margin of the central fixed point against t (symlog) and the critical time; returns the Axes."""
+    def plot(self, ax=None, *, color: str = "k", label: str | None = None):
+        """The margin of the central fixed point against t (symlog) and the critical time; returns the Axes.
+
+        ``color`` styles the scan and its critical time; ``label`` names the scan (default
+        ``"margin (<dynamics>)"``), so the three dynamics overlay on one Axes.
+        """
         ax = axes(ax)
-        ax.plot(self.times, self.margin, "k-o", ms=2.5, label=f"margin ({self.dynamics})")
+        name = f"margin ({self.dynamics})" if label is None else label
+        ax.plot(self.times, self.margin, "-o", color=color, ms=2.5, label=name)
         ax.axhline(0.0, color="grey", lw=0.6)
         if np.isfinite(self.time):
-            ax.axvline(self.time, color="C3", ls="--", lw=1, label=f"t_c = {self.time:.4g}")
+            ax.axvline(self.time, color=color, ls="--", lw=1, label=f"t_c = {self.time:.4g}")
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_xlabel("t")

@@ -201,7 +201,10 @@ def test_network_symmetry_quick(tmp_path):
     # the exact centre is stable at the largest t (margin < 0), rows run from large t down and
     # carry the continued branch; the GLI scan has one row per start time, increasing
     assert rows[0]["margin"] < 0 and rows[0]["t"] == max(r["t"] for r in rows)
-    assert {"margin", "n_eff", "distance_to_centre", "network_margin"} <= set(rows[0])
+    assert {"margin", "n_eff", "distance_to_centre", "network_margin", "network_residual_eps"} <= set(rows[0])
+    # the gate's residual (eps units) is a norm: finite and non-negative wherever the network was probed
+    probed = [r for r in rows if np.isfinite(r["network_margin"])]
+    assert probed and all(np.isfinite(r["network_residual_eps"]) and r["network_residual_eps"] >= 0 for r in probed)
     for key in ("network_crossing_t", "gaussian_prediction_t", "gli_critical_start_t", "verdict", "gate_passed"):
         assert key in summary
     assert summary["verdict"] in ("confirmed", "refuted", "not testable with this network")

@@ -20,7 +20,7 @@ The exact models (:class:`~statphys_diffusion.GaussianMixture`,
   (:class:`~statphys_diffusion.mixture.MixtureComponents`), ``component_posterior``,
   ``log_prob``, its moments and the dense ``hessian(x, t)`` / ``hessian_operator(x, t)``;
 - :class:`Moments`: ``mean()`` and ``covariance()`` of the data distribution;
-- :class:`Samplable`: ``sample(n, t, rng)``, draws of (x_0, x_t, labels).
+- :class:`Samplable`: ``sample(n, t, *, rng=None)``, draws of (x_0, x_t, labels).
 
 ``typing.Protocol`` classes only check that the members exist; :func:`require` does that
 once, at the entry of a public function, with an error that names the argument, the missing
@@ -105,7 +105,7 @@ class Moments(Protocol):
 
 @runtime_checkable
 class Samplable(Protocol):
-    """``sample(n, t, rng)``: n draws of the data and of the forward process at time t."""
+    """``sample(n, t, *, rng=None)``: n draws of the data and of the forward process at time t."""
 
     def sample(self, n: int, t: float = 0.0, *, rng: Any = None) -> Any: ...
 

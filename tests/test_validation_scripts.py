@@ -334,3 +334,26 @@ def test_geometric_synthetic_quick(tmp_path):
     assert (
         float(rows[1]["empirical_train_std1_loss_t"]) > 0.01 and float(rows[1]["empirical_train_std0.3_loss_t"]) > 0.01
     )
+
+
+def test_compare_outputs_finds_real_differences_and_ignores_rounding_and_timing(tmp_path):
+    cmp = _load("compare_outputs")
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    ref.mkdir()
+    new.mkdir()
+    header = "problem,method,value,seconds\n"
+    (ref / "thing.csv").write_text(header + "1d,a,1.0,3.0\n1d,b,,4.0\n2d,a,2.0,5.0\n")
+    # rounding-level change, a different wall-clock time and NaN = NaN: agrees
+    (new / "thing.csv").write_text(header + "1d,a,1.0000000000001,9.0\n1d,b,,1.0\n2d,a,2.0,0.5\n")
+    assert cmp.main([str(new), "--ref", str(ref)]) == 0
+    # a part's file is held against the matching rows of the whole-run file
+    (new / "thing.csv").unlink()
+    (new / "thing_2d.csv").write_text(header + "2d,a,2.0,0.1\n")
+    assert cmp.main([str(new), "--ref", str(ref)]) == 0
+    # a real change, a NaN where there was a number, a changed label, a missing namesake: each fails
+    for row in ("2d,a,2.001,0.1\n", "2d,a,,0.1\n", "2d,c,2.0,0.1\n"):
+        (new / "thing_2d.csv").write_text(header + row)
+        assert cmp.main([str(new), "--ref", str(ref)]) == 1
+    (new / "thing_2d.csv").unlink()
+    (new / "other.csv").write_text(header + "1d,a,1.0,1.0\n")
+    assert cmp.main([str(new), "--ref", str(ref)]) == 1

@@ -357,3 +357,46 @@ def test_compare_outputs_finds_real_differences_and_ignores_rounding_and_timing(
     (new / "thing_2d.csv").unlink()
     (new / "other.csv").write_text(header + "1d,a,1.0,1.0\n")
     assert cmp.main([str(new), "--ref", str(ref)]) == 1
+
+
+def test_network_symmetry_figure_draws_fine_rows_from_memory_and_from_files(tmp_path):
+    """The full run's refinement rows (grid "fine") name the exact margin "exact_margin"; the quick
+    run never refines, so the figure is drawn here from the committed full-run files."""
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    mod = _load("network_symmetry")
+    figures = Path(__file__).resolve().parents[1] / "figures"
+    for name in ("network_symmetry.csv", "network_symmetry.json", "network_gli.csv"):
+        shutil.copy(figures / name, tmp_path / name)
+    mod.replot(tmp_path)  # from the files
+    assert (tmp_path / "network_symmetry.png").is_file()
+    committed = [dict(r) for r in csv.DictReader(open(tmp_path / "network_symmetry.csv"))]
+    import json
+
+    rows = [dict(r) for r in csv.DictReader(open(tmp_path / "network_symmetry.csv"))]
+    assert any(r["grid"] == "fine" for r in rows)
+    for r in rows:  # as main() holds them: numbers, and fine rows without a "margin" key
+        for k in list(r):
+            if k != "grid":
+                r[k] = float(r[k]) if r[k] != "" else float("nan")
+        if r["grid"] == "fine":
+            del r["margin"]
+    gl = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(tmp_path / "network_gli.csv"))]
+    summary = json.loads((tmp_path / "network_symmetry.json").read_text())
+    coarse = [r for r in rows if r["grid"] == "coarse"]
+    branch = mod.sd.CentralBranch(
+        np.array([r["t"] for r in coarse]),
+        np.array([r["margin"] for r in coarse]),
+        np.array([r["n_eff"] for r in coarse]),
+        np.array([r["distance_to_centre"] for r in coarse]),
+        np.array([r["distance_to_nearest"] for r in coarse]),
+        np.zeros((len(coarse), 0)),
+        "sde",
+        float(summary["exact_branch_lost_at"]),
+    )
+    mod._plot(branch, rows, gl, summary, tmp_path / "from_memory.png")
+    assert (tmp_path / "from_memory.png").is_file()
+    # the exact margins drawn are the file's numbers, one per row (coarse: margin, fine: exact_margin)
+    want = [float(r["margin"] or r["exact_margin"]) for r in committed]
+    np.testing.assert_array_equal(mod._exact_margins(rows), want)

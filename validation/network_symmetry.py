@@ -273,6 +273,12 @@ def main(argv=None):
     return rows, gl_rows, summary
 
 
+def _exact_margins(rows: list[dict]) -> list[float]:
+    """The exact margin of each row, as floats: coarse rows carry it as ``margin`` (the branch's own
+    column), the refinement rows of main() as ``exact_margin`` (replot copies it into ``margin``)."""
+    return [float(r["margin"]) if "margin" in r else float(r["exact_margin"]) for r in rows]
+
+
 def _plot(branch, rows, gl_rows, summary, path: Path) -> None:
     import matplotlib
 
@@ -285,7 +291,7 @@ def _plot(branch, rows, gl_rows, summary, path: Path) -> None:
     ax.set_title(f"Exact central branch (imperfect: {summary['exact_branch_imperfect']}); margin and n_eff", fontsize=9)
     ax = axes[1]
     ts = [r["t"] for r in rows]
-    ax.plot(ts, [r["margin"] for r in rows], "k-", lw=1, label="exact empirical, on its branch")
+    ax.plot(ts, _exact_margins(rows), "k-", lw=1, label="exact empirical, on its branch")
     ax.plot(ts, [r["network_margin"] for r in rows], "C1s", ms=3, label="network, at the same points")
     ax.axhline(0, color="grey", lw=0.6)
     for key, style, lab in (

@@ -400,3 +400,35 @@ def test_network_symmetry_figure_draws_fine_rows_from_memory_and_from_files(tmp_
     # the exact margins drawn are the file's numbers, one per row (coarse: margin, fine: exact_margin)
     want = [float(r["margin"] or r["exact_margin"]) for r in committed]
     np.testing.assert_array_equal(mod._exact_margins(rows), want)
+
+
+def test_network_symmetry_probe_skips_lost_points_and_measures_the_gate_residual():
+    from types import SimpleNamespace
+
+    mod = _load("network_symmetry")
+    from statphys_diffusion.report import SCHEDULES
+
+    sch = SCHEDULES["ddpm-linear"]()
+
+    class Stub:  # score s(x) = -x; the top Jacobian eigenvalue 0.5 wherever asked
+        schedule = sch
+
+        def jacobian_spectrum(self, x, t, k=1, tol=1e-4):
+            return np.array([0.5])
+
+        def score(self, x, t):
+            return -np.asarray(x)
+
+    d = 12
+    pts = np.full((3, d), 0.3)
+    branch = SimpleNamespace(times=np.array([700.0, 600.0, 500.0]), margin=np.array([-0.1, np.nan, -0.2]), points=pts)
+    margin, rel, eps = mod._probe(Stub(), branch)
+    assert np.isnan(margin[1]) and np.isnan(rel[1]) and np.isnan(eps[1])  # the lost point is not probed
+    for i in (0, 2):
+        t = float(branch.times[i])
+        a = float(mod.th.stiffness(sch, t, "sde"))
+        resid = np.linalg.norm(a * pts[i] - pts[i])
+        assert rel[i] == pytest.approx(resid / np.linalg.norm(a * pts[i]), rel=1e-12)
+        assert eps[i] == pytest.approx(float(sch.sigma(t)) * resid / np.sqrt(d), rel=1e-12)
+        lam_h = (float(sch.alpha(t)) * 0.5 - 1.0) / float(sch.sigma2(t))
+        assert margin[i] == pytest.approx(lam_h + a, rel=1e-12)

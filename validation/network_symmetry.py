@@ -80,6 +80,15 @@ def _network_margin(model, x: np.ndarray, t: float) -> tuple[float, float, float
     return lam_h + a, float(resid / np.linalg.norm(a * x)), float(float(sch.sigma(t)) * resid / np.sqrt(x.size))
 
 
+def _probe(model, branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_network_margin` at each point of a continued branch (NaN where the branch was lost)."""
+    out = np.full((3, branch.times.size), np.nan)
+    for i in range(branch.times.size):
+        if np.isfinite(branch.margin[i]):
+            out[:, i] = _network_margin(model, branch.points[i], float(branch.times[i]))
+    return out[0], out[1], out[2]
+
+
 def replot(out: Path, tag: str = "") -> None:
     """Redraw network_symmetry{tag}.png from the CSV and JSON files a full run wrote (no recomputation)."""
     import csv
@@ -137,12 +146,7 @@ def main(argv=None):
     ts = np.geomspace(990.0, 20.0, 8 if args.quick else 24)
     branch = sd.central_branch(exact, ts, progress=not args.quick)
     # 2. the network at the branch points
-    net_margin = np.full(ts.size, np.nan)
-    net_resid = np.full(ts.size, np.nan)
-    net_eps = np.full(ts.size, np.nan)
-    for i in range(ts.size):
-        if np.isfinite(branch.margin[i]):
-            net_margin[i], net_resid[i], net_eps[i] = _network_margin(model, branch.points[i], float(branch.times[i]))
+    net_margin, net_resid, net_eps = _probe(model, branch)
     i_cross, t_coarse = first_crossing(branch.times, net_margin)
     fine_rows = []
     t_net = float("nan")
@@ -151,12 +155,8 @@ def main(argv=None):
         hi, lo = float(branch.times[i_cross]), float(branch.times[i_cross + 1])
         fine_t = np.geomspace(hi, lo, 3 if args.quick else 9)
         fine = sd.central_branch(exact, fine_t, x0=branch.points[i_cross])
-        fm = np.full(fine_t.size, np.nan)
-        fr = np.full(fine_t.size, np.nan)
-        fe = np.full(fine_t.size, np.nan)
+        fm, fr, fe = _probe(model, fine)
         for j in range(fine_t.size):
-            if np.isfinite(fine.margin[j]):
-                fm[j], fr[j], fe[j] = _network_margin(model, fine.points[j], float(fine.times[j]))
             fine_rows.append(
                 {
                     "t": float(fine.times[j]),

@@ -384,17 +384,7 @@ def test_network_symmetry_figure_draws_fine_rows_from_memory_and_from_files(tmp_
             del r["margin"]
     gl = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(tmp_path / "network_gli.csv"))]
     summary = json.loads((tmp_path / "network_symmetry.json").read_text())
-    coarse = [r for r in rows if r["grid"] == "coarse"]
-    branch = mod.sd.CentralBranch(
-        np.array([r["t"] for r in coarse]),
-        np.array([r["margin"] for r in coarse]),
-        np.array([r["n_eff"] for r in coarse]),
-        np.array([r["distance_to_centre"] for r in coarse]),
-        np.array([r["distance_to_nearest"] for r in coarse]),
-        np.zeros((len(coarse), 0)),
-        "sde",
-        float(summary["exact_branch_lost_at"]),
-    )
+    branch = mod._branch_from_rows(rows, summary)
     mod._plot(branch, rows, gl, summary, tmp_path / "from_memory.png")
     assert (tmp_path / "from_memory.png").is_file()
     # the exact margins drawn are the file's numbers, one per row (coarse: margin, fine: exact_margin)

@@ -104,9 +104,14 @@ def replot(out: Path, tag: str = "") -> None:
             r[k] = num(r.get(k))
     gl_rows = [{k: num(v) for k, v in r.items()} for r in csv.DictReader(open(out / f"network_gli{tag}.csv"))]
     summary = json.loads((out / f"network_symmetry{tag}.json").read_text())
+    _plot(_branch_from_rows(rows, summary), rows, gl_rows, summary, out / f"network_symmetry{tag}.png")
+
+
+def _branch_from_rows(rows: list[dict], summary: dict):
+    """The exact branch as a CentralBranch (without its points) from the coarse rows of a written run."""
     coarse = [r for r in rows if r.get("grid") == "coarse"]
     col = {k: np.array([r[k] for r in coarse]) for k in ("t", "margin", "n_eff", "distance_to_centre")}
-    branch = sd.CentralBranch(
+    return sd.CentralBranch(
         col["t"],
         col["margin"],
         col["n_eff"],
@@ -116,7 +121,6 @@ def replot(out: Path, tag: str = "") -> None:
         "sde",
         float(summary["exact_branch_lost_at"]),
     )
-    _plot(branch, rows, gl_rows, summary, out / f"network_symmetry{tag}.png")
 
 
 def main(argv=None):

@@ -16,6 +16,10 @@
 (d) A t sweep from collapsed to mixed on the same data: sparse and dense kernel, the
     fraction of kept weights, and the kernel's time over the first GEMM's.
 (e) The torch backend (``backend="torch"``, CPU) beside the numba kernel on case (a).
+(f) One BLAS or two, in the mixed regime (t = 4 on case (c)'s data, forced dense): the kernel as it
+    is (both products through scipy's BLAS) beside the same kernel whose first product goes through
+    numpy's matmul (numpy's wheel links its own OpenBLAS, whose thread pool then alternates with
+    scipy's on the same cores), at the default chunk and at 2,048 components per chunk.
 
 Usage: python benchmarks/bench_kernels.py [--quick] [--out benchmarks/results/kernels.csv]
 """
@@ -229,6 +233,41 @@ def _torch_case(mu64, dtype, m, repeat, rng, threads):
     }
 
 
+def bench_blas_pools(n, d, m, repeat, rows, chunks=(None, 2048)):
+    """Case (f): both products of a chunk in one BLAS, against the first product in numpy's."""
+    from statphys_diffusion._kernels import streaming
+
+    emp, x, a, s2 = _collapsed_data(n, d, m, 4.0, np.float64)
+    mu = emp._mu_as(np.float64)
+    args = _stream_args(emp, x, a, s2)
+    streaming.streaming_iso(*args)  # compile
+    t_gemm = _best_time(lambda: x @ mu.T, repeat)
+
+    def numpy_cross(out, xb, mu_c):
+        np.matmul(xb, mu_c.T, out=out)
+
+    for chunk in chunks:
+        one = _best_time(lambda c=chunk: streaming.streaming_iso(*args, sparse=False, chunk=c), repeat)
+        real = streaming._gemm_cross
+        streaming._gemm_cross = numpy_cross
+        try:
+            two = _best_time(lambda c=chunk: streaming.streaming_iso(*args, sparse=False, chunk=c), repeat)
+        finally:
+            streaming._gemm_cross = real
+        rows.append(
+            {
+                **_case_keys("empirical_score_blas_pools", np.float64, n, d, m),
+                "t": 4.0,
+                "chunk": chunk if chunk is not None else "default",
+                "first_gemm_s": t_gemm,
+                "kernel_s": one,
+                "kernel_numpy_first_product_s": two,
+                "fraction_of_gemm": 2.0 * t_gemm / one,
+                "fraction_of_gemm_numpy_first_product": 2.0 * t_gemm / two,
+            }
+        )
+
+
 def main(argv=None) -> list[dict]:
     out = Path(__file__).parent / "results" / "kernels.csv"
     args = _bench.parser(__doc__, out, "small sizes (seconds), checks the pipeline only").parse_args(argv)
@@ -239,12 +278,14 @@ def main(argv=None) -> list[dict]:
         bench_collapsed(2000, 256, 64, 1, rows)
         bench_collapsed(2000, 256, 64, 1, rows, times=(0.05, 1.0), label="t_sweep")
         bench_torch(2000, 256, 64, 1, rows)
+        bench_blas_pools(2000, 256, 64, 1, rows, chunks=(None, 512))
     else:
         bench_large(50_000, 3072, 1024, args.repeat, rows)
         bench_small(1_000_000, 8, args.repeat, rows)
         bench_collapsed(20_000, 3072, 512, args.repeat, rows)
         bench_collapsed(20_000, 3072, 512, args.repeat, rows, times=(0.05, 0.5, 1.0, 2.0, 4.0), label="t_sweep")
         bench_torch(50_000, 3072, 1024, args.repeat, rows)
+        bench_blas_pools(20_000, 3072, 512, args.repeat, rows)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     _bench.write_table(rows, args.out, tag="benchmark")
     return rows

@@ -94,3 +94,30 @@ def test_sparse_second_product_matches_the_dense_path_from_collapsed_to_mixed(mo
             scale = np.max(np.abs(ref))
             assert np.max(np.abs(got - dense)) <= 1e-12 * scale
             assert np.max(np.abs(got - ref)) <= 1e-13 * expansion * scale
+
+
+def test_gemm_cross_equals_the_numpy_product_for_any_memory_layout():
+    """The first product of a chunk (scipy's gemm written into a caller's buffer) equals x @ mu.T.
+
+    The kernel hands it C-ordered arrays; Fortran-ordered and strided inputs take the BLAS
+    wrapper's copying path and must give the same numbers. Tolerance: float64 products of
+    length 37 differ from numpy's only in summation order (1e-13 relative is ~ 500 ulp of margin);
+    float32 to 1e-5 relative for the same reason.
+    """
+    from statphys_diffusion._kernels.streaming import _gemm_cross
+
+    rng = np.random.default_rng(3)
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        x = rng.standard_normal((11, 37)).astype(dtype)
+        mu = rng.standard_normal((23, 37)).astype(dtype)
+        layouts = {
+            "C": (x, mu),
+            "F": (np.asfortranarray(x), np.asfortranarray(mu)),
+            "strided": (np.repeat(x, 2, axis=0)[::2], np.repeat(mu, 2, axis=1)[:, ::2]),
+        }
+        want = x.astype(np.float64) @ mu.astype(np.float64).T
+        for name, (xx, mm) in layouts.items():
+            out = np.full((11, 23), np.nan, dtype=dtype)
+            _gemm_cross(out, xx, mm)
+            assert out.dtype == dtype, name
+            np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.abs(want).max(), err_msg=name)

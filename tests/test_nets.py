@@ -312,3 +312,26 @@ def test_exported_float16_weights_rebuild_the_run(tmp_path):
         export_weights(run, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="does not exist"):
         load_weights(tmp_path / "missing.pt")
+
+
+def test_load_network_and_sample_run_take_a_run_or_its_weights_file(tmp_path):
+    """A run directory and its exported weights file give the same network (to float16 rounding)
+    through load_network, and sample_run draws from either; other paths are refused by name."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets.run import cached_run, export_weights, load_network, sample_run
+
+    rng = np.random.default_rng(1)
+    ds = datasets.ImageDataset(rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), np.arange(6) % 2, ("a", "b"), "mem")
+    kw = dict(size=8, n=6, config="tiny", conditional=True, train_config=nets.TrainConfig(steps=3, batch_size=4))
+    run = cached_run(tmp_path, dataset=ds, progress=False, **kw)
+    path = export_weights(run, tmp_path / "tiny.fp16.pt")
+    (m_run, meta_run), (m_file, meta_file) = load_network(run), load_network(path)
+    assert meta_run == meta_file
+    x = rng.standard_normal((3, 192))
+    e_run, e_file = m_run.eps(x, 200.0, y=0), m_file.eps(x, 200.0, y=0)
+    assert np.abs(e_run - e_file).max() <= 1e-2 * np.abs(e_run).max()
+    for source in (run, path):
+        img = sample_run(source, 2, steps=3, y="b", seed=0, progress=False)
+        assert img.shape == (2, 8, 8, 3) and img.dtype == np.uint8
+    with pytest.raises(ValueError, match="neither a run directory nor a weights file"):
+        load_network(tmp_path / "nothing-here")

@@ -15,8 +15,12 @@ This script:
    next to the same distance between two halves of the test images (the floor set by
    finite samples).
 
+``--run`` is that run directory or a weights file written by ``export_weights``; by default the
+committed float16 weights of that configuration (``weights/small-7d5bc70ad476b6a6.fp16.pt``), so
+the script reruns without retraining.
+
 Writes figures/ddpm_samples.png and figures/ddpm_samples.json. Usage:
-    python validation/ddpm_samples.py [--run runs/small16] [--quick]
+    python validation/ddpm_samples.py [--run runs/small16 | --run weights/small-....fp16.pt] [--quick]
 """
 
 from __future__ import annotations
@@ -34,17 +38,18 @@ from statphys_diffusion import datasets
 from statphys_diffusion.datasets import network_layout
 from statphys_diffusion.metrics import frechet_distance
 from statphys_diffusion.nets import classifier as clf
-from statphys_diffusion.nets.run import load_run, sample_run
+from statphys_diffusion.nets.run import load_network, sample_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
 
 FIGURES = _driver.FIGURES
+DEFAULT_RUN = Path(__file__).resolve().parents[1] / "weights" / "small-7d5bc70ad476b6a6.fp16.pt"
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", default="runs/small16")
+    p.add_argument("--run", default=str(DEFAULT_RUN), help="run directory or weights file")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--steps", type=int, default=250, help="DDPM sampling steps")
     p.add_argument("--out", default=str(FIGURES))
@@ -52,7 +57,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    _, meta = load_run(args.run)
+    _, meta = load_network(args.run)
     size, names = meta["size"], meta["class_names"]
     kw = {"size": size, "classes": names, "grayscale": meta["in_channels"] == 1, "progress": False}
     train = datasets.load_cifar10(None, "train", **kw)

@@ -246,6 +246,20 @@ def load_weights(path, *, device=None) -> tuple[TorchScoreModel, dict]:
     return _model_from(meta, state, device)
 
 
+def load_network(source, *, device=None) -> tuple[TorchScoreModel, dict]:
+    """The score model and run.json of a run directory (EMA weights) or of a weights file.
+
+    A file is read by :func:`load_weights` (the committed float16 weights), a directory by
+    :func:`load_run`; anything else is refused by name.
+    """
+    path = Path(source)
+    if path.is_file():
+        return load_weights(path, device=device)
+    if path.is_dir():
+        return load_run(path, device=device)
+    raise ValueError(f"source {str(path)!r} is neither a run directory nor a weights file")
+
+
 def _model_from(meta: dict, state: dict, device) -> tuple[TorchScoreModel, dict]:
     n_cls = len(meta["class_names"]) if meta["conditional"] else 0
     net = build(meta["config"], in_channels=meta["in_channels"], n_classes=n_cls)
@@ -274,10 +288,14 @@ def sample_run(
     progress: bool = True,
     device=None,
 ) -> np.ndarray:
-    """Samples (n, H, W, C) uint8 from a run with the package's samplers (DDPM ancestral or DDIM)."""
+    """Samples (n, H, W, C) uint8 from a run with the package's samplers (DDPM ancestral or DDIM).
+
+    ``out`` is a run directory (:func:`load_run`, EMA weights) or a weights file written by
+    :func:`export_weights` (:func:`load_weights`).
+    """
     from ..samplers import DDIM, DDPMAncestral
 
-    model, meta = load_run(out, device=device)
+    model, meta = load_network(out, device=device)
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
     cls = DDPMAncestral if sampler == "ddpm" else DDIM

@@ -99,7 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="sample from a trained run (needs torch)",
         description="Draw images from a run with DDPM ancestral or DDIM steps; writes .npz and a .png grid.",
     )
-    sa.add_argument("--run", required=True, help="run directory written by `train`")
+    sa.add_argument(
+        "--run", required=True, help="run directory written by `train`, or a weights file written by `export_weights`"
+    )
     sa.add_argument("--n", type=int, default=64)
     sa.add_argument("--steps", type=int, default=100)
     sa.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim"])

@@ -323,6 +323,11 @@ def test_geometric_synthetic_quick(tmp_path):
     assert [int(r["N"]) for r in rows] == [50, 50, 200] and [int(r["steps"]) for r in rows] == [600, 200, 200]
     curves = list(csv.DictReader(open(tmp_path / "geometric_synthetic_curves_quick.csv")))
     assert len(curves) == 3 * 5 * 2 * 6  # runs x sources x blocks x times
+    # --exact-only regenerates the exact model's and the prediction's columns without training:
+    # the same numbers as the full run (same queries, same generator state; float64 throughout)
+    again = mod.main(["--quick", "--exact-only", "--out", str(tmp_path / "exact"), "--ref", str(tmp_path)])
+    assert again["loss_t_max_abs_diff"] == 0.0 and again["rho_max_abs_diff"] == 0.0
+    assert (tmp_path / "exact" / "geometric_synthetic_exact_only_quick.csv").is_file()
     assert set(out["post_hoc"]) >= {"max_rho_difference_1x_3x_sigma_le_restricted", "check_3x", "500", "200"}
     assert out["verdict"] in (
         "confirmed",

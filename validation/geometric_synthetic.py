@@ -36,6 +36,12 @@ network follows, the annealed prediction's or the exact empirical model's.
 
 Usage:
     python validation/geometric_synthetic.py [--quick] [--steps 200000] [--workers 2] [--runs runs]
+    python validation/geometric_synthetic.py --exact-only --steps 80000 --out /tmp/check
+
+``--exact-only`` trains nothing: it recomputes the exact empirical model's and the annealed
+prediction's columns for every N (about 20 CPU-minutes, most of it N = 20,000) and prints their
+largest difference from the committed outputs (``--ref``, default figures/), writing
+``geometric_synthetic_exact_only.csv``.
 """
 
 from __future__ import annotations
@@ -164,24 +170,101 @@ def job(cfg: dict) -> dict:
     exact = sd.EmpiricalDistribution(train, schedule=model.schedule)
     res = {"N": n, "steps": int(cfg["steps"]), "final_loss": final_loss, "times": times.tolist()}
     for name, mdl in (("network", model), ("empirical", exact)):
-        for where, x0 in sets.items():
-            fr = block_fractions(mdl, times, x0, lam, rng)
-            for b, v in fr.items():
-                res[f"{name}_{where}_{b}_rho"] = v.tolist()
-                res[f"{name}_{where}_{b}_loss_t"] = loss_time(times, v)
-        for where, x0 in sets.items():
+        _measure_model(res, name, mdl, sets, times, lam, rng, cfg["n_spectra"])
+    _predicted(res, n, lam, times, model.schedule)
+    res["seconds_train"], res["seconds"] = t_train, time.time() - t0
+    return res
+
+
+def _measure_model(res: dict, name: str, mdl, sets: dict, times, lam, rng, n_spectra: int) -> None:
+    """Block fractions, loss times and (n_spectra > 0) dimensions of one model into res.
+
+    The draws taken from ``rng`` (the noise of each query) do not depend on the model.
+    """
+    for where, x0 in sets.items():
+        fr = block_fractions(mdl, times, x0, lam, rng)
+        for b, v in fr.items():
+            res[f"{name}_{where}_{b}_rho"] = v.tolist()
+            res[f"{name}_{where}_{b}_loss_t"] = loss_time(times, v)
+    for where, x0 in sets.items():
+        if n_spectra:
             dims = [
                 sd.manifold_dimension(mdl, x0[j], times, rule="level", level=LEVEL, rng=j).dimension
-                for j in range(cfg["n_spectra"])
+                for j in range(n_spectra)
             ]
             res[f"{name}_{where}_dimension"] = np.mean(dims, axis=0).tolist()
-    pred = sd.geometric_memorization(n, lam, times, model.schedule).retained
-    crit = sd.direction_critical_time(n, lam, model.schedule, level=LEVEL)
+
+
+def _predicted(res: dict, n: int, lam, times, schedule) -> None:
+    """The annealed prediction's block fractions and loss times for n points."""
+    pred = sd.geometric_memorization(n, lam, times, schedule).retained
+    crit = sd.direction_critical_time(n, lam, schedule, level=LEVEL)
     for b, sl in BLOCKS.items():
         res[f"predicted_{b}_rho"] = pred[:, sl].mean(axis=1).tolist()
         res[f"predicted_{b}_loss_t"] = float(np.mean(crit[sl]))
-    res["seconds_train"], res["seconds"] = t_train, time.time() - t0
+
+
+EXACT_SOURCES = ("empirical_train", "empirical_fresh", "predicted")
+
+
+def exact_job(cfg: dict) -> dict:
+    """The training-free half of :func:`job` for one N: the exact empirical model and the prediction.
+
+    The same numbers as ``job`` gives for them: the network's measurement is replaced by the
+    same queries on the exact model (discarded), so the shared generator is in the same state
+    when the exact model is measured. Used by ``--exact-only`` to regenerate that half of the
+    committed outputs without training.
+    """
+    n = int(cfg["N"])
+    train = training_points(n)
+    lam = np.array(cfg["variances"])
+    times = analysis_times(cfg["n_times"])
+    rng = np.random.default_rng(100 + n)
+    fresh = make_data(cfg["n_queries"], np.random.default_rng(7))
+    sets = {"train": train[: cfg["n_queries"]], "fresh": fresh}
+    exact = sd.EmpiricalDistribution(train, schedule=sd.VarianceExploding(sigma_max=SIGMA_MAX))
+    res = {"N": n, "steps": int(cfg["steps"]), "times": times.tolist()}
+    _measure_model({}, "network", exact, sets, times, lam, rng, 0)  # the draws the network's queries took
+    _measure_model(res, "empirical", exact, sets, times, lam, rng, 0)
+    _predicted(res, n, lam, times, exact.schedule)
     return res
+
+
+def exact_only(configs: list[dict], out: Path, ref: Path, tag: str = "") -> dict:
+    """Regenerate the exact columns of every configuration and hold them against the committed files."""
+    import pandas as pd
+
+    results = [exact_job(c) for c in configs]
+    rows = []
+    for r in results:
+        for source in EXACT_SOURCES:
+            for b in BLOCKS:
+                row = {"N": r["N"], "steps": r["steps"], "source": source, "block": b}
+                row["loss_t"] = r[f"{source}_{b}_loss_t"]
+                rows.append(row)
+    write_rows_csv(out / f"geometric_synthetic_exact_only{tag}.csv", rows)
+    report: dict = {"loss_t_max_abs_diff": None, "rho_max_abs_diff": None}
+    main_path, curves_path = ref / f"geometric_synthetic{tag}.csv", ref / f"geometric_synthetic_curves{tag}.csv"
+    if main_path.is_file() and curves_path.is_file():
+        main_ref, curves_ref = pd.read_csv(main_path), pd.read_csv(curves_path)
+        d_loss, d_rho = 0.0, 0.0
+        for r in results:
+            m = main_ref[(main_ref.N == r["N"]) & (main_ref.steps == r["steps"])].iloc[0]
+            for source in EXACT_SOURCES:
+                for b in BLOCKS:
+                    d_loss = max(d_loss, abs(float(m[f"{source}_{b}_loss_t"]) - r[f"{source}_{b}_loss_t"]))
+            for source in ("empirical_train", "predicted"):  # the sources the curves file holds
+                for b in BLOCKS:
+                    c = curves_ref[
+                        (curves_ref.N == r["N"])
+                        & (curves_ref.steps == r["steps"])
+                        & (curves_ref.source == source)
+                        & (curves_ref.block == b)
+                    ]
+                    d_rho = max(d_rho, float(np.max(np.abs(c.rho.to_numpy() - np.array(r[f"{source}_{b}_rho"])))))
+        report = {"loss_t_max_abs_diff": d_loss, "rho_max_abs_diff": d_rho}
+    print(json.dumps(report))
+    return report
 
 
 SMALL_SIGMA = 0.1  # "small noise" for the diagnostics: below the exact model's collapse (sigma ~ 0.15-0.2)
@@ -276,6 +359,13 @@ def main(argv=None):
     p = _networks.parser(__doc__, "two small N, few steps and times: checks the pipeline, not the science")
     p.add_argument("--steps", type=int, default=200_000, help="training steps per N (N = 500 also 3x)")
     p.add_argument("--workers", type=int, default=1, help="local processes (one torch thread each when > 1)")
+    p.add_argument(
+        "--exact-only",
+        action="store_true",
+        help="no training: recompute the exact model's and the prediction's columns of every N and "
+        "compare them with the files under --ref",
+    )
+    p.add_argument("--ref", default=str(_networks.ROOT / "figures"), help="committed outputs for --exact-only")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +384,8 @@ def main(argv=None):
     check_n = ns[0] if args.quick else CHECK_N
     # the 3x run first: with two workers the longest job then overlaps the four others
     configs = [dict(base, N=check_n, steps=3 * base["steps"])] + [dict(base, N=n) for n in ns]
+    if args.exact_only:
+        return exact_only(configs, out, Path(args.ref), tag)
     t0 = time.time()
     results = sd.run_sweep(
         job, configs, cache_dir=Path(base["runs"]) / "results", workers=args.workers, desc="synthetic networks"

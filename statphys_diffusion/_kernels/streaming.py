@@ -143,9 +143,10 @@ def _gemm_cross(out, x, mu_c):
 
     numpy and scipy may link two different OpenBLAS builds, each with its own thread pool
     whose threads spin after a call; alternating numpy's product with scipy's ``gemm``
-    then sets the two pools against each other on the same cores (measured here: two
-    pools 0.53 of the GEMM rate at 2,048 components per chunk, one pool 0.97). Both
-    products of a chunk therefore go through scipy's BLAS.
+    then sets the two pools against each other on the same cores (``benchmarks/bench_kernels.py``
+    case (f), 2 cores: 0.53 of the GEMM rate at 2,048 components per chunk with two pools, 0.84
+    with one). Both products of a chunk therefore go through scipy's BLAS. With beta = 0 the
+    BLAS does not read ``out`` (an uninitialised buffer is fine; tested with NaN).
     """
     gemm = blas.dgemm if out.dtype == np.float64 else blas.sgemm
     # Fortran view: out.T (nc, M) = mu_c (nc, d) @ x.T (d, M); mu_c.T is (d, nc) Fortran-ordered

@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,23 @@ def test_network_memorization_quick(tmp_path):
     again = _load("network_memorization").main(args)
     assert again["memorized_half_crossing_N"] == out["memorized_half_crossing_N"]
     assert list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv"))) == rows
+    # --extend keeps the written networks: with the job cache gone nothing is measured again
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "memorization-quick" / "results")
+    ext = _load("network_memorization").main(args + ["--extend"])
+    assert ext["extended"]["measured_this_run"] == [] and len(ext["extended"]["kept"]) == 2
+    assert list(csv.DictReader(open(tmp_path / "network_memorization_quick.csv"))) == rows
+    assert not (tmp_path / "runs" / "memorization-quick" / "results").exists() or not any(
+        (tmp_path / "runs" / "memorization-quick" / "results").iterdir()
+    )
+    # ... and refuses a summary whose thresholds differ from the ones recomputed from the data
+    path = tmp_path / "network_memorization_quick.json"
+    summary = json.loads(path.read_text())
+    summary["thresholds"]["delta_pixels"] *= 1.01
+    path.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="threshold delta_pixels"):
+        _load("network_memorization").main(args + ["--extend"])
 
 
 def test_network_dimension_rule_on_planted_curves():

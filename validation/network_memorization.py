@@ -39,7 +39,11 @@ Stated before the run (``CRITERION``):
 
 Usage:
     python validation/network_memorization.py [--quick] [--budgets 8000 4000] [--window 3] [--second-window 0]
-        [--also N ...] [--runs runs] [--replot]
+        [--also N ...] [--runs runs] [--replot] [--extend]
+
+``--extend`` keeps the networks of the written JSON (``--out``) and measures only the N that the
+grid options add (for instance a wider ``--window``); it stops if the thresholds recomputed from
+the data and the evaluation classifier differ from the written ones.
 
 ``--also`` adds training-set sizes to the primary budget's grid (used when the window around the
 crossing does not reach a network that the regime map calls generalising: the gate).
@@ -224,10 +228,13 @@ def _measure(base: dict, n: int, cache: Path, done: dict) -> dict:
 
 
 def adaptive_grid(
-    base: dict, cache: Path, *, half_width: int = 3, j_min: int = 2, j_max: int = 22
+    base: dict, cache: Path, *, half_width: int = 3, j_min: int = 2, j_max: int = 22, done: dict | None = None
 ) -> tuple[dict, float | None]:
-    """Locate the memorised-fraction crossing on the lattice, then measure the 2 half_width + 1 points around it."""
-    done: dict = {}
+    """Locate the memorised-fraction crossing on the lattice, then measure the 2 half_width + 1 points around it.
+
+    ``done`` maps N to results already measured at this budget (``--extend``); only the others are measured.
+    """
+    done = {} if done is None else dict(done)
     mem = lambda j: _measure(base, lattice(j), cache, done)["memorized_pixels"]  # noqa: E731
     j = START_J
     above = mem(j) >= 0.5
@@ -252,6 +259,34 @@ def adaptive_grid(
     for jj in range(max(j_min, centre - half_width), min(j_max, centre + half_width) + 1):
         mem(jj)
     return done, _crossing({n: r["memorized_pixels"] for n, r in done.items()})
+
+
+def _previous_results(path: Path, th: dict) -> list[dict]:
+    """The results of a written summary, refused unless its thresholds equal the ones just computed.
+
+    Samples of kept and new networks are classified alike only with the same delta_m and
+    delta_s; the thresholds are recomputed from the data and the evaluation classifier, so a
+    retrained classifier that differs is caught here rather than mixed into one grid.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--extend: no written summary at {path}")
+    summary = json.loads(path.read_text())
+    old = summary["thresholds"]
+    for key, value in th.items():
+        if not np.isclose(old[key], value, rtol=1e-9, atol=0.0):
+            raise SystemExit(f"--extend: threshold {key} is {value!r} now and {old[key]!r} in {path}; not extending")
+    return list(summary["results"])
+
+
+def _extension_record(previous: list[dict], results: list[dict], path: Path) -> dict:
+    """Which (N, budget) were kept from the written summary and which were measured by this run."""
+    old = {(r["N"], r["budget"]) for r in previous}
+    return {
+        "from": path.name,
+        "kept": sorted([n, b] for n, b in old),
+        "measured_this_run": sorted([r["N"], r["budget"]] for r in results if (r["N"], r["budget"]) not in old),
+        "previous_seconds_total": float(sum(r["seconds"] for r in previous)),
+    }
 
 
 def _crossing(mem: dict) -> float | None:
@@ -328,6 +363,12 @@ def main(argv=None):
         help="training steps per network; the first is the primary budget (the verdict), the others are located only",
     )
     p.add_argument("--replot", action="store_true", help="redraw the figure from the written JSON")
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the networks measured in the written JSON (same thresholds required) and measure only the "
+        "N that the grid options add",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads per job")
     p.add_argument("--window", type=int, default=3, help="lattice points measured each side of the crossing")
     p.add_argument("--second-window", type=int, default=0, help="the same for the other budgets")
@@ -376,16 +417,20 @@ def main(argv=None):
     t0 = time.time()
     base["thresholds"] = thresholds(base)
     print(f"thresholds: {base['thresholds']}", flush=True)
+    previous = _previous_results(out / f"network_memorization{tag}.json", base["thresholds"]) if args.extend else []
     cache = Path(base["runs"]) / "results"
     budgets = [QUICK["steps"]] if args.quick else list(dict.fromkeys(args.budgets))
     per_budget, results = [], []
     for k, steps in enumerate(budgets):
         cfg = dict(base, steps=int(steps))
+        kept = {r["N"]: r for r in previous if r["budget"] == int(steps)}
         if args.quick:
-            done = {n: _measure(cfg, n, cache, {}) for n in QUICK["ns"]}
+            done = {n: _measure(cfg, n, cache, kept) for n in QUICK["ns"]}
             crossing = _crossing({n: r["memorized_pixels"] for n, r in done.items()})
         else:
-            done, crossing = adaptive_grid(cfg, cache, half_width=args.window if k == 0 else args.second_window)
+            done, crossing = adaptive_grid(
+                cfg, cache, half_width=args.window if k == 0 else args.second_window, done=kept
+            )
             if k == 0 and args.also:
                 for n in args.also:
                     _measure(cfg, int(n), cache, done)
@@ -413,6 +458,9 @@ def main(argv=None):
         **{k: primary[k] for k in ("gates", "criteria", "spurious_peak_N", "verdict")},
         "budgets": per_budget,
         "seconds": time.time() - t0,
+        "extended": _extension_record(previous, results, out / f"network_memorization{tag}.json")
+        if args.extend
+        else None,
         "version": sd.__version__,
         "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds", "steps")},
         "results": results,

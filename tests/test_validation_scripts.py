@@ -346,6 +346,9 @@ def test_geometric_synthetic_quick(tmp_path):
     again = mod.main(["--quick", "--exact-only", "--out", str(tmp_path / "exact"), "--ref", str(tmp_path)])
     assert again["loss_t_max_abs_diff"] == 0.0 and again["rho_max_abs_diff"] == 0.0
     assert (tmp_path / "exact" / "geometric_synthetic_exact_only_quick.csv").is_file()
+    # --recheck remeasures one N (here from the run's cache) and compares every column
+    rc = mod.main(["--quick", "--recheck", "200", "--runs", str(tmp_path), "--ref", str(tmp_path)])
+    assert rc["N"] == [200] and rc["exact"]["rho_max_abs_diff"] == 0.0 and rc["network"]["rho_max_abs_diff"] == 0.0
     assert set(out["post_hoc"]) >= {"max_rho_difference_1x_3x_sigma_le_restricted", "check_3x", "500", "200"}
     assert out["verdict"] in (
         "confirmed",

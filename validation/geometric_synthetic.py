@@ -37,11 +37,14 @@ network follows, the annealed prediction's or the exact empirical model's.
 Usage:
     python validation/geometric_synthetic.py [--quick] [--steps 200000] [--workers 2] [--runs runs]
     python validation/geometric_synthetic.py --exact-only --steps 80000 --out /tmp/check
+    python validation/geometric_synthetic.py --recheck 250 --steps 80000
 
 ``--exact-only`` trains nothing: it recomputes the exact empirical model's and the annealed
 prediction's columns for every N (about 20 CPU-minutes, most of it N = 20,000) and prints their
 largest difference from the committed outputs (``--ref``, default figures/), writing
-``geometric_synthetic_exact_only.csv``.
+``geometric_synthetic_exact_only.csv``. ``--recheck N ...`` retrains and remeasures only those N at
+the 1x budget (cached in ``--runs``) and prints the largest differences of the network's and the
+exact columns from the committed outputs.
 """
 
 from __future__ import annotations
@@ -232,39 +235,56 @@ def exact_job(cfg: dict) -> dict:
 
 def exact_only(configs: list[dict], out: Path, ref: Path, tag: str = "") -> dict:
     """Regenerate the exact columns of every configuration and hold them against the committed files."""
-    import pandas as pd
-
     results = [exact_job(c) for c in configs]
     rows = []
     for r in results:
         for source in EXACT_SOURCES:
             for b in BLOCKS:
-                row = {"N": r["N"], "steps": r["steps"], "source": source, "block": b}
-                row["loss_t"] = r[f"{source}_{b}_loss_t"]
-                rows.append(row)
+                rows.append({"N": r["N"], "steps": r["steps"], "source": source, "block": b})
+                rows[-1]["loss_t"] = r[f"{source}_{b}_loss_t"]
     write_rows_csv(out / f"geometric_synthetic_exact_only{tag}.csv", rows)
-    report: dict = {"loss_t_max_abs_diff": None, "rho_max_abs_diff": None}
-    main_path, curves_path = ref / f"geometric_synthetic{tag}.csv", ref / f"geometric_synthetic_curves{tag}.csv"
-    if main_path.is_file() and curves_path.is_file():
-        main_ref, curves_ref = pd.read_csv(main_path), pd.read_csv(curves_path)
-        d_loss, d_rho = 0.0, 0.0
-        for r in results:
-            m = main_ref[(main_ref.N == r["N"]) & (main_ref.steps == r["steps"])].iloc[0]
-            for source in EXACT_SOURCES:
-                for b in BLOCKS:
-                    d_loss = max(d_loss, abs(float(m[f"{source}_{b}_loss_t"]) - r[f"{source}_{b}_loss_t"]))
-            for source in ("empirical_train", "predicted"):  # the sources the curves file holds
-                for b in BLOCKS:
-                    c = curves_ref[
-                        (curves_ref.N == r["N"])
-                        & (curves_ref.steps == r["steps"])
-                        & (curves_ref.source == source)
-                        & (curves_ref.block == b)
-                    ]
-                    d_rho = max(d_rho, float(np.max(np.abs(c.rho.to_numpy() - np.array(r[f"{source}_{b}_rho"])))))
-        report = {"loss_t_max_abs_diff": d_loss, "rho_max_abs_diff": d_rho}
+    report = compare_with_committed(results, ref, tag, EXACT_SOURCES)
     print(json.dumps(report))
     return report
+
+
+def recheck(configs: list[dict], ref: Path, tag: str = "") -> dict:
+    """Retrain and remeasure the given configurations (cached like a full run) against the committed files."""
+    results = sd.run_sweep(job, configs, cache_dir=Path(configs[0]["runs"]) / "results", workers=1, desc="recheck")
+    report = {
+        "N": [r["N"] for r in results],
+        "exact": compare_with_committed(results, ref, tag, EXACT_SOURCES),
+        "network": compare_with_committed(results, ref, tag, ("network_train", "network_fresh")),
+    }
+    print(json.dumps(report))
+    return report
+
+
+def compare_with_committed(results: list[dict], ref: Path, tag: str, sources) -> dict:
+    """Largest absolute difference of the loss times and rho curves of ``sources`` from the files under ref.
+
+    None where the committed files are missing. Rows are matched by (N, steps).
+    """
+    import pandas as pd
+
+    main_path, curves_path = ref / f"geometric_synthetic{tag}.csv", ref / f"geometric_synthetic_curves{tag}.csv"
+    if not (main_path.is_file() and curves_path.is_file()):
+        return {"loss_t_max_abs_diff": None, "rho_max_abs_diff": None}
+    main_ref, curves_ref = pd.read_csv(main_path), pd.read_csv(curves_path)
+    d_loss, d_rho = 0.0, 0.0
+    for r in results:
+        m = main_ref[(main_ref.N == r["N"]) & (main_ref.steps == r["steps"])].iloc[0]
+        for source in sources:
+            for b in BLOCKS:
+                d_loss = max(d_loss, abs(float(m[f"{source}_{b}_loss_t"]) - r[f"{source}_{b}_loss_t"]))
+                c = curves_ref[
+                    (curves_ref.N == r["N"])
+                    & (curves_ref.steps == r["steps"])
+                    & (curves_ref.source == source)
+                    & (curves_ref.block == b)
+                ]
+                d_rho = max(d_rho, float(np.max(np.abs(c.rho.to_numpy() - np.array(r[f"{source}_{b}_rho"])))))
+    return {"loss_t_max_abs_diff": d_loss, "rho_max_abs_diff": d_rho}
 
 
 SMALL_SIGMA = 0.1  # "small noise" for the diagnostics: below the exact model's collapse (sigma ~ 0.15-0.2)
@@ -365,7 +385,15 @@ def main(argv=None):
         help="no training: recompute the exact model's and the prediction's columns of every N and "
         "compare them with the files under --ref",
     )
-    p.add_argument("--ref", default=str(_networks.ROOT / "figures"), help="committed outputs for --exact-only")
+    p.add_argument(
+        "--recheck",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="retrain and remeasure only these N at the 1x budget and compare them with the files under --ref",
+    )
+    p.add_argument("--ref", default=str(_networks.ROOT / "figures"), help="committed outputs to compare with")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -386,6 +414,8 @@ def main(argv=None):
     configs = [dict(base, N=check_n, steps=3 * base["steps"])] + [dict(base, N=n) for n in ns]
     if args.exact_only:
         return exact_only(configs, out, Path(args.ref), tag)
+    if args.recheck:
+        return recheck([dict(base, N=int(n)) for n in args.recheck], Path(args.ref), tag)
     t0 = time.time()
     results = sd.run_sweep(
         job, configs, cache_dir=Path(base["runs"]) / "results", workers=args.workers, desc="synthetic networks"

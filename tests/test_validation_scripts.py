@@ -383,6 +383,13 @@ def test_compare_outputs_finds_real_differences_and_ignores_rounding_and_timing(
     (new / "thing_2d.csv").unlink()
     (new / "other.csv").write_text(header + "1d,a,1.0,1.0\n")
     assert cmp.main([str(new), "--ref", str(ref)]) == 1
+    # an empty text cell on both sides agrees; empty against a label does not
+    (new / "other.csv").unlink()
+    (ref / "notes.csv").write_text("model,note,value\nx,,1.0\ny,flat,2.0\n")
+    (new / "notes.csv").write_text("model,note,value\nx,,1.0\ny,flat,2.0\n")
+    assert cmp.main([str(new / "notes.csv"), "--ref", str(ref)]) == 0
+    (new / "notes.csv").write_text("model,note,value\nx,flat,1.0\ny,flat,2.0\n")
+    assert cmp.main([str(new / "notes.csv"), "--ref", str(ref)]) == 1
 
 
 def test_network_symmetry_figure_draws_fine_rows_from_memory_and_from_files(tmp_path):

@@ -150,9 +150,24 @@ def _network(cfg: dict, train: np.ndarray):
     key = {"N": int(cfg["N"]), "net": "TabularResNet(30)", "train": tc.key(), "data": "achilli-spectrum-v1"}
     path = Path(cfg["runs"]) / f"net-{sd.config_hash(key)}" / "checkpoint.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    sch = sd.VarianceExploding(sigma_max=SIGMA_MAX)
+    sch = schedule()
     res = nets.train(net, train, sch, tc, checkpoint=path, progress=False)
     return nets.TorchScoreModel(res.ema.double(), sch), float(np.mean(res.losses[-1000:]))
+
+
+def schedule():
+    """Their VE process, sigma(t) = t up to SIGMA_MAX."""
+    return sd.VarianceExploding(sigma_max=SIGMA_MAX)
+
+
+def _queries(cfg: dict):
+    """(variances, times, generator, query sets) of one configuration's measurement, the same for every model."""
+    lam = np.array(cfg["variances"])
+    times = analysis_times(cfg["n_times"])
+    rng = np.random.default_rng(100 + int(cfg["N"]))
+    fresh = make_data(cfg["n_queries"], np.random.default_rng(7))
+    sets = {"train": training_points(int(cfg["N"]))[: cfg["n_queries"]], "fresh": fresh}
+    return lam, times, rng, sets
 
 
 def job(cfg: dict) -> dict:
@@ -165,11 +180,7 @@ def job(cfg: dict) -> dict:
     train = training_points(n)
     model, final_loss = _network(cfg, train)
     t_train = time.time() - t0
-    lam = np.array(cfg["variances"])
-    times = analysis_times(cfg["n_times"])
-    rng = np.random.default_rng(100 + n)
-    fresh = make_data(cfg["n_queries"], np.random.default_rng(7))
-    sets = {"train": train[: cfg["n_queries"]], "fresh": fresh}
+    lam, times, rng, sets = _queries(cfg)
     exact = sd.EmpiricalDistribution(train, schedule=model.schedule)
     res = {"N": n, "steps": int(cfg["steps"]), "final_loss": final_loss, "times": times.tolist()}
     for name, mdl in (("network", model), ("empirical", exact)):
@@ -219,13 +230,8 @@ def exact_job(cfg: dict) -> dict:
     committed outputs without training.
     """
     n = int(cfg["N"])
-    train = training_points(n)
-    lam = np.array(cfg["variances"])
-    times = analysis_times(cfg["n_times"])
-    rng = np.random.default_rng(100 + n)
-    fresh = make_data(cfg["n_queries"], np.random.default_rng(7))
-    sets = {"train": train[: cfg["n_queries"]], "fresh": fresh}
-    exact = sd.EmpiricalDistribution(train, schedule=sd.VarianceExploding(sigma_max=SIGMA_MAX))
+    lam, times, rng, sets = _queries(cfg)
+    exact = sd.EmpiricalDistribution(training_points(n), schedule=schedule())
     res = {"N": n, "steps": int(cfg["steps"]), "times": times.tolist()}
     _measure_model({}, "network", exact, sets, times, lam, rng, 0)  # the draws the network's queries took
     _measure_model(res, "empirical", exact, sets, times, lam, rng, 0)
@@ -240,8 +246,8 @@ def exact_only(configs: list[dict], out: Path, ref: Path, tag: str = "") -> dict
     for r in results:
         for source in EXACT_SOURCES:
             for b in BLOCKS:
-                rows.append({"N": r["N"], "steps": r["steps"], "source": source, "block": b})
-                rows[-1]["loss_t"] = r[f"{source}_{b}_loss_t"]
+                loss_t = r[f"{source}_{b}_loss_t"]
+                rows.append({"N": r["N"], "steps": r["steps"], "source": source, "block": b, "loss_t": loss_t})
     write_rows_csv(out / f"geometric_synthetic_exact_only{tag}.csv", rows)
     report = compare_with_committed(results, ref, tag, EXACT_SOURCES)
     print(json.dumps(report))

@@ -509,6 +509,7 @@ def _plot(results: list[dict], summary: dict, path: Path) -> None:
             ax.plot(t, r[f"empirical_train_{b}_rho"], ":", color=c, label=f"exact empirical, {b}")
             ax.plot(t, r[f"predicted_{b}_rho"], "--", color=c, lw=1, label=f"annealed prediction, {b}")
         ax.axhline(LEVEL, color="k", lw=0.6)
+        ax.axvline(GATE_SIGMA, color="0.5", lw=0.6, ls=":")  # CRITERION reads sigma <= GATE_SIGMA
         ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.3)
         ax.set_xlabel("sigma (VE time)")

@@ -186,6 +186,21 @@ def test_network_guidance_quick(tmp_path):
     assert 0 <= summary["false_removed_rate_on_kept_test"] <= 1
 
 
+def test_network_entropy_steps_option_changes_only_the_training_length():
+    mod = _load("network_entropy")
+    base = {"data": "cifar.zip", "runs": "runs"}
+    default = mod.network_config(False, base)
+    longer = mod.network_config(False, base, 47_000)
+    assert default["train"]["steps"] == 28_000 and longer["train"]["steps"] == 47_000
+    # everything else (data, classes, objective, dropout) is the committed configuration's
+    assert {k: v for k, v in longer["train"].items() if k != "steps"} == {
+        k: v for k, v in default["train"].items() if k != "steps"
+    }
+    assert longer["classes"] == default["classes"] and "progress" not in default
+    with pytest.raises(ValueError, match="steps"):
+        mod.network_config(False, base, 0)
+
+
 def test_network_entropy_quick(tmp_path):
     pytest.importorskip("torch")
     from statphys_diffusion import datasets

@@ -57,7 +57,7 @@ Writes figures/network_entropy.{csv,json,png} and figures/network_entropy_peaks.
 ``--steps`` trains the same configuration for another number of steps, from scratch, in its own
 cached run (checkpointed every 250 steps, so a killed run resumes): 47,000 steps of batch 64 is
 the issue's "about 3M" training images, about 4 hours on 2 cores. With a constant learning rate
-and one generator in step order, its first 28,000 steps are the committed network's.
+and one generator in step order, its first 28,000 steps retrace the committed network's (to rounding).
 """
 
 from __future__ import annotations

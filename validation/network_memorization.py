@@ -268,9 +268,9 @@ def _previous_results(path: Path, th: dict) -> list[dict]:
     delta_s; the thresholds are recomputed from the data and the evaluation classifier, so a
     retrained classifier that differs is caught here rather than mixed into one grid. The
     tolerance is relative 1e-5: the classifier is retrained from its configuration when its
-    cache is gone, and float32 training on another thread count reproduces it to rounding (the
-    feature spacing then moves by about 2e-7 relative), which cannot reclassify a sample in
-    practice; a different classifier or data set moves it by far more.
+    cache is gone, and float32 training reproduces it only to rounding (a retrained classifier
+    moved the feature spacing by 1.7e-7 relative), which cannot reclassify a sample in practice;
+    a different classifier or data set moves it by far more.
     """
     if not path.is_file():
         raise SystemExit(f"--extend: no written summary at {path}")

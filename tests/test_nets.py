@@ -1,5 +1,6 @@
 """Torch side: the adapter's conventions, Lanczos against a dense Jacobian, training, resume after kill."""
 
+import json
 import os
 import signal
 import subprocess
@@ -312,6 +313,46 @@ def test_exported_float16_weights_rebuild_the_run(tmp_path):
         export_weights(run, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="does not exist"):
         load_weights(tmp_path / "missing.pt")
+
+
+def test_init_weights_warm_restart_starts_from_the_file_and_is_part_of_the_key(tmp_path):
+    """train_images(init_weights=...): with a learning rate of 1e-12 and one step the continued
+    network's EMA is the file's weights (float16 values held in float32; Adam moves each weight
+    by at most ~lr, far below the 1e-6 tolerance), while a fresh initialisation differs by O(0.1);
+    the file (by name and content) is part of the run key and run.json; another network's file
+    is refused by name."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets.run import cached_run, export_weights, load_run, run_key
+
+    rng = np.random.default_rng(0)
+    ds = datasets.ImageDataset(rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), np.arange(6) % 2, ("a", "b"), "mem")
+    kw = dict(size=8, n=6, config="tiny", conditional=True, train_config=nets.TrainConfig(steps=3, batch_size=4))
+    first = cached_run(tmp_path / "a", dataset=ds, progress=False, **kw)
+    path = export_weights(first, tmp_path / "w.fp16.pt")
+    blob = torch.load(path, weights_only=True)
+    warm_tc = nets.TrainConfig(steps=1, batch_size=4, lr=1e-12, seed=1)
+    warm = cached_run(tmp_path / "b", dataset=ds, progress=False, **dict(kw, train_config=warm_tc, init_weights=path))
+    cold = cached_run(tmp_path / "b", dataset=ds, progress=False, **dict(kw, train_config=warm_tc))
+    assert warm != cold
+    ema_warm = load_run(warm)[0].net.state_dict()
+    ema_cold = load_run(cold)[0].net.state_dict()
+    diff_warm = max((ema_warm[k].cpu() - v.float()).abs().max().item() for k, v in blob["state"].items())
+    diff_cold = max((ema_cold[k].cpu() - v.float()).abs().max().item() for k, v in blob["state"].items())
+    assert diff_warm < 1e-6 < 0.01 < diff_cold
+    meta = json.loads((warm / "run.json").read_text())
+    assert meta["init_weights"].startswith("w.fp16.pt:") and "init_weights" not in json.loads(
+        (cold / "run.json").read_text()
+    )
+    key = run_key(**dict(kw, init_weights=path))
+    assert key["init_weights"] == meta["init_weights"] and "init_weights" not in run_key(**kw)
+    blob["state"] = {k: v + 1 if v.is_floating_point() else v for k, v in blob["state"].items()}
+    torch.save(blob, tmp_path / "w.fp16.pt")  # same name, other content: another run
+    assert run_key(**dict(kw, init_weights=path))["init_weights"] != meta["init_weights"]
+    other = dict(kw, conditional=False, train_config=warm_tc, init_weights=path)
+    with pytest.raises(ValueError, match="init_weights .* describes another network: conditional"):
+        cached_run(tmp_path / "c", dataset=ds, progress=False, **other)
+    with pytest.raises(ValueError, match="init_weights .* is not a file"):
+        run_key(**dict(kw, init_weights=tmp_path / "missing.pt"))
 
 
 def test_load_network_and_sample_run_take_a_run_or_its_weights_file(tmp_path):

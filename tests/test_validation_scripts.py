@@ -186,7 +186,7 @@ def test_network_guidance_quick(tmp_path):
     assert 0 <= summary["false_removed_rate_on_kept_test"] <= 1
 
 
-def test_network_entropy_steps_option_changes_only_the_training_length():
+def test_network_entropy_steps_options_change_only_the_training_length():
     mod = _load("network_entropy")
     base = {"data": "cifar.zip", "runs": "runs"}
     default = mod.network_config(False, base)
@@ -199,6 +199,15 @@ def test_network_entropy_steps_option_changes_only_the_training_length():
     assert longer["classes"] == default["classes"] and "progress" not in default
     with pytest.raises(ValueError, match="steps"):
         mod.network_config(False, base, 0)
+    # the warm restart: the committed network's weights file, 19,000 more steps with seed 1
+    warm = mod.network_config(False, base, continue_steps=19_000)
+    assert warm["init_weights"] == mod._networks.committed_weights(default).name
+    assert warm["train"]["steps"] == 19_000 and warm["train"]["seed"] == mod.CONTINUE_SEED != 0
+    assert mod.training_images(warm) == (28_000 + 19_000) * 64 and mod.training_images(default) == 28_000 * 64
+    with pytest.raises(ValueError, match="not both"):
+        mod.network_config(False, base, 47_000, 19_000)
+    with pytest.raises(ValueError, match="continue_steps"):
+        mod.network_config(False, base, continue_steps=0)
 
 
 def test_network_entropy_quick(tmp_path):

@@ -91,6 +91,24 @@ def flat_points(images: np.ndarray) -> np.ndarray:
 WEIGHTS = ROOT / "weights"
 
 
+def _conditional_kwargs(cfg: dict) -> dict:
+    kw = {"size": cfg["size"], "n": cfg["n_train"], "config": cfg["config"], "conditional": True}
+    if cfg.get("classes") is not None:
+        kw["classes"] = list(cfg["classes"])
+    if cfg.get("init_weights") is not None:  # a warm restart from a file in weights/, by name
+        kw["init_weights"] = WEIGHTS / cfg["init_weights"]
+    return kw
+
+
+def committed_weights(cfg: dict) -> Path:
+    """``weights/<run name>.fp16.pt`` of the class-conditional run ``cfg`` (whether or not it exists)."""
+    from statphys_diffusion.nets import TrainConfig
+    from statphys_diffusion.nets.run import run_name
+
+    tc = TrainConfig(**cfg["train"])
+    return WEIGHTS / f"{run_name(data_path=cfg['data'], train_config=tc, **_conditional_kwargs(cfg))}.fp16.pt"
+
+
 def conditional_network(cfg: dict):
     """(TorchScoreModel, run.json) of the class-conditional run described by ``cfg``.
 
@@ -98,13 +116,11 @@ def conditional_network(cfg: dict):
     the measurements rerun without retraining), else from the cached run (trained first if absent).
     """
     from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
+    from statphys_diffusion.nets.run import cached_run, load_run, load_weights
 
-    kw = {"size": cfg["size"], "n": cfg["n_train"], "config": cfg["config"], "conditional": True}
-    if cfg.get("classes") is not None:
-        kw["classes"] = list(cfg["classes"])
+    kw = _conditional_kwargs(cfg)
     tc = TrainConfig(**cfg["train"])
-    committed = WEIGHTS / f"{run_name(data_path=cfg['data'], train_config=tc, **kw)}.fp16.pt"
+    committed = committed_weights(cfg)
     if committed.is_file() and not cfg.get("ignore_weights", False):
         return load_weights(committed)
     run = cached_run(cfg["runs"], data_path=cfg["data"], progress=cfg.get("progress", False), train_config=tc, **kw)

@@ -42,11 +42,20 @@ def train_images(
     dataset: datasets.ImageDataset | None = None,
     device=None,
     nested: bool = False,
+    init_weights=None,
 ) -> Path:
     """Train a UNet (``config``) on CIFAR-10 (or ``dataset``) images in [-1, 1]; returns the run directory.
 
     ``nested`` picks the ``n`` images as the first n of one permutation (``load_cifar10``'s
     ``nested``): runs of increasing n then train on nested sets.
+
+    ``init_weights`` (a weights file written by :func:`export_weights`) starts the network and
+    its EMA from those weights instead of a fresh initialisation, with a fresh optimiser: a
+    warm restart that continues a finished run whose full checkpoint is gone. The file must
+    describe the same network (configuration, channels, resolution, classes, schedule); its
+    name and SHA-256 are part of the run's identity (:func:`run_key`), and ``run.json`` records
+    them. Use another ``train_config.seed`` than the first run's, or the continuation replays
+    the first run's batches and noise draws in the same order.
 
     ``device`` (e.g. ``"cuda"``) is where the network trains; it is not part of the run's identity.
     """
@@ -83,11 +92,36 @@ def train_images(
             dataset,
             device,
             nested,
+            init_weights,
         )
 
 
+def _weights_identity(path) -> str:
+    """``<file name>:<first 16 hex digits of its SHA-256>`` (a weights file's identity in a run key)."""
+    import hashlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"init_weights {str(path)!r} is not a file")
+    return f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
 def _train_images_locked(
-    out, data_path, size, n, classes, grayscale, config, schedule, conditional, tc, progress, dataset, device, nested
+    out,
+    data_path,
+    size,
+    n,
+    classes,
+    grayscale,
+    config,
+    schedule,
+    conditional,
+    tc,
+    progress,
+    dataset,
+    device,
+    nested,
+    init_weights,
 ) -> Path:
     if dataset is None:
         dataset = datasets.load_cifar10(
@@ -113,6 +147,8 @@ def _train_images_locked(
         "source": dataset.source,
         "train": asdict(tc),
     }
+    if init_weights is not None:  # only when set, so run.json of earlier runs is unchanged
+        meta["init_weights"] = _weights_identity(init_weights)
     run_json = out / "run.json"
     if run_json.is_file():
         old = json.loads(run_json.read_text())
@@ -124,6 +160,8 @@ def _train_images_locked(
     torch.manual_seed(tc.seed)
     n_cls = len(dataset.class_names) if conditional else 0
     net = build(config, in_channels=x.shape[1], n_classes=n_cls)
+    if init_weights is not None:
+        _load_initial_weights(net, init_weights, meta)
     sch = SCHEDULES[schedule]()
     train(
         net,
@@ -139,6 +177,19 @@ def _train_images_locked(
     return out
 
 
+def _load_initial_weights(net, path, meta: dict) -> None:
+    """Load a weights file into ``net`` after checking that it describes the same network as ``meta``."""
+    blob = torch.load(Path(path), weights_only=True, map_location="cpu")
+    old = blob.get("meta", {}) if isinstance(blob, dict) else {}
+    for key in ("config", "in_channels", "size", "schedule", "conditional", "class_names"):
+        if old.get(key) != meta[key]:
+            raise ValueError(
+                f"init_weights {str(path)!r} describes another network: "
+                f"{key} = {old.get(key)!r}, this run has {meta[key]!r}"
+            )
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
+
+
 def run_key(**kwargs) -> dict:
     """The configuration that identifies a :func:`train_images` run (for :func:`cached_run`)."""
     allowed = {
@@ -152,6 +203,7 @@ def run_key(**kwargs) -> dict:
         "conditional",
         "train_config",
         "nested",
+        "init_weights",
     }
     unknown = set(kwargs) - allowed
     if unknown:
@@ -165,9 +217,11 @@ def run_key(**kwargs) -> dict:
         "schedule": "ddpm-linear",
         "conditional": False,
     }
-    key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config", "nested")})
+    key.update({k: v for k, v in kwargs.items() if k not in ("data_path", "train_config", "nested", "init_weights")})
     if kwargs.get("nested"):  # only when set, so the keys (and hashes) of earlier runs are unchanged
         key["nested"] = True
+    if kwargs.get("init_weights") is not None:  # likewise; the file by name and content
+        key["init_weights"] = _weights_identity(kwargs["init_weights"])
     if key["classes"] is not None:
         key["classes"] = list(key["classes"])
     key["train"] = (kwargs.get("train_config") or TrainConfig()).key()

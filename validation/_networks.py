@@ -31,7 +31,9 @@ FULL = {
 # one generator in step order, so the continuation is the 28,000-step run; about 60 minutes). The
 # issue asked for about 3M; 47,000 steps (3.6 h on 2 cores) do not fit one session beside the
 # measurements. (The continuation was first set to 32,000 steps and cut to 28,000 at step 19,250,
-# before anything was measured on it, when the session's time would not hold both.)
+# before anything was measured on it, when the session's time would not hold both.) The 3M-image
+# network is therefore a warm restart of this one's committed float16 weights for 19,000 more steps
+# (network_entropy.py --continue-steps 19000; fresh Adam state, seed 1).
 FOUR_CLASSES = ("airplane", "automobile", "frog", "horse")
 SUPERCLASSES = {"vehicle": ("airplane", "automobile"), "animal": ("frog", "horse")}
 FOUR = {

@@ -179,15 +179,14 @@ def _train_images_locked(
 
 def _load_initial_weights(net, path, meta: dict) -> None:
     """Load a weights file into ``net`` after checking that it describes the same network as ``meta``."""
-    blob = torch.load(Path(path), weights_only=True, map_location="cpu")
-    old = blob.get("meta", {}) if isinstance(blob, dict) else {}
+    state, old = _read_weights(path)
     for key in ("config", "in_channels", "size", "schedule", "conditional", "class_names"):
         if old.get(key) != meta[key]:
             raise ValueError(
                 f"init_weights {str(path)!r} describes another network: "
                 f"{key} = {old.get(key)!r}, this run has {meta[key]!r}"
             )
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
+    net.load_state_dict(state)
 
 
 def run_key(**kwargs) -> dict:
@@ -291,13 +290,17 @@ def export_weights(run, path, *, ema: bool = True) -> Path:
 
 def load_weights(path, *, device=None) -> tuple[TorchScoreModel, dict]:
     """The score model of a weights file written by :func:`export_weights`, and its run.json."""
+    state, meta = _read_weights(path)
+    return _model_from(meta, state, device)
+
+
+def _read_weights(path) -> tuple[dict, dict]:
+    """(float32 state dict, run.json) of a weights file written by :func:`export_weights`."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file {str(path)!r} does not exist")
     blob = torch.load(path, weights_only=True, map_location="cpu")
-    meta = blob["meta"]
-    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()}
-    return _model_from(meta, state, device)
+    return {k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()}, blob["meta"]
 
 
 def load_network(source, *, device=None) -> tuple[TorchScoreModel, dict]:

@@ -6,7 +6,10 @@ A sweep is a function ``fn(config) -> result`` and a list of configurations
 * in this process (``workers=1``, the default: simplest, and what torch
   training on a small machine wants),
 * on a local process pool (``workers > 1``; ``fn`` must be importable, i.e.
-  defined at module level),
+  defined at module level, and a script that calls this needs an
+  ``if __name__ == "__main__":`` guard). The workers are started with
+  ``spawn``, not ``fork``: a forked child of a process that has already run a
+  torch (OpenMP) parallel region waits forever on the parent's thread pool.
 * on a Dask distributed cluster when ``scheduler`` is given (an address such as
   ``"tcp://10.0.0.1:8786"`` or a ``distributed.Client``); the workers need the
   package installed, and ``fn`` must be importable on them.
@@ -187,10 +190,13 @@ def run_sweep(
             for i in todo:
                 finish(i, lambda i=i: fn(configs[i]))
         else:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
             from concurrent.futures import as_completed as futures_completed
 
-            with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+            # spawn: fork after an OpenMP parallel region (any torch matmul) deadlocks the child
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx) as pool:
                 futures = {pool.submit(fn, configs[i]): i for i in todo}
                 for fut in futures_completed(futures):
                     finish(futures[fut], fut.result)

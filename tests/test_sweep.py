@@ -116,3 +116,48 @@ def test_errors_collect_keeps_going_and_does_not_cache_the_failure(tmp_path):
         sd.run_sweep(flaky, [{"x": 2}], progress=False)
     with pytest.raises(ValueError, match="errors"):
         sd.run_sweep(flaky, [{"x": 1}], errors="ignore")
+
+
+_TORCH_JOB = """
+import torch
+
+
+def matmul(config):
+    torch.set_num_threads(2)
+    a = torch.ones(200, 200) * config["x"]
+    return float((a @ a)[0, 0])
+"""
+
+_DRIVER = """
+
+import torch
+
+import statphys_diffusion as sd
+import torch_job
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    a = torch.randn(300, 300)
+    (a @ a).sum()  # the parent has run an OpenMP parallel region before the pool starts
+    res = sd.run_sweep(torch_job.matmul, [{"x": x} for x in range(4)], workers=2, progress=False)
+    print(res)
+"""
+
+
+def test_process_pool_after_torch_in_the_parent_does_not_hang(tmp_path):
+    """A forked child of a process that has used torch's OpenMP pool waits forever; the pool spawns.
+
+    Run in a subprocess with a time limit: with ``fork`` this reproducibly times out.
+    """
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    (tmp_path / "torch_job.py").write_text(_TORCH_JOB)
+    (tmp_path / "driver.py").write_text(_DRIVER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "driver.py")], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str([200.0 * x * x for x in range(4)])

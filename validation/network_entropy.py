@@ -62,7 +62,7 @@ and one generator in step order, its first 28,000 steps retrace the committed ne
 That does not fit one session, and the committed network's full checkpoint (optimiser state) is
 not kept, so ``--continue-steps 19000`` is the route taken instead: the committed float16 EMA
 weights continued for 19,000 more steps (1.22M images, 3.0M in all) with a fresh Adam state and
-generator seed 1, in their own cached run (about 95 minutes on 2 cores); the measurement then runs
+generator seed 1, in their own cached run (62 minutes on 2 cores when it was run); the measurement then runs
 on that network. A warm restart is not bitwise the 47,000-step run: Adam's moment estimates restart
 from zero and the network restarts from its EMA average.
 """

@@ -18,6 +18,8 @@ def as_float_array(value, name: str, *, dtype=None, ndim: int | None = None) -> 
     ``dtype`` is given.
     """
     arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype} (take .real or abs() yourself)")
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     elif arr.dtype not in _FLOATS:
@@ -28,6 +30,48 @@ def as_float_array(value, name: str, *, dtype=None, ndim: int | None = None) -> 
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def as_image_rows(x, name: str, *, image_shape=None, data_range=None, dtype=None) -> np.ndarray:
+    """Images as rows of floats in the package's one image layout: (C, H, W) order, flattened.
+
+    ``x`` may be an :class:`~statphys_diffusion.datasets.ImageDataset` (its ``as_points(order="chw")``),
+    an (N, C, H, W) array (flattened; an (N, H, W, C) array that matches ``image_shape`` only after a
+    transpose is refused with the transpose to use) or an (N, d) array of rows. Integer pixel types
+    are refused (pixels must be floats in the network's range: ``x / 127.5 - 1`` for [-1, 1]), and so
+    are values outside ``data_range`` (lo, hi) when it is given.
+    """
+    if hasattr(x, "images") and hasattr(x, "as_points"):
+        x = x.as_points(order="chw")
+    arr = np.asarray(x)
+    if arr.dtype.kind in "uib":
+        lo_hi = f", values {arr.min()}..{arr.max()}" if arr.size else ""
+        raise TypeError(
+            f"{name} has integer pixels (dtype {arr.dtype}{lo_hi}): pass floats in the range the network was "
+            "trained on, e.g. x / 127.5 - 1 for [-1, 1] (ImageDataset.as_points does this), rows in (C, H, W) order"
+        )
+    arr = as_float_array(arr, name, dtype=dtype)
+    if arr.ndim == 4:
+        if image_shape is not None and tuple(arr.shape[1:]) != tuple(image_shape):
+            c, h, w = (tuple(image_shape) + (None, None, None))[:3]
+            if len(image_shape) == 3 and tuple(arr.shape[1:]) == (h, w, c):
+                raise ValueError(
+                    f"{name} has shape {arr.shape}, (N, H, W, C); the network takes (N, C, H, W) = (N, {c}, {h}, {w}): "
+                    f"pass {name}.transpose(0, 3, 1, 2)"
+                )
+            raise ValueError(f"{name} has images of shape {arr.shape[1:]}, the network takes {tuple(image_shape)}")
+        arr = arr.reshape(arr.shape[0], -1)
+    elif arr.ndim != 2:
+        raise ValueError(f"{name} must be images (N, C, H, W) or rows (N, d), got shape {arr.shape}")
+    if data_range is not None and arr.size:
+        lo, hi = (float(v) for v in data_range)
+        slack = 1e-6 * max(1.0, hi - lo)
+        if arr.min() < lo - slack or arr.max() > hi + slack:
+            raise ValueError(
+                f"{name} has values in [{arr.min():.4g}, {arr.max():.4g}], outside [{lo:g}, {hi:g}], the range the "
+                "network was trained on (images in [0, 255] or [0, 1] must be mapped to it first)"
+            )
     return arr
 
 

@@ -198,6 +198,12 @@ def _save_grid(imgs: np.ndarray, path: Path) -> None:
     Image.fromarray(grid[..., 0] if c == 1 else grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), 0).save(path)
 
 
+def _check_n(n: int | None, available: int, what: str) -> None:
+    """Refuse --n above what the data holds (it used to run silently with fewer points)."""
+    if n is not None and n > available:
+        raise ValueError(f"--n {n} exceeds the {available} {what}: pass --n {available} or fewer")
+
+
 def _predict(args) -> int:
     rng = np.random.default_rng(args.seed)
     progress = not args.no_progress
@@ -230,12 +236,13 @@ def _predict(args) -> int:
         test = datasets.load_cifar10_zip(path, "test", cache_dir=args.cache_dir, max_per_class=10, progress=progress)
         points: np.ndarray
         labels: np.ndarray | None
-        points, labels = train.as_points(), train.labels
+        points, labels = train.as_points(order="hwc"), train.labels
+        _check_n(args.n, points.shape[0], "training images" + (" (--quick: 100 per class)" if args.quick else ""))
         if args.n is not None and args.n < points.shape[0]:
             keep = np.sort(rng.choice(points.shape[0], args.n, replace=False))
             points, labels = points[keep], labels[keep]
         qi = rng.choice(test.images.shape[0], min(args.n_query, test.images.shape[0]), replace=False)
-        queries = test.as_points()[qi]
+        queries = test.as_points(order="hwc")[qi]
         source = f"CIFAR-10 JPEG zip {path}" + (" (quick: 100 images per class)" if args.quick else "")
         class_names = train.class_names
     elif args.data not in datasets.SYNTHETIC:
@@ -245,6 +252,7 @@ def _predict(args) -> int:
         # held-out queries come out of the data itself; the rest is the training set
         qi = rng.choice(points.shape[0], args.n_query, replace=False)
         keep = np.setdiff1d(np.arange(points.shape[0]), qi)
+        _check_n(args.n, keep.size, f"rows left for training after --n-query {args.n_query} held-out rows")
         if args.n is not None and args.n < keep.size:
             keep = np.sort(rng.choice(keep, args.n, replace=False))
         queries, points = points[qi], points[keep]
@@ -256,6 +264,11 @@ def _predict(args) -> int:
         queries = model.sample(args.n_query, 0.0, rng=rng).x0
         source = f"synthetic '{args.data}': {datasets.SYNTHETIC[args.data][0]}"
         class_names = None
+    print(
+        f"data: N = {points.shape[0]} training points of dimension {points.shape[1]}, "
+        f"{queries.shape[0]} held-out queries ({source})",
+        file=sys.stderr,
+    )
     config = ReportConfig(
         data=args.data,
         n_train=int(points.shape[0]),

@@ -61,14 +61,15 @@ def unit_range(images, dtype=np.float64) -> np.ndarray:
     return np.asarray(images).astype(dtype) / 127.5 - 1.0
 
 
-def flatten_images(images, order: str = "hwc", dtype=np.float64) -> np.ndarray:
+def flatten_images(images, order: str = "chw", dtype=np.float64) -> np.ndarray:
     """Images (N, H, W, C) uint8 to rows (N, H*W*C) in [-1, 1].
 
-    ``order="hwc"``: pixel by pixel with the channels fastest (the images' own memory order, used
-    by :meth:`ImageDataset.as_points` and the exact models of image data); ``"chw"``: one channel
-    plane after another (the order of a torch network's (C, H, W) input flattened, used for the
-    networks' samples and the points the analysis compares them with). The two orders hold the
-    same values, permuted: rows of one order cannot be compared with rows of the other.
+    ``order="chw"`` (the default, the package's one layout for flattened images): one channel plane
+    after another, the order of a torch network's (C, H, W) input flattened, so rows can be fed to
+    networks and compared with their samples. ``"hwc"``: pixel by pixel with the channels fastest
+    (the images' own memory order; the default before version 0.2). The two orders hold the same
+    values, permuted: rows of one order cannot be compared with rows of the other. Exact models
+    that treat pixels alike (empirical, Gaussian) give the same answers in either order.
     """
     if order not in PIXEL_ORDERS:
         raise ValueError(f"order must be one of {PIXEL_ORDERS}, got {order!r}")
@@ -97,9 +98,9 @@ class ImageDataset:
     class_names: tuple[str, ...]
     source: str
 
-    def as_points(self, dtype=np.float64, order: str = "hwc") -> np.ndarray:
-        """Flatten to rows in [-1, 1] (the DDPM convention), shape (N, H*W*C), in the pixel order
-        ``order`` (:func:`flatten_images`)."""
+    def as_points(self, dtype=np.float64, order: str = "chw") -> np.ndarray:
+        """Flatten to rows in [-1, 1] (the DDPM convention), shape (N, C*H*W), in the pixel order
+        ``order`` (:func:`flatten_images`; default (C, H, W), the order torch networks take)."""
         return flatten_images(self.images, order, dtype)
 
 

@@ -82,6 +82,11 @@ class _Guided:
     def classes(self):
         return self.model.classes
 
+    @property
+    def clip_denoised(self):
+        """The wrapped model's sampling clip (samplers clip the guided denoiser to it, as diffusers does)."""
+        return getattr(self.model, "clip_denoised", None)
+
     def denoise(self, x, t) -> np.ndarray:
         """(x + sigma_t^2 s~(x)) / alpha_t with the guided score s~."""
         t = _checks.check_time(t, self.schedule)

@@ -31,7 +31,8 @@ Two estimators (``run(..., chains=...)``):
 
 Works with anything that has ``schedule``, ``denoise(x, t)`` and
 ``denoise(x, t, y=c)`` (one class, or one class per row): exact models and wrapped
-networks alike.
+networks alike. The chains are samplers: where a model declares ``clip_denoised`` (a diffusers
+scheduler's ``clip_sample``), their kernels use the clipped denoisers, as the pipeline does.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from . import _checks
 from ._progress import iterate
 from ._results import TidyResult, axes
 from .protocols import Denoiser, LabelledScoreModel, require, satisfies
-from .samplers import DDPMAncestral, _ddpm_kernel, _initial_state
+from .samplers import DDPMAncestral, _ddpm_kernel, _denoise, _initial_state
 
 __all__ = ["OnlineClassifier", "OnlineTrack"]
 
@@ -318,9 +319,9 @@ class OnlineClassifier:
             # taken from the per-class evaluations below, so each conditional runs once per step)
             d_cls = None
             if gen is None:
-                d_all = np.asarray(model.denoise(x, t), dtype=np.float64)
+                d_all = np.asarray(_denoise(model, x, t), dtype=np.float64)
             else:
-                d_cls = [np.asarray(model.denoise(x, t, y=c), dtype=np.float64) for c in cls]
+                d_cls = [np.asarray(_denoise(model, x, t, y=c), dtype=np.float64) for c in cls]
                 d_all = np.empty_like(x)
                 for j, c in enumerate(cls):
                     rows = gen == c
@@ -334,7 +335,7 @@ class OnlineClassifier:
                     traj[i + 1] = x
                 continue
             if d_cls is None:
-                d_cls = [np.asarray(model.denoise(x, t, y=c), dtype=np.float64) for c in cls]
+                d_cls = [np.asarray(_denoise(model, x, t, y=c), dtype=np.float64) for c in cls]
             lp = logp[i] + ddpm_class_log_ratio(x_new - mean, [c0 * (d_c - d_all) for d_c in d_cls], var)
             logp[i + 1] = lp - logsumexp(lp, axis=1, keepdims=True)
             x = x_new

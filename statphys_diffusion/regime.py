@@ -296,10 +296,12 @@ def regime_map(
     ----------
     model : score model with ``schedule``, ``dim`` and ``denoise(x, t)``
         (and ``classes`` with ``denoise(x, t, y=c)`` for the consistency residual).
-    train : (N, d) array
-        The points the network was trained on, as rows in the network's pixel order.
-    held_out : (M, d) array
-        Points from the same distribution the network never saw.
+    train : (N, d) array, (N, C, H, W) images or an ImageDataset
+        The points the network was trained on. Images are rows in the package's layout ((C, H, W)
+        order, flattened: the order torch networks take), floats in the range the network was
+        trained on (the model's ``data_range`` where it declares one); integer pixels are refused.
+    held_out : (M, d) array, images or an ImageDataset
+        Points from the same distribution the network never saw, in the same layout.
     times : (T,) array of times of ``model.schedule`` with alpha, sigma > 0
     references : dict {name: exact model}, optional
         Default: ``empirical`` (:class:`EmpiricalDistribution` of ``train``), ``gaussian``
@@ -328,13 +330,14 @@ def regime_map(
     rng = _checks.check_rng(rng)
     require(model, Denoiser, purpose="the regime map compares denoisers")
     schedule = model.schedule
-    tr = _checks.as_float_array(train, "train", dtype=np.float64)
+    shape, data_range = getattr(model, "image_shape", None), getattr(model, "data_range", None)
+    tr = _checks.as_image_rows(train, "train", image_shape=shape, data_range=data_range, dtype=np.float64)
     if tr.ndim != 2 or tr.shape[0] < 2:
         raise ValueError(f"train must have shape (N, d) with N >= 2, got {tr.shape}")
     d = tr.shape[1]
     if getattr(model, "dim", None) not in (None, d):
         raise ValueError(f"train has {d} columns but the model has dimension {model.dim}")
-    ho = _checks.as_float_array(held_out, "held_out", dtype=np.float64)
+    ho = _checks.as_image_rows(held_out, "held_out", image_shape=shape, data_range=data_range, dtype=np.float64)
     if ho.ndim != 2 or ho.shape[1] != d or ho.shape[0] < 2:
         raise ValueError(f"held_out must have shape (M, {d}) with M >= 2 (the dimension of train), got {ho.shape}")
     ts = _checks.check_times(times, schedule, scalar=False, allow_zero=False, positive_alpha=True)

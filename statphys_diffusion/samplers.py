@@ -222,10 +222,20 @@ class _Sampler:
         raise NotImplementedError
 
 
-def _denoise(model, x, t):
+def _denoise(model, x, t, y=None):
+    """The denoiser a sampling step uses: ``model.denoise`` (or Tweedie from the score), clipped to
+    [-c, c] where the model declares ``clip_denoised = c`` (a diffusers scheduler's ``clip_sample``).
+
+    Only samplers clip; analysis tools read the model's unclipped prediction."""
+    kw = {} if y is None else {"y": y}
     if hasattr(model, "denoise"):
-        return model.denoise(x, t)
-    return denoiser_from_score(x, model.score(x, t), t, model.schedule)
+        d = model.denoise(x, t, **kw)
+    else:
+        d = denoiser_from_score(x, model.score(x, t, **kw), t, model.schedule)
+    c = getattr(model, "clip_denoised", None)
+    if c is not None:
+        d = np.clip(d, -c, c)
+    return d
 
 
 def _sde_coeffs(schedule, t):

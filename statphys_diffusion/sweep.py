@@ -17,8 +17,12 @@ A sweep is a function ``fn(config) -> result`` and a list of configurations
 With ``cache_dir`` each finished job's result is written atomically as
 ``<cache_dir>/<key>.json`` and a rerun loads it instead of recomputing, so a
 killed sweep resumes where it stopped. The key hashes the function's qualified
-name, the package version and the configuration (two functions, or two versions,
-never share a cached result). Results must be JSON-serialisable or numpy arrays
+name and source code, the package version, the configuration, and the content
+(SHA-256) of every existing file a configuration names (any string value, at any
+depth, that is the path of a file): two functions, two versions of one function's
+code, or a data file changed in place never share a cached result. The code of what
+the function calls is not hashed; change its name or clear the cache when that
+changes. A run says how many of its jobs came from the cache. Results must be JSON-serialisable or numpy arrays
 and scalars (stored with their dtype and shape, returned as arrays).
 ``errors="collect"`` keeps going past a job that raises: its slot holds a
 :class:`JobError` (not cached, so a rerun retries it). Results come back in the
@@ -28,7 +32,9 @@ order of ``configs``.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -66,11 +72,60 @@ def _decode(d: dict):
     return d
 
 
-def _job_key(fn, config) -> str:
+def _source_hash(fn) -> str:
+    """SHA-1 of the function's source (its code object's bytes and constants where no source is found)."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+        text = "" if code is None else repr((code.co_code, code.co_consts, code.co_names))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+_FILE_HASHES: dict[tuple, str] = {}
+
+
+def _file_hash(path: Path) -> str:
+    """SHA-256 of a file's content (memoised on path, size and modification time in this process)."""
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _FILE_HASHES[memo] = h.hexdigest()[:16]
+    return _FILE_HASHES[memo]
+
+
+def _named_files(obj, out: dict) -> dict:
+    """{path string: content hash} of every string in ``obj`` (at any depth) that names an existing file."""
+    if isinstance(obj, str):
+        if 0 < len(obj) < 4096 and "\n" not in obj:
+            try:
+                p = Path(obj)
+                if p.is_file():
+                    out[obj] = _file_hash(p)
+            except (OSError, ValueError):
+                pass
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _named_files(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _named_files(v, out)
+    return out
+
+
+def _job_key(fn, config, source: str | None = None) -> str:
     from . import __version__
 
     name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-    return config_hash({"fn": name, "version": __version__, "config": config})
+    payload = {"fn": name, "version": __version__, "config": config, "source": source or _source_hash(fn)}
+    files = _named_files(config, {})
+    if files:
+        payload["files"] = files
+    return config_hash(payload)
 
 
 def _canonical(config) -> str:
@@ -134,7 +189,8 @@ def run_sweep(
     if errors not in ("raise", "collect"):
         raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
     configs = list(configs)
-    keys = [_job_key(fn, c) for c in configs]
+    source = _source_hash(fn)
+    keys = [_job_key(fn, c, source) for c in configs]
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -152,6 +208,8 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     show = _progress.enabled(progress)
+    if cache is not None and configs and show:
+        print(f"{desc}: {len(configs) - len(todo)} of {len(configs)} jobs from cache {str(cache)!r}", file=sys.stderr)
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, disable=not show)
 
     def done(i, res):

@@ -149,10 +149,23 @@ def linear_manifolds(draw, dim=st.integers(2, 12), schedule=None):
 
 
 def noisy_length(model, t: float) -> float:
-    """Smallest standard deviation of any noisy component at t (the finite-difference scale)."""
+    """The finite-difference scale at t: the smallest standard deviation of any noisy component.
+
+    For a model with the public component view (``components``: Gaussian mixtures, empirical
+    models, linear manifolds) it is read from the covariances; for any other object with a
+    ``schedule`` it is sigma_t, a lower bound for every noisy density (x_t = alpha x_0 + sigma eps
+    smooths at least on the scale sigma_t). Pass ``length=`` to the checkers to choose another.
+    """
+    if not hasattr(model, "schedule"):
+        raise ValueError(f"model must have a `schedule` (or pass length=...), got {type(model).__name__}")
     a2 = float(model.schedule.alpha(t)) ** 2
     s2 = float(model.schedule.sigma2(t))
-    cov = model._cov
+    comps = getattr(model, "components", None)
+    cov = getattr(comps, "covariance", None)
+    if cov is None:
+        if not s2 > 0:
+            raise ValueError(f"sigma_t = 0 at t={t}: pass length=... (the finite-difference scale)")
+        return float(np.sqrt(s2))
     if cov.kind in ("isotropic", "diagonal"):
         smallest = float(np.min(cov.var))
     else:
@@ -173,37 +186,69 @@ def _fd_grad(fn, x, h):
     return np.stack(cols, axis=-1)
 
 
-def _report(name, err, scale, rtol):
-    worst = float(np.max(err / scale))
-    if not worst <= rtol:
-        raise AssertionError(f"{name}: max relative error {worst:.3g} exceeds rtol={rtol:g}")
+def _report(name, err, scale, rtol, x=None, t=None, tol_name="rtol"):
+    """The largest err / scale; an AssertionError naming the worst point, the time and the tolerance."""
+    rel = np.asarray(err / scale, dtype=np.float64)
+    rel = rel.reshape(rel.shape[0], -1).max(axis=1) if rel.ndim > 1 else rel
+    bad = ~np.isfinite(rel)
+    i = int(np.argmax(np.where(bad, np.inf, rel)))
+    worst = float("nan") if bad.any() else float(rel[i])
+    if bad.any() or not worst <= rtol:
+        where = ""
+        if x is not None:
+            pt = np.asarray(x)[i]
+            shown = np.array2string(pt[:8], precision=6, separator=", ") + (" ..." if pt.size > 8 else "")
+            where = f" at point {i} of {len(rel)}, x = {shown}"
+        when = "" if t is None else f", t = {t:g}"
+        raise AssertionError(
+            f"{name}: relative error {worst:.3g}{where}{when} exceeds {tol_name}={rtol:g}"
+            + (" (non-finite values)" if bad.any() else "")
+        )
     return worst
+
+
+def _points(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (M, d) or (d,), got {x.shape}")
+    return x
+
+
+def _needs(model, *members: str) -> None:
+    missing = [m for m in members if not callable(getattr(model, m, None))]
+    if missing:
+        raise ValueError(f"model must have {', '.join(f'`{m}`' for m in missing)} to be checked here")
 
 
 def check_score(model, x, t, *, rtol: float = 1e-5, rel_step: float = 1e-4, length: float | None = None) -> float:
     """Compare ``model.score`` with central differences of ``model.log_prob``.
 
-    The error is measured relative to |s| + 1/length (``length`` defaults to
-    :func:`noisy_length`).
+    Works on any object with ``score(x, t)`` and ``log_prob(x, t)`` (and a ``schedule``, unless
+    ``length`` is given). The error is measured relative to |s| + 1/length (``length`` defaults
+    to :func:`noisy_length`); on failure the AssertionError names the worst point, t and rtol.
     """
-    x = np.asarray(x, dtype=np.float64)
+    _needs(model, "score", "log_prob")
+    x = _points(x)
     ell = noisy_length(model, t) if length is None else length
     h = rel_step * ell
-    fd = _fd_grad(lambda y: model.log_prob(y, t), x, h)
-    s = model.score(x, t)
+    fd = _fd_grad(lambda y: np.asarray(model.log_prob(y, t), dtype=np.float64), x, h)
+    s = np.asarray(model.score(x, t), dtype=np.float64)
     scale = np.abs(s).max(axis=1, keepdims=True) + 1.0 / ell
-    return _report("score vs finite differences of log_prob", np.abs(s - fd), scale, rtol)
+    return _report("score vs finite differences of log_prob", np.abs(s - fd), scale, rtol, x, t)
 
 
 def check_hessian(model, x, t, *, rtol: float = 1e-5, rel_step: float = 1e-4, length: float | None = None) -> float:
     """Compare ``model.hessian`` with central differences of ``model.score`` (relative to |H| + 1/length^2)."""
-    x = np.asarray(x, dtype=np.float64)
+    _needs(model, "score", "hessian")
+    x = _points(x)
     ell = noisy_length(model, t) if length is None else length
     h = rel_step * ell
-    fd = _fd_grad(lambda y: model.score(y, t), x, h)
-    H = model.hessian(x, t)
+    fd = _fd_grad(lambda y: np.asarray(model.score(y, t), dtype=np.float64), x, h)
+    H = np.asarray(model.hessian(x, t), dtype=np.float64)
     scale = np.abs(H).max(axis=(1, 2))[:, None, None] + 1.0 / ell**2
-    return _report("hessian vs finite differences of score", np.abs(H - fd), scale, rtol)
+    return _report("hessian vs finite differences of score", np.abs(H - fd), scale, rtol, x, t)
 
 
 def check_tweedie(model, x, t, *, rtol: float = 1e-8) -> float:
@@ -211,13 +256,14 @@ def check_tweedie(model, x, t, *, rtol: float = 1e-8) -> float:
 
     Relative to |D| + |x| / alpha, the size of the terms that cancel.
     """
-    x = np.asarray(x, dtype=np.float64)
+    _needs(model, "score", "denoise")
+    x = _points(x)
     a = float(model.schedule.alpha(t))
     s2 = float(model.schedule.sigma2(t))
-    ref = (x + s2 * model.score(x, t)) / a
-    den = model.denoise(x, t)
+    ref = (x + s2 * np.asarray(model.score(x, t), dtype=np.float64)) / a
+    den = np.asarray(model.denoise(x, t), dtype=np.float64)
     scale = np.abs(den).max(axis=1, keepdims=True) + np.abs(x).max(axis=1, keepdims=True) / a + 1e-300
-    return _report("denoise vs Tweedie", np.abs(den - ref), scale, rtol)
+    return _report("denoise vs Tweedie", np.abs(den - ref), scale, rtol, x, t)
 
 
 def reference_component_log_densities(model: GaussianMixture, x, t) -> np.ndarray:

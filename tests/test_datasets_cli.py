@@ -362,8 +362,22 @@ def test_image_flattening_orders_against_explicit_indexing():
     # the same values computed in float32: equal to float32 rounding (2^-23 relative)
     np.testing.assert_allclose(batch.reshape(n, -1), chw, rtol=2e-7, atol=2e-7)
     ds = datasets.ImageDataset(imgs, np.zeros(n, dtype=np.int64), ("a",), "test")
-    np.testing.assert_array_equal(ds.as_points(), hwc)
+    # the default layout is the torch networks' (C, H, W) order
+    np.testing.assert_array_equal(ds.as_points(), chw)
+    np.testing.assert_array_equal(ds.as_points(order="hwc"), hwc)
     with pytest.raises(ValueError, match="order must be one of"):
         datasets.flatten_images(imgs, "whc")
     with pytest.raises(ValueError, match="shape"):
         datasets.flatten_images(imgs[0])
+
+
+def test_predict_says_what_n_it_used_and_refuses_more_than_the_data_holds(tmp_path, capsys):
+    """Issue 32 bug 8: --n above the rows left after the held-out queries is refused by name (it ran
+    silently with fewer); the points used are stated (100 rows, 64 queries: N = 36)."""
+    x = np.random.default_rng(0).standard_normal((100, 3))
+    np.save(tmp_path / "x.npy", x)
+    common = ["--data", str(tmp_path / "x.npy"), "--n-times", "3", "--sb-points", "0", "--info-draws", "0"]
+    assert cli.main(["predict", *common, "--n", "50", "--no-progress", "--out", str(tmp_path / "a")]) == 2
+    assert "--n 50 exceeds the 36 rows left for training after --n-query 64" in capsys.readouterr().err
+    assert cli.main(["predict", *common, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "N = 36 training points of dimension 3, 64 held-out queries" in capsys.readouterr().err

@@ -139,7 +139,7 @@ def test_clip_override_and_refusals(unets):
     assert nets.from_diffusers(unets[0], sched, clip_denoised=False).clip_denoised is None
     assert nets.from_diffusers(unets[0], sched, clip_denoised=2.5).clip_denoised == 2.5
     x = 5 * np.random.default_rng(0).standard_normal((2, 192))
-    d = nets.from_diffusers(unets[0], sched, clip_denoised=0.5).denoise(x, 3.0)
+    d = nets.from_diffusers(unets[0], sched, clip_denoised=0.5).denoise(x, 3.0, clip=True)
     assert np.abs(d).max() <= 0.5
     for bad, match in (
         ({"variance_type": "learned_range"}, "variance_type"),

@@ -161,3 +161,38 @@ def test_process_pool_after_torch_in_the_parent_does_not_hang(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str([200.0 * x * x for x in range(4)])
+
+
+def _load(path, name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cache_is_keyed_on_the_functions_code_and_on_named_files(tmp_path, capsys):
+    """Issue 32 bug 7: editing the function, or a data file named in the configuration, recomputes;
+    an unchanged file (even rewritten) is a cache hit; the run says how many jobs came from the cache."""
+    src = tmp_path / "job.py"
+    data = tmp_path / "data.txt"
+    data.write_text("1.5")
+    cache = tmp_path / "cache"
+    cfgs = [{"x": 2, "data": str(data)}, {"x": 3, "data": str(data)}]
+    src.write_text("def job(cfg):\n    return cfg['x'] * float(open(cfg['data']).read())\n")
+    assert sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=False) == [3.0, 4.5]
+    # the same code again: from the cache, and said so
+    assert sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=True) == [3.0, 4.5]
+    assert "2 of 2 jobs from cache" in capsys.readouterr().err
+    # the function's code changed (same name): recomputed, not the stale result
+    src.write_text("def job(cfg):\n    return cfg['x'] * float(open(cfg['data']).read()) + 100\n")
+    assert sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=False) == [103.0, 104.5]
+    # the data file changed in place: recomputed
+    data.write_text("2.0")
+    assert sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=True) == [104.0, 106.0]
+    assert "0 of 2 jobs from cache" in capsys.readouterr().err
+    # rewritten with the same content (new modification time): still a cache hit
+    data.write_text("2.0")
+    sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=True)
+    assert "2 of 2 jobs from cache" in capsys.readouterr().err

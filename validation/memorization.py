@@ -134,7 +134,7 @@ def _collapse_cifar(out: Path, quick: bool) -> dict:
     if path is None:
         return {"skipped": "CIFAR-10 not found"}
     ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
-    x = ds.as_points()
+    x = ds.as_points(order="hwc")  # the order its committed outputs were made in
     xc = x - x.mean(0)
     lam = np.clip(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1)), 0, None)
     emp = sd.EmpiricalDistribution(x)

@@ -187,7 +187,7 @@ def part_cifar(out: Path, quick: bool) -> dict:
         return {"skipped": "CIFAR-10 not found"}
     ou, lin = sd.OrnsteinUhlenbeck(), sd.DiscreteSchedule.linear(1000)
     ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
-    model = sd.EmpiricalDistribution(ds.as_points(), labels=ds.labels, schedule=ou)
+    model = sd.EmpiricalDistribution(ds.as_points(order="hwc"), labels=ds.labels, schedule=ou)
     ts = np.geomspace(0.2, 6.0, 24 if quick else 60)
     n = 500 if quick else 5000
     t0 = time.time()

@@ -302,7 +302,7 @@ def part_cifar(out: Path, quick: bool) -> dict:
         return {"skipped": "CIFAR-10 not found"}
     ou = sd.OrnsteinUhlenbeck()
     ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
-    x = ds.as_points()
+    x = ds.as_points(order="hwc")  # the order its committed outputs were made in
     xc = x - x.mean(0)
     lam_top = float(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[-1])
     t_s = sd.speciation_time(top_eigenvalue=lam_top, schedule=ou)

@@ -28,6 +28,7 @@ analogue (Achilli et al. 2024 use the spectrum of the learned score's Jacobian).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,12 @@ class TorchScoreModel:
     sigma_data : float
         EDM's data standard deviation (0.5 for images in [-1, 1]).
     image_shape : tuple, optional
-        (C, H, W) the network expects; rows of length C*H*W are reshaped.
+        (C, H, W) the network expects; rows of length C*H*W (the package's image layout: (C, H, W)
+        order, flattened) are reshaped, and (M, C, H, W) arrays are accepted as they are.
+    data_range : (float, float), optional
+        The range of the data the network was trained on (default (-1, 1) for image networks, the
+        DDPM convention; None for others). Data handed to the analysis tools as images (e.g.
+        :func:`~statphys_diffusion.regime_map`'s ``train``) must lie in it.
     time_input : {"auto", "index", "time"} or callable
         ``auto``: DDPM index t - 1 on a DiscreteSchedule, t otherwise.
     classes : array_like, optional
@@ -106,9 +112,13 @@ class TorchScoreModel:
         Move the network there; by default it stays where it is. Inputs always go to the
         network's current device and results come back as float64 numpy arrays.
     clip_denoised : float, optional
-        Clip :meth:`denoise` to [-c, c], as diffusers' ``clip_sample`` does in its sampling steps
-        (so the package's samplers reproduce a diffusers pipeline). :meth:`score`, :meth:`eps` and
-        the Jacobian products are those of the unclipped network.
+        The range [-c, c] that the package's samplers clip the denoiser to in their steps, as
+        diffusers' ``clip_sample`` does (so they reproduce a diffusers pipeline). The rule: samplers
+        honour the clip; analysis tools (:meth:`denoise`, :meth:`score`, :meth:`eps`, the Jacobian
+        products, the regime map, dimension and entropy estimators) measure the network's own
+        unclipped prediction, unless the caller asks for the clipped one with
+        ``denoise(x, t, clip=True)``. (A clip makes an untrained network look like a denoiser: it
+        pulls any x_0 prediction into the data's range.)
     jvp_mode : {"auto", "forward", "reverse"}
         How J v is computed: forward mode, reverse-over-reverse, or forward mode with a fallback
         to reverse-over-reverse the first time forward mode fails on this network.
@@ -120,6 +130,7 @@ class TorchScoreModel:
         schedule: Schedule,
         *,
         image_shape: tuple | None = None,
+        data_range: tuple | None = None,
         time_input: str | Callable = "auto",
         classes=None,
         class_weights=None,
@@ -154,6 +165,14 @@ class TorchScoreModel:
         self.net = net
         self.schedule = schedule
         self.image_shape = None if image_shape is None else tuple(int(v) for v in image_shape)
+        if data_range is None and self.image_shape is not None:
+            data_range = (-1.0, 1.0)
+        if data_range is not None:
+            lo, hi = (_checks.check_real(v, "data_range") for v in data_range)
+            if not lo < hi:
+                raise ValueError(f"data_range must be (lo, hi) with lo < hi, got {data_range!r}")
+            data_range = (lo, hi)
+        self.data_range = data_range
         self._time_input = time_input
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self._classes = None if classes is None else np.asarray(classes)
@@ -241,6 +260,8 @@ class TorchScoreModel:
 
     def _points(self, x, name: str = "x") -> np.ndarray:
         x = _checks.as_float_array(x, name)
+        if x.ndim == 4 and self.image_shape is not None:
+            x = _checks.as_image_rows(x, name, image_shape=self.image_shape)
         if x.ndim != 2 or (self.dim is not None and x.shape[1] != self.dim):
             raise ValueError(f"{name} must have shape (M, {self.dim if self.dim is not None else 'd'}), got {x.shape}")
         return x
@@ -263,14 +284,17 @@ class TorchScoreModel:
         """-eps_theta(x, t[, y]) / sigma_t, shape (M, d)."""
         return -self.eps(x, t, y) / float(self.schedule.sigma(t))
 
-    def denoise(self, x, t, y=None) -> np.ndarray:
-        """(x - sigma_t eps_theta) / alpha_t, shape (M, d); clipped to [-c, c] if ``clip_denoised`` = c."""
+    def denoise(self, x, t, y=None, *, clip: bool = False) -> np.ndarray:
+        """(x - sigma_t eps_theta) / alpha_t, shape (M, d): the network's own, unclipped prediction.
+
+        ``clip=True`` clips it to [-c, c] with c = ``clip_denoised`` (what the samplers use).
+        """
         t = _checks.check_time(t, self.schedule, allow_zero=False)
         a, s = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
         if a == 0:
             raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")
         d = (np.asarray(x, dtype=np.float64) - s * self.eps(x, t, y)) / a
-        if self.clip_denoised is not None:
+        if clip and self.clip_denoised is not None:
             np.clip(d, -self.clip_denoised, self.clip_denoised, out=d)
         return d
 
@@ -389,44 +413,133 @@ class TorchScoreModel:
 
 
 class _DiffusersEps:
-    """nn.Module view of a diffusers UNet2DModel: (x, tau[, y]) -> eps = unet(x, tau).sample."""
+    """nn.Module view of a diffusers UNet2DModel: (x, tau[, y]) -> eps = unet(x, tau[, class_labels]).sample.
 
-    def __new__(cls, unet):
+    ``y`` is the position of each row's class in the adapter's ``classes``; ``embed`` maps positions to
+    the UNet's class-embedding indices. An unconditional call on a class-conditional UNet feeds the
+    ``null`` index (a classifier-free-guidance network's null label) or is refused by name.
+    """
+
+    def __new__(cls, unet, embed=None, null: int | None = None):
         torch = _torch()
+        module: Any = torch.nn.Module
 
-        class _Wrap(torch.nn.Module):
+        class _Wrap(module):
             def __init__(self, unet):
                 super().__init__()
                 self.unet = unet
+                self.register_buffer("embed", None if embed is None else torch.as_tensor(embed, dtype=torch.long))
+                self.null = null
 
             def forward(self, x, tau, y=None):
-                kwargs = {} if y is None else {"class_labels": y}
-                return self.unet(x, tau, **kwargs).sample
+                if self.embed is None:
+                    return self.unet(x, tau).sample
+                if y is None:
+                    if self.null is None:
+                        raise ValueError(
+                            f"this UNet is class-conditional (num_class_embeds={self.unet.config.num_class_embeds}) "
+                            "and was wrapped without a null class, so it has no unconditional prediction: pass "
+                            "null_class=... to from_diffusers if it was trained with a null label (classifier-free "
+                            "guidance), or ask for a class, y=..."
+                        )
+                    labels = torch.full((x.shape[0],), self.null, dtype=torch.long, device=x.device)
+                else:
+                    labels = self.embed.to(y.device)[y]
+                return self.unet(x, tau, class_labels=labels).sample
 
         return _Wrap(unet)
+
+
+def _class_embedding(unet, classes, null_class) -> tuple[np.ndarray | None, np.ndarray | None, int | None]:
+    """(class labels, their embedding indices, null index) of a diffusers UNet2DModel (see :func:`from_diffusers`)."""
+    cfg = unet.config
+    k = cfg.get("num_class_embeds", None) if hasattr(cfg, "get") else getattr(cfg, "num_class_embeds", None)
+    embed_type = cfg.get("class_embed_type", None) if hasattr(cfg, "get") else getattr(cfg, "class_embed_type", None)
+    if k is None:
+        if embed_type is not None:
+            raise ValueError(
+                f"the UNet's class_embed_type={embed_type!r} takes continuous class inputs; only integer labels "
+                "through num_class_embeds are supported"
+            )
+        if classes is not None or null_class is not None:
+            raise ValueError("classes and null_class need a class-conditional UNet (num_class_embeds is None here)")
+        return None, None, None
+    k = int(k)
+    if null_class is not None:
+        null_class = int(null_class)
+        if not 0 <= null_class < k:
+            raise ValueError(f"null_class must be an embedding index in [0, {k}), got {null_class}")
+    indices = np.array([i for i in range(k) if i != null_class], dtype=np.int64)
+    if classes is None:
+        labels = indices.copy()
+    else:
+        labels = np.asarray(classes)
+        if labels.ndim != 1 or labels.size != indices.size or np.unique(labels).size != labels.size:
+            raise ValueError(
+                f"classes must list {indices.size} distinct labels, one per class embedding "
+                f"{'other than the null class ' if null_class is not None else ''}(num_class_embeds={k}), "
+                f"got {labels.tolist()!r}"
+            )
+    return labels, indices, null_class
 
 
 def diffusers_schedule(scheduler) -> DiscreteSchedule:
     """The :class:`DiscreteSchedule` of a diffusers DDPM-family scheduler, from its own ``alphas_cumprod``.
 
     Whatever built them (any ``beta_schedule``, ``trained_betas``, ``rescale_betas_zero_snr``),
-    the scheduler's float32 ``alphas_cumprod`` are used as they are. A zero-terminal-SNR
-    schedule ends in alpha_bar = 0, where the log-SNR the schedule needs is -inf; that last
-    value is replaced by 2**-24, as diffusers' own ``EulerDiscreteScheduler`` does for the same
-    reason (a change of 6e-8).
+    the scheduler's float32 ``alphas_cumprod`` are used as they are, except at a zero terminal
+    SNR (Lin et al. 2024, "Common diffusion noise schedules and sample steps are flawed"). There
+    the last alpha_bar is 0, where the log-SNR the schedule needs is -inf, and it is replaced by
+
+    - 2**-24, as diffusers' own ``EulerDiscreteScheduler`` does, when that is below the value
+      before it (short schedules: 100 steps end at about 4e-7 before the zero);
+    - otherwise (1,000 steps end at about 4e-9, below 2**-24) the geometric continuation
+      alpha_bar[-2]^2 / alpha_bar[-3], one more step at the log-SNR decrement of the step before.
+
+    Euler's own 2**-24 (``rescale_betas_zero_snr=True``), which is not below the value before it at
+    1,000 steps, is replaced by the same rule. The schedule stays strictly decreasing at every
+    step count; the value used is the schedule's last alpha_bar.
     """
     ac = getattr(scheduler, "alphas_cumprod", None)
     if ac is None:
         raise ValueError(f"scheduler must have `alphas_cumprod` (a diffusers DDPM-family scheduler), got {scheduler!r}")
     ac = np.array(ac.detach().cpu().numpy() if hasattr(ac, "detach") else ac, dtype=np.float32)
-    if ac.size and ac[-1] == 0:
-        ac[-1] = np.float32(2.0**-24)
-    name = scheduler.config.get("beta_schedule", "custom") if hasattr(scheduler, "config") else "custom"
+    cfg = scheduler.config if hasattr(scheduler, "config") else {}
+    zero_snr = bool(cfg.get("rescale_betas_zero_snr", False))
+    if ac.size >= 3 and (ac[-1] == 0 or (zero_snr and ac[-1] >= ac[-2])):
+        ac[-1] = _zero_snr_terminal(ac[:-1])
+    name = cfg.get("beta_schedule", "custom") if hasattr(cfg, "get") else "custom"
     return DiscreteSchedule(ac, name=f"diffusers-{name}")
 
 
-def from_diffusers(unet, scheduler, *, clip_denoised: bool | float | None = None, **kwargs) -> TorchScoreModel:
+def _zero_snr_terminal(alphas_cumprod) -> np.float32:
+    """The alpha_bar that stands for a zero terminal SNR after ``alphas_cumprod`` (all steps but the last).
+
+    2**-24 (diffusers' ``EulerDiscreteScheduler``) when it is below the last value given, otherwise
+    the geometric continuation a[-1]^2 / a[-2] (see :func:`diffusers_schedule`).
+    """
+    a = np.asarray(alphas_cumprod, dtype=np.float32)
+    if a.ndim != 1 or a.size < 2 or not np.all(a > 0):
+        raise ValueError("alphas_cumprod must hold at least 2 positive values before the terminal one")
+    euler = np.float32(2.0**-24)
+    if euler < a[-1]:
+        return euler
+    return np.float32(float(a[-1]) ** 2 / float(a[-2]))
+
+
+def from_diffusers(
+    unet,
+    scheduler=None,
+    *,
+    clip_denoised: bool | float | None = None,
+    classes=None,
+    null_class: int | None = None,
+    **kwargs,
+) -> TorchScoreModel:
     """Wrap a diffusers ``UNet2DModel`` and the DDPM-family scheduler it was trained with.
+
+    ``unet`` may also be a pipeline object (its ``unet`` and ``scheduler``) or the path of a pipeline
+    saved on disk (read by :func:`statphys_diffusion.nets.load_pipeline`, local files only).
 
     - schedule: the scheduler's own ``alphas_cumprod`` (:func:`diffusers_schedule`), so trained
       betas and zero-terminal-SNR rescaling are honoured;
@@ -437,10 +550,35 @@ def from_diffusers(unet, scheduler, *, clip_denoised: bool | float | None = None
       builds the matching sampler; ``learned``/``learned_range`` (two outputs per channel) and
       ``thresholding=True`` (dynamic thresholding) are refused with a ValueError.
 
+    - class-conditional UNets (``num_class_embeds = K``): ``classes`` are the labels accepted as ``y``
+      (default: the embedding indices), one per embedding other than ``null_class``; ``null_class``
+      is the embedding index of the null label of a network trained for classifier-free guidance,
+      which gives the unconditional prediction. Without one the unconditional call is refused by
+      name; the conditional ``score``/``denoise(x, t, y=c)`` (one class, or one per row) always work,
+      and so does :class:`~statphys_diffusion.OnlineClassifier` with ``chains="joint"``.
+
     The network gets the DDPM index t - 1 as its timestep. ``kwargs`` go to
     :class:`TorchScoreModel` (``image_shape`` defaults to the UNet's (in_channels, sample_size,
     sample_size)).
     """
+    if isinstance(unet, (str, bytes)) or hasattr(unet, "__fspath__"):
+        from .pipelines import load_pipeline
+
+        if scheduler is not None:
+            raise ValueError("scheduler must not be given with a pipeline path (the pipeline's own is used)")
+        return load_pipeline(unet, clip_denoised=clip_denoised, classes=classes, null_class=null_class, **kwargs)
+    if scheduler is None:
+        if hasattr(unet, "unet") and hasattr(unet, "scheduler"):
+            unet, scheduler = unet.unet, unet.scheduler
+        else:
+            raise ValueError(
+                "scheduler is required with a bare UNet (pass the scheduler it was trained with, or a pipeline)"
+            )
+    if not hasattr(unet, "config") or not callable(unet):
+        raise ValueError(f"unet must be a diffusers UNet2DModel, got {type(unet).__name__}")
+    if not hasattr(scheduler, "config"):
+        raise ValueError(f"scheduler must be a diffusers scheduler, got {type(scheduler).__name__}")
+    labels, embed, null = _class_embedding(unet, classes, null_class)
     cfg = scheduler.config
     prediction = cfg.get("prediction_type", "epsilon")
     if prediction not in ("epsilon", "sample", "v_prediction"):
@@ -458,9 +596,10 @@ def from_diffusers(unet, scheduler, *, clip_denoised: bool | float | None = None
     size = (size, size) if isinstance(size, int) else tuple(size)
     kwargs.setdefault("image_shape", (unet.config.in_channels,) + size)
     return TorchScoreModel(
-        _DiffusersEps(unet),
+        _DiffusersEps(unet, embed, null),
         diffusers_schedule(scheduler),
         time_input="index",
+        classes=labels,
         prediction=prediction,
         clip_denoised=clip,
         **kwargs,

@@ -23,7 +23,15 @@ from .adapter import TorchScoreModel
 from .models import build
 from .train import TrainConfig, _atomic_save, load_checkpoint, train
 
-__all__ = ["train_images", "cached_run", "load_run", "sample_run", "export_weights", "load_weights"]
+__all__ = [
+    "train_images",
+    "cached_run",
+    "load_run",
+    "load_network",
+    "sample_run",
+    "export_weights",
+    "load_weights",
+]
 
 
 def train_images(
@@ -304,17 +312,34 @@ def _read_weights(path) -> tuple[dict, dict]:
 
 
 def load_network(source, *, device=None) -> tuple[TorchScoreModel, dict]:
-    """The score model and run.json of a run directory (EMA weights) or of a weights file.
+    """The score model and its description: a run directory, a weights file or a saved diffusers pipeline.
 
-    A file is read by :func:`load_weights` (the committed float16 weights), a directory by
-    :func:`load_run`; anything else is refused by name.
+    A file is read by :func:`load_weights` (the committed float16 weights) and a run directory by
+    :func:`load_run` (both return run.json); a diffusers pipeline directory (``model_index.json``) by
+    :func:`~statphys_diffusion.nets.load_pipeline`, with ``{"kind": "diffusers", "unet": ...,
+    "scheduler": ...}`` (the two configs) as its description. Anything else is refused by name.
     """
+    from .pipelines import is_pipeline_dir, load_pipeline
+
     path = Path(source)
     if path.is_file():
         return load_weights(path, device=device)
+    if is_pipeline_dir(path):
+        model = load_pipeline(path, device=device)
+        unet = model.net.unet
+        meta = {"kind": "diffusers", "unet": dict(unet.config), "source": str(path)}
+        return model, meta
     if path.is_dir():
+        if not (path / "run.json").is_file():
+            raise ValueError(
+                f"source {str(path)!r} is neither a run directory (run.json) nor a saved diffusers pipeline "
+                "(model_index.json)"
+            )
         return load_run(path, device=device)
-    raise ValueError(f"source {str(path)!r} is neither a run directory nor a weights file")
+    raise ValueError(
+        f"source {str(path)!r} is neither a run directory nor a weights file nor a saved diffusers pipeline "
+        "(it does not exist)"
+    )
 
 
 def _model_from(meta: dict, state: dict, device) -> tuple[TorchScoreModel, dict]:

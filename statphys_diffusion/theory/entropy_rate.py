@@ -38,7 +38,7 @@ import numpy as np
 from .. import _checks, _progress
 from .. import _resp_rate as rr
 from .._results import TidyResult, axes, estimates
-from ..protocols import ExactMixture, require
+from ..protocols import ConditionalDenoiser, ExactMixture, require, satisfies
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d
 
 __all__ = ["EntropyRate", "entropy_rate", "track_entropy_rate"]
@@ -322,11 +322,19 @@ def entropy_rate(
 
     Parameters
     ----------
-    model : labelled GaussianMixture or EmpiricalDistribution
+    model : labelled GaussianMixture or EmpiricalDistribution, or a class-conditional network
+        Exact models are measured pointwise (quadrature or Monte Carlo). A labelled model without
+        a pointwise class posterior (a wrapped class-conditional network:
+        :class:`~statphys_diffusion.protocols.ConditionalDenoiser`) is routed to the estimator that
+        works for networks: ``n`` joint chains per class of
+        ``OnlineClassifier(times=grid).run(model, chains="joint")`` on the grid t_max > times
+        (decreasing) > t_min, then :func:`track_entropy_rate` (``method="online"`` in the result).
+        It needs no unconditional (null) prediction. Give a fine grid (e.g. every DDPM step or
+        every few): each grid interval is one DDPM step of the chains.
     times : (T,) strictly increasing forward times inside the schedule (t > t_min)
     n : int
         Monte Carlo draws, shared by all times (common random numbers); also
-        used for the generated-class profiles in quadrature mode.
+        used for the generated-class profiles in quadrature mode. For a network: chains per class.
     rng : None, int or numpy Generator
         ``None``: fresh entropy; an int: a seed.
     method : {"auto", "quadrature", "monte_carlo"}
@@ -350,6 +358,8 @@ def entropy_rate(
     (x_t . mu_k = alpha x_0 . mu_k + sigma eps . mu_k), then O(n K) per time:
     at CIFAR-10 scale (K = 50,000, d = 3,072) the time grid is nearly free.
     """
+    if not satisfies(model, ExactMixture) and satisfies(model, ConditionalDenoiser):
+        return _network_entropy_rate(model, times, n, rng, n_bootstrap, progress, groups)
     _labelled(model)
     if groups is not None:
         model = model.relabel(groups)
@@ -430,6 +440,24 @@ def entropy_rate(
         log_snr_speed=speed,
         log_snr_peak_time_stderr=ls_peak_se,
     )
+
+
+def _network_entropy_rate(model, times, n, rng, n_bootstrap, progress, groups) -> EntropyRate:
+    """:func:`entropy_rate` of a labelled network: joint chains on the grid t_max > times > t_min."""
+    from ..online_posterior import OnlineClassifier
+
+    if getattr(model, "classes", None) is None:
+        raise ValueError("model must be labelled (its `classes` is None): wrap the network with classes=...")
+    schedule = model.schedule
+    ts = _checks.check_times(times, schedule, order="increasing", allow_zero=False, positive_alpha=True)
+    n = _checks.check_positive_int(n, "n")
+    rng = _checks.check_rng(rng)
+    top = [float(schedule.t_max)] if ts[-1] < float(schedule.t_max) else []
+    grid = np.concatenate([top, ts[::-1], [float(schedule.t_min)]])
+    track = OnlineClassifier(times=grid, prior="uniform", progress=progress).run(model, n=n, rng=rng, chains="joint")
+    if groups is not None:
+        track = track.coarse(groups)
+    return track_entropy_rate(track, schedule, n_bootstrap=n_bootstrap, rng=rng)
 
 
 def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 200, rng=None) -> EntropyRate:

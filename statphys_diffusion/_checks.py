@@ -17,9 +17,19 @@ def as_float_array(value, name: str, *, dtype=None, ndim: int | None = None) -> 
     Integer and other inputs become float64; float32 stays float32 unless
     ``dtype`` is given.
     """
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (OverflowError, ValueError) as exc:  # ragged lists, or Python ints beyond any float
+        raise ValueError(f"{name} must be a numeric array: {exc}") from None
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real, got complex dtype {arr.dtype} (take .real or abs() yourself)")
+    if arr.dtype.kind in "USVMm":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype} (strings, bytes or dates)")
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric and within float64's range: {exc}") from None
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     elif arr.dtype not in _FLOATS:
@@ -85,7 +95,9 @@ def as_points(x, d: int, name: str = "x") -> np.ndarray:
 
 def check_time(t, schedule, name: str = "t", *, allow_zero: bool = True) -> float:
     """Validate a scalar time inside the schedule's range and return it as float."""
-    arr = np.asarray(t, dtype=np.float64)
+    if isinstance(t, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, got {t!r}")
+    arr = as_float_array(t, name, dtype=np.float64)
     if arr.ndim != 0:
         raise ValueError(f"{name} must be a scalar time, got shape {arr.shape}")
     tf = float(arr)
@@ -191,9 +203,14 @@ def check_labels(labels, k: int, name: str = "labels") -> tuple[np.ndarray, np.n
 def check_positive_int(value, name: str) -> int:
     """A positive integer (an int, or an integral float); bool, None, NaN, inf and strings are refused."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    ok = ok and bool(np.isfinite(value)) and float(value) == int(value) and int(value) >= 1
+    if ok and isinstance(value, int) and not isinstance(value, np.integer):
+        ok = value >= 1  # a Python int of any size (float() of a huge one would overflow)
+    else:
+        ok = ok and bool(np.isfinite(value)) and float(value) == int(value) and int(value) >= 1
     if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if int(value) > 2**53:
+        raise ValueError(f"{name} must be at most 2**53 (float64's exact integers), got {value!r}")
     return int(value)
 
 

@@ -94,3 +94,37 @@ def coordinates(prefix: str, point: np.ndarray) -> dict:
     if p.size > MAX_COORDINATE_COLUMNS:
         return {}
     return {f"{prefix}_{j}": float(v) for j, v in enumerate(p)}
+
+
+MAX_LEGEND_ENTRIES = 12
+
+
+def band(ax, x, y, stderr=None, *, label: str | None = None, **line):
+    """A curve with a shaded +-1 standard-error band (the package's one way to draw an estimate)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    (handle,) = ax.plot(x, y, label=label, **line)
+    if stderr is not None:
+        se = np.asarray(stderr, dtype=np.float64)
+        ax.fill_between(x, y - se, y + se, color=handle.get_color(), alpha=0.25, lw=0)
+    return handle
+
+
+def legend(ax, **kwargs):
+    """A legend unless it would list more than :data:`MAX_LEGEND_ENTRIES` entries (hundreds of
+    components would overflow the figure); then the number of curves goes in a text note instead."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    if len(handles) > MAX_LEGEND_ENTRIES:
+        ax.text(
+            0.99,
+            0.01,
+            f"{len(handles)} curves (legend omitted)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.4",
+        )
+        return None
+    return ax.legend(**kwargs)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _checks
 from .schedules import DiscreteSchedule, Schedule
 
 __all__ = [
@@ -113,8 +114,8 @@ def convert_prediction(value, x, t, schedule: Schedule, *, source: str, target: 
     for name, kind in (("source", source), ("target", target)):
         if kind not in PREDICTION_KINDS:
             raise ValueError(f"{name} must be one of {PREDICTION_KINDS}, got {kind!r}")
-    value = np.asarray(value)
-    x = np.asarray(x)
+    value = _checks.as_float_array(value, "value")
+    x = _checks.as_float_array(x, "x")
     if value.shape != x.shape:
         raise ValueError(f"value and x must have the same shape, got {value.shape} and {x.shape}")
     a = float(schedule.alpha(t))
@@ -162,6 +163,8 @@ def denoiser_from_score(x, score, t, schedule: Schedule) -> np.ndarray:
         A time of ``schedule`` with alpha_t > 0.
     schedule : Schedule
     """
+    if np.shape(x) != np.shape(score):
+        raise ValueError(f"score must have the shape of x {np.shape(x)}, got {np.shape(score)}")
     a, s2 = float(schedule.alpha(t)), float(schedule.sigma2(t))
     if a == 0:
         raise ValueError(f"t={t} has alpha_t = 0: the denoiser is undefined there")

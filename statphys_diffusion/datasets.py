@@ -346,7 +346,13 @@ def load_cifar10(
         ds = load_cifar10_zip(p, split, cache_dir=cache_dir, progress=progress)
     images, labels, names = ds.images, ds.labels, ds.class_names
     if classes is not None:
+        if isinstance(classes, str):
+            raise ValueError(f"classes must be a list of class names, got the string {classes!r}")
         classes = [str(c) for c in classes]
+        if not classes:
+            raise ValueError("classes must name at least one class (an empty list would give an empty data set)")
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes lists a class twice: {classes}")
         unknown = [c for c in classes if c not in names]
         if unknown:
             raise ValueError(f"unknown class names {unknown}; the data set has {list(names)}")

@@ -59,6 +59,7 @@ class EmpiricalDistribution(GaussianMixture):
         pts = _checks.as_float_array(points, "points")
         if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 1:
             raise ValueError(f"points must have shape (N, d) with N, d >= 1, got {pts.shape}")
+        _checks.check_magnitude(pts, "points")  # before the mixture, whose message would say "means"
         n = pts.shape[0]
         opts = {"labels": labels, "schedule": schedule, "backend": backend, "device": device}
         super().__init__(pts.astype(np.float64), np.zeros(n), weights, covariance_type="isotropic", **opts)

@@ -267,6 +267,10 @@ def memorized_fraction(
     r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)
     if r.size == 0:
         raise ValueError("ratio must be non-empty")
+    if np.any(r < 0):
+        raise ValueError(f"ratio must be non-negative (a ratio of distances), got min {r.min():.4g}")
+    threshold = _checks.check_real(threshold, "threshold")
+    confidence = _checks.check_real(confidence, "confidence")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     if not 0 < confidence < 1:

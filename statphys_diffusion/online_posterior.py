@@ -44,7 +44,7 @@ from scipy.special import logsumexp
 
 from . import _checks
 from ._progress import iterate
-from ._results import TidyResult, axes
+from ._results import TidyResult, axes, legend
 from .protocols import Denoiser, LabelledScoreModel, require, satisfies
 from .samplers import DDPMAncestral, _ddpm_kernel, _denoise, _initial_state
 
@@ -116,7 +116,7 @@ class OnlineTrack(TidyResult):
         ax.set_xlabel("t")
         which = "generating" if self.labels is not None else "final"
         ax.set_ylabel(f"posterior p_n(c) of the {which} class")
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
         return ax
 
     def coarse(self, groups) -> OnlineTrack:

@@ -18,7 +18,12 @@ The exact models (:class:`~statphys_diffusion.GaussianMixture`,
 - :class:`CurvatureModel`: ``hvp(x, t, v)``, the Hessian of log p_t times v;
 - :class:`ExactMixture`: a Gaussian mixture's read-only ``components`` view
   (:class:`~statphys_diffusion.mixture.MixtureComponents`), ``component_posterior``,
-  ``log_prob``, its moments and the dense ``hessian(x, t)`` / ``hessian_operator(x, t)``;
+  ``log_prob``, its moments, the dense ``hessian(x, t)`` / ``hessian_operator(x, t)`` and
+  ``singular`` (some component has a singular covariance, e.g. an empirical point cloud: the
+  score is undefined at t = t_min), ``n_components``, ``weights`` and
+  ``relabel(groups)`` (the coarse-grained labelled mixture);
+- :class:`ScoreFunction`: only ``schedule`` and ``score(x, t)``, what the SDE/ODE samplers need;
+- :class:`DenoiseFunction`: only ``denoise(x, t)``, what the attractor census iterates;
 - :class:`Moments`: ``mean()`` and ``covariance()`` of the data distribution;
 - :class:`Samplable`: ``sample(n, t, *, rng=None)``, draws of (x_0, x_t, labels).
 
@@ -36,6 +41,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "Labelled",
+    "DenoiseFunction",
+    "ScoreFunction",
     "Denoiser",
     "ScoreModel",
     "LabelledScoreModel",
@@ -47,6 +55,31 @@ __all__ = [
     "require",
     "satisfies",
 ]
+
+
+@runtime_checkable
+class Labelled(Protocol):
+    """Has ``classes``: the class labels (None when the object is unlabelled)."""
+
+    @property
+    def classes(self) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class DenoiseFunction(Protocol):
+    """Only ``denoise(x, t)``: iterating or differentiating a denoiser needs nothing else (a schedule,
+    where the model has one, validates t)."""
+
+    def denoise(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ScoreFunction(Protocol):
+    """``schedule`` and ``score(x, t)``: what an SDE or ODE sampler integrates (Tweedie gives D_t)."""
+
+    schedule: Any
+
+    def score(self, x: np.ndarray, t: float) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -78,6 +111,10 @@ class ConditionalDenoiser(ScoreModel, Protocol):
 
     @property
     def classes(self) -> np.ndarray | None: ...
+
+    def score(self, x: np.ndarray, t: float, y: Any = None) -> np.ndarray: ...
+
+    def denoise(self, x: np.ndarray, t: float, y: Any = None) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -136,8 +173,22 @@ class ExactMixture(LabelledScoreModel, CurvatureModel, Moments, Samplable, Proto
 
     def hessian_operator(self, x: np.ndarray, t: float) -> Any: ...
 
+    @property
+    def singular(self) -> bool: ...
+
+    @property
+    def n_components(self) -> int: ...
+
+    @property
+    def weights(self) -> np.ndarray: ...
+
+    def relabel(self, groups: Any) -> Any: ...
+
 
 _MEMBERS: dict[type, tuple[str, ...]] = {
+    Labelled: ("classes",),
+    DenoiseFunction: ("denoise",),
+    ScoreFunction: ("schedule", "score"),
     Denoiser: ("schedule", "denoise"),
     ScoreModel: ("schedule", "dim", "score", "denoise"),
     ConditionalDenoiser: ("schedule", "dim", "score", "denoise", "classes"),
@@ -161,6 +212,10 @@ _MEMBERS: dict[type, tuple[str, ...]] = {
         "sample",
         "hessian",
         "hessian_operator",
+        "singular",
+        "n_components",
+        "weights",
+        "relabel",
     ),
     Moments: ("mean", "covariance"),
     Samplable: ("sample",),

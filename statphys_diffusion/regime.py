@@ -55,7 +55,7 @@ import numpy as np
 
 from . import _checks
 from ._progress import iterate
-from ._results import TidyResult, estimates
+from ._results import TidyResult, estimates, legend
 from .empirical import EmpiricalDistribution
 from .mixture import GaussianMixture
 from .protocols import Denoiser, require
@@ -184,7 +184,7 @@ class RegimeMap(TidyResult):
         ax.set_yscale("log")
         ax.set_xlabel(time_label)
         ax.set_ylabel("relative to the identity denoiser x_t / alpha")
-        ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        legend(ax, fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         return ax
 
 
@@ -275,7 +275,7 @@ def _consistency(model, times, n, n_steps, rng, progress) -> tuple[np.ndarray, n
 
 
 def regime_map(
-    model,
+    model: Denoiser,
     train,
     held_out,
     times,
@@ -335,8 +335,9 @@ def regime_map(
     if tr.ndim != 2 or tr.shape[0] < 2:
         raise ValueError(f"train must have shape (N, d) with N >= 2, got {tr.shape}")
     d = tr.shape[1]
-    if getattr(model, "dim", None) not in (None, d):
-        raise ValueError(f"train has {d} columns but the model has dimension {model.dim}")
+    model_dim = getattr(model, "dim", None)  # optional: a wrapped network may not know it
+    if model_dim not in (None, d):
+        raise ValueError(f"train has {d} columns but the model has dimension {model_dim}")
     ho = _checks.as_image_rows(held_out, "held_out", image_shape=shape, data_range=data_range, dtype=np.float64)
     if ho.ndim != 2 or ho.shape[1] != d or ho.shape[0] < 2:
         raise ValueError(f"held_out must have shape (M, {d}) with M >= 2 (the dimension of train), got {ho.shape}")

@@ -27,7 +27,10 @@ import numpy as np
 
 from . import _checks
 from ._progress import iterate
+from ._results import TidyResult, axes, coordinates
 from .conventions import denoiser_from_score
+from .protocols import Denoiser, ScoreFunction, require, satisfies
+from .schedules import Schedule
 
 __all__ = [
     "SampleResult",
@@ -86,6 +89,11 @@ def time_grid(schedule, n_steps: int, t_start: float, t_end: float, spacing: str
     equal snr; if t_end has sigma = 0, the ramp stops at s_min = 0.002 and a
     last step goes to t_end (as in EDM).
     """
+    n_steps = _checks.check_positive_int(n_steps, "n_steps")
+    t_start = _checks.check_time(t_start, schedule, "t_start")
+    t_end = _checks.check_time(t_end, schedule, "t_end")
+    if not t_start > t_end:
+        raise ValueError(f"t_start must be later than t_end (reverse time runs down), got {t_start} and {t_end}")
     if spacing == "uniform":
         return np.linspace(t_start, t_end, n_steps + 1)
     if spacing != "edm":
@@ -108,8 +116,8 @@ def time_grid(schedule, n_steps: int, t_start: float, t_end: float, spacing: str
     return grid
 
 
-@dataclass(frozen=True)
-class SampleResult:
+@dataclass(frozen=True, repr=False)
+class SampleResult(TidyResult):
     """Output of a sampler.
 
     Attributes
@@ -117,15 +125,49 @@ class SampleResult:
     x : (M, d) final points (at ``times[-1]``; denoised to t = 0 if requested)
     times : (n_steps + 1,) the decreasing time grid that was used
     trajectory : (n_steps + 1, M, d) or None, the states at each grid time
+    schedule : the model's schedule the times refer to (None when built by hand)
     """
 
     x: np.ndarray
     times: np.ndarray
     trajectory: np.ndarray | None
+    schedule: Schedule | None = None
+
+    def to_rows(self) -> list[dict]:
+        """One dict per sample: ``sample``, ``t`` (the last grid time), ``norm`` |x| and, for d <= 16,
+        the coordinates ``x_0, ...``."""
+        t_end = float(self.times[-1])
+        norms = np.linalg.norm(self.x, axis=1)
+        return [
+            {"sample": i, "t": t_end, "norm": float(norms[i]), **coordinates("x", self.x[i])}
+            for i in range(self.x.shape[0])
+        ]
+
+    def plot(self, ax=None, *, coordinate: int = 0, chains: int = 50):
+        """Coordinate ``coordinate`` of up to ``chains`` trajectories against t (reverse time runs right to
+        left), or its histogram over the samples without a trajectory; returns the Axes."""
+        ax = axes(ax)
+        j = int(coordinate)
+        if not 0 <= j < self.x.shape[1]:
+            raise ValueError(f"coordinate must lie in [0, {self.x.shape[1]}), got {coordinate!r}")
+        if self.trajectory is None:
+            ax.hist(self.x[:, j], bins=40, color="C0", alpha=0.8)
+            ax.set_xlabel(f"x[{j}] at t = {float(self.times[-1]):.3g}")
+            ax.set_ylabel("samples")
+            return ax
+        m = min(int(chains), self.x.shape[0])
+        ax.plot(self.times, self.trajectory[:, :m, j], lw=0.7, alpha=0.7)
+        ax.set_xlabel("t")
+        ax.set_ylabel(f"x[{j}]")
+        return ax
 
 
 def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
     """Standard start N(0, (alpha^2 + sigma^2) I) at t_start (exact for unit-variance, zero-mean data)."""
+    n, d = _checks.check_positive_int(n, "n"), _checks.check_positive_int(d, "d")
+    t_start = _checks.check_time(t_start, schedule, "t_start")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     a = float(schedule.alpha(t_start))
     s = float(schedule.sigma(t_start))
     return (np.sqrt(a * a + s * s) * rng.standard_normal((n, d))).astype(dtype)
@@ -134,6 +176,8 @@ def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Gener
 def _initial_state(model, schedule, t_start: float, x_init, n, rng) -> tuple[np.ndarray, np.random.Generator]:
     """Validated starting points (a copy of ``x_init``, or ``n`` draws of :func:`initial_noise`) and the rng."""
     rng = _checks.check_rng(rng)
+    if x_init is not None and n is not None:
+        raise ValueError("give either x_init or n, not both (n would be ignored: the chains start from x_init)")
     if x_init is None:
         if n is None:
             raise ValueError("give either x_init or n")
@@ -142,8 +186,9 @@ def _initial_state(model, schedule, t_start: float, x_init, n, rng) -> tuple[np.
             raise ValueError("model has no `dim`: pass x_init")
         return initial_noise(schedule, _checks.check_positive_int(n, "n"), d, t_start, rng), rng
     x = _checks.as_float_array(x_init, "x_init")
-    if x.ndim != 2:
-        raise ValueError(f"x_init must have shape (M, d), got {x.shape}")
+    d = getattr(model, "dim", None)
+    if x.ndim != 2 or (d is not None and x.shape[1] != d):
+        raise ValueError(f"x_init must have shape (M, {d if d is not None else 'd'}), got {x.shape}")
     return x.copy(), rng
 
 
@@ -154,7 +199,7 @@ class _Sampler:
 
     def __init__(self, n_steps: int = 100, *, times=None, spacing: str = "uniform", progress: bool = False):
         self.n_steps = _checks.check_positive_int(n_steps, "n_steps")
-        self.times = None if times is None else np.asarray(times, dtype=np.float64)
+        self.times = None if times is None else _checks.check_times(times, None, order="decreasing", min_size=2)
         if spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         self.spacing = spacing
@@ -165,7 +210,14 @@ class _Sampler:
 
     def _grid(self, schedule, t_start, t_end) -> np.ndarray:
         if self.times is not None:
-            return _checks.check_times(self.times, schedule, order="decreasing", min_size=2, scalar=False)
+            grid = _checks.check_times(self.times, schedule, order="decreasing", min_size=2, scalar=False)
+            for name, given, end in (("t_start", t_start, grid[0]), ("t_end", t_end, grid[-1])):
+                if given is not None and float(given) != float(end):
+                    raise ValueError(
+                        f"{name}={given} contradicts the sampler's explicit times, which run from {grid[0]} to "
+                        f"{grid[-1]}: give one or the other"
+                    )
+            return grid
         t0 = schedule.default_t_start if t_start is None else _checks.check_time(t_start, schedule, "t_start")
         t1 = schedule.t_min if t_end is None else _checks.check_time(t_end, schedule, "t_end")
         if not t0 > t1:
@@ -193,16 +245,15 @@ class _Sampler:
             Starting points at ``t_start``. If omitted, ``n`` points are drawn by
             :func:`initial_noise` (needs ``model.dim``).
         t_start, t_end : float, optional
-            Defaults: ``schedule.default_t_start`` and ``schedule.t_min``
-            (ignored if the sampler was given explicit ``times``).
+            Defaults: ``schedule.default_t_start`` and ``schedule.t_min``. With explicit
+            ``times`` they may be omitted, or must equal the grid's ends.
         rng : numpy.random.Generator
         return_trajectory : bool
         denoise_final : bool
             Replace the last state by D_{t_end}(x) (Tweedie), the usual last step
             when t_end > 0.
         """
-        if not hasattr(model, "score") or not hasattr(model, "schedule"):
-            raise ValueError("model must have a `schedule` attribute and a `score(x, t)` method")
+        self._require(model)
         schedule = model.schedule
         grid = self._grid(schedule, t_start, t_end)
         x, rng = _initial_state(model, schedule, float(grid[0]), x_init, n, rng)
@@ -216,10 +267,14 @@ class _Sampler:
                 traj[i + 1] = x
         if denoise_final:
             x = _denoise(model, x, float(grid[-1]))
-        return SampleResult(x=x, times=grid, trajectory=traj)
+        return SampleResult(x=x, times=grid, trajectory=traj, schedule=schedule)
 
     def _step(self, model, schedule, x, t, t_next, rng):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _require(self, model) -> None:
+        """The protocol this sampler needs: a score (SDE/ODE integrators; DDPM and DDIM take a denoiser too)."""
+        require(model, ScoreFunction, purpose=f"{type(self).__name__} integrates the score")
 
 
 def _denoise(model, x, t, y=None):
@@ -228,7 +283,7 @@ def _denoise(model, x, t, y=None):
 
     Only samplers clip; analysis tools read the model's unclipped prediction."""
     kw = {} if y is None else {"y": y}
-    if hasattr(model, "denoise"):
+    if satisfies(model, Denoiser):
         d = model.denoise(x, t, **kw)
     else:
         d = denoiser_from_score(x, model.score(x, t, **kw), t, model.schedule)
@@ -354,6 +409,10 @@ class DDPMAncestral(_Sampler):
         grid = np.concatenate([ts + 1.0, [0.0]])
         return cls(ts.size, variance=diffusers_variance(sch.config), times=grid, progress=progress)
 
+    def _require(self, model) -> None:
+        if not satisfies(model, Denoiser):
+            require(model, ScoreFunction, purpose="DDPM steps need denoise(x, t), or a score for Tweedie's formula")
+
     def _step(self, model, schedule, x, t, t_next, rng):
         cx, c0, var = _ddpm_kernel(schedule, t, t_next)
         if self.variance == "fixed_large":
@@ -373,10 +432,12 @@ class DDIM(_Sampler):
         self, n_steps: int = 50, *, eta: float = 0.0, times=None, spacing: str = "uniform", progress: bool = False
     ):
         super().__init__(n_steps, times=times, spacing=spacing, progress=progress)
-        if not (0.0 <= eta <= 1.0):
-            raise ValueError(f"eta must lie in [0, 1], got {eta}")
-        self.eta = float(eta)
+        self.eta = _checks.check_real(eta, "eta", lo=0.0, hi=1.0)
         self.stochastic = self.eta > 0
+
+    def _require(self, model) -> None:
+        if not satisfies(model, Denoiser):
+            require(model, ScoreFunction, purpose="DDIM steps need denoise(x, t), or a score for Tweedie's formula")
 
     def _step(self, model, schedule, x, t, t_next, rng):
         a1, s1, a0, s0, ar, v = _bridge(schedule, t, t_next)

@@ -47,7 +47,10 @@ def _scalar_or_array(out: np.ndarray):
 
 
 def _as_t(t) -> np.ndarray:
-    arr = np.asarray(t, dtype=np.float64)
+    raw = t if isinstance(t, (float, int)) and not isinstance(t, bool) else np.asarray(t)
+    if not isinstance(raw, (float, int)) and raw.dtype.kind not in "fiu":
+        raise TypeError(f"t must be real numbers, got {t!r} (dtype {raw.dtype})")
+    arr = np.asarray(raw, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError("t contains NaN or inf")
     return arr
@@ -346,7 +349,12 @@ class DiscreteSchedule(Schedule):
     """
 
     def __init__(self, alphas_cumprod, name: str = "custom"):
+        from . import _checks  # (schedules sit at the bottom layer; _checks imports nothing of the package)
+
         ac = np.asarray(alphas_cumprod)
+        if np.iscomplexobj(ac) or ac.dtype.kind not in "fiu":
+            raise TypeError(f"alphas_cumprod must be real numbers, got dtype {ac.dtype}")
+        ac = _checks.as_float_array(ac, "alphas_cumprod")
         if ac.ndim != 1 or ac.size < 2:
             raise ValueError("alphas_cumprod must be a 1-D array with at least 2 entries")
         if not np.all(np.isfinite(ac)) or np.any(ac <= 0) or np.any(ac >= 1):

@@ -73,6 +73,8 @@ def covariance_spectrum(data, *, chunk: int = 4096) -> CovarianceSpectrum:
         raise ValueError(f"data must have shape (N, d) with N >= 2, got {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"data must be numeric, got dtype {x.dtype}")
+    if np.iscomplexobj(x):
+        raise TypeError(f"data must be real, got complex dtype {x.dtype}")
     chunk = _checks.check_positive_int(chunk, "chunk")
     n, d = x.shape
     mean = np.zeros(d)

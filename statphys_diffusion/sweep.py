@@ -188,6 +188,8 @@ def run_sweep(
         raise ValueError("fn must be callable")
     if errors not in ("raise", "collect"):
         raise ValueError(f"errors must be 'raise' or 'collect', got {errors!r}")
+    if isinstance(configs, (str, bytes, dict)):
+        raise TypeError(f"configs must be a sequence of configurations (dicts), got a {type(configs).__name__}")
     configs = list(configs)
     source = _source_hash(fn)
     keys = [_job_key(fn, c, source) for c in configs]

@@ -60,8 +60,11 @@ def test_float32_inputs_give_the_float64_answer_for_every_model_kind(t, scale):
 def test_extreme_finite_inputs_raise_instead_of_returning_nan():
     """The quoted silent-NaN cases: squared norms that overflow float64 are refused by name; a result
     that still overflows is reported instead of returned."""
-    with pytest.raises(ValueError, match="means: entries up to 1e"):
+    # named by the user's argument, "points" (issue 32; the internal "means" before)
+    with pytest.raises(ValueError, match="^points: entries up to 1e"):
         sd.EmpiricalDistribution(np.full((3, 16), 1e160))
+    with pytest.raises(ValueError, match="^means: entries up to 1e"):
+        sd.GaussianMixture.isotropic(np.full((3, 16), 1e160), 1.0)
     emp = sd.EmpiricalDistribution(np.random.default_rng(0).standard_normal((5, 16)))
     with pytest.raises(ValueError, match="x: entries up to 1e"):
         emp.score(np.full((1, 16), 1e200), 0.5)

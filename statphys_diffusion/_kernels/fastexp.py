@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import CACHE
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm: 32 significant bits, k * ln2_hi is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -23,7 +25,7 @@ _C = tuple(1.0 / math.factorial(i) for i in range(14))
 _FLOOR = -708.0
 
 
-@njit(cache=False)
+@njit(cache=CACHE)
 def exp_inplace(z, n, bits):
     """z[:n] <- exp(z[:n]) for float64 z; ``bits`` is int64 scratch of length >= n."""
     c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _C[3:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import CACHE
 from .fastexp import exp_inplace
 
 # fastmath without nnan/ninf (the running max starts at -inf; DESIGN.md, lessons) and
@@ -24,7 +25,7 @@ _FM = {"nsz", "arcp", "contract", "afn"}
 _BLOCK = 256
 
 
-@njit(parallel=True, fastmath=_FM, cache=False)
+@njit(parallel=True, fastmath=_FM, cache=CACHE)
 def mixture_small_d(x, means_t, prec, bias, want_score, want_resp, want_hess, out_lse, out_score, out_resp, out_hess):
     """Fill ``out_lse`` (M,), and if asked ``out_score`` (M, d), ``out_resp`` (M, K), ``out_hess`` (M, d, d).
 

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.linalg import blas
 
+from . import CACHE
 from .fastexp import exp_inplace
 
 # fastmath without nnan/ninf (the running max starts at -inf; DESIGN.md, lessons) and
@@ -49,7 +50,7 @@ CUT = {np.dtype(np.float64): -46.0, np.dtype(np.float32): -30.0}  # log relative
 SPARSE_FRACTION = 1.0 / 32.0  # kept weights per chunk below which the second product is a gather
 
 
-@njit(parallel=True, fastmath=_FM, cache=False)
+@njit(parallel=True, fastmath=_FM, cache=CACHE)
 def _chunk_softmax(
     G, a_invc, bias, corr, xsq, invc, vinvc, labels, run_max, run_sum, acc_b, acc_bv, acc_cls, out_scale, cut, nnz
 ):
@@ -106,7 +107,7 @@ def _chunk_softmax(
             out_scale[i] = scale
 
 
-@njit(parallel=True, cache=False)
+@njit(parallel=True, cache=CACHE)
 def _rescale_rows(acc, scale):
     for i in prange(acc.shape[0]):
         s = scale[i]
@@ -115,7 +116,7 @@ def _rescale_rows(acc, scale):
                 acc[i, j] *= s
 
 
-@njit(parallel=True, cache=False)
+@njit(parallel=True, cache=CACHE)
 def _combine_rows(acc, x, coef_acc, coef_x, inv_sum, out):
     """out[i] = (coef_acc * acc[i] + coef_x[i] * x[i]) * inv_sum[i], no temporaries."""
     for i in prange(acc.shape[0]):
@@ -125,7 +126,7 @@ def _combine_rows(acc, x, coef_acc, coef_x, inv_sum, out):
             out[i, j] = (coef_acc * acc[i, j] + cx * x[i, j]) * s
 
 
-@njit(parallel=True, cache=False)
+@njit(parallel=True, cache=CACHE)
 def _sparse_accumulate(acc, w, mu_c):
     """acc += w @ mu_c over the nonzero entries of w only (a gather-accumulate per row)."""
     rows, nc = w.shape

@@ -8,8 +8,10 @@ import sys as _sys
 from .associative_memory import *  # noqa: F403
 from .attractors import *  # noqa: F403
 from .central_branch import *  # noqa: F403
+from .cloning import *  # noqa: F403
 from .collapse import *  # noqa: F403
 from .entropy_rate import *  # noqa: F403
+from .fixed_points import *  # noqa: F403
 from .geometric import *  # noqa: F403
 from .immse import *  # noqa: F403
 from .information import *  # noqa: F403
@@ -22,8 +24,10 @@ _MODULES = (
     "associative_memory",
     "attractors",
     "central_branch",
+    "cloning",
     "collapse",
     "entropy_rate",
+    "fixed_points",
     "geometric",
     "immse",
     "information",

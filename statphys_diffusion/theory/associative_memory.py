@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks
-from .._results import TidyResult
+from .._results import TidyResult, axes
 from ..nearest import nearest_neighbours, wilson_interval
-from ..protocols import Denoiser, ScoreModel, require
+from ..protocols import Denoiser, ScoreModel, require, satisfies
 from ..schedules import DiscreteSchedule
 
 __all__ = [
@@ -196,7 +196,7 @@ def classify_samples(
     )
 
 
-def relative_energy(model, x1, x2, t: float, *, n_nodes: int = 64) -> np.ndarray:
+def relative_energy(model: ScoreModel, x1, x2, t: float, *, n_nodes: int = 64) -> np.ndarray:
     r"""E_t(x_2) - E_t(x_1) along x(a) = cos(a) x_1 + sin(a) x_2 (module docstring), shape (M,).
 
     ``x1`` and ``x2`` are (M, d) (either may be (1, d), broadcast). Gauss-Legendre quadrature
@@ -260,6 +260,16 @@ class RecoveryTime(TidyResult):
             for i, b in enumerate(self.bracketed)
         ]
 
+    def plot(self, ax=None):
+        """The distribution of the per-sample critical times (histogram, bracketed samples only); returns the Axes."""
+        ax = axes(ax)
+        t = self.t[self.bracketed]
+        if t.size:
+            ax.hist(t, bins=max(5, min(40, t.size // 3)), color="C0", alpha=0.8)
+        ax.set_xlabel(f"critical time (recovered with p >= {self.p:g})")
+        ax.set_ylabel("samples")
+        return ax
+
 
 def _prober(model, x0, n_trials, delta, steps, eta, features, rng):
     """prob(t, rows) -> fraction of the trials of each sample recovered within delta when noised to t.
@@ -290,7 +300,7 @@ def _prober(model, x0, n_trials, delta, steps, eta, features, rng):
 
 
 def recovery_probability(
-    model,
+    model: Denoiser,
     x0,
     t: float,
     *,
@@ -310,8 +320,9 @@ def recovery_probability(
 def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
     require(model, Denoiser, purpose="the recovery protocol runs its reverse chains")
     x = _checks.as_float_array(x0, "x0", dtype=np.float64)
-    if x.ndim != 2 or (getattr(model, "dim", None) not in (None, x.shape[1])):
-        raise ValueError(f"x0 must have shape (M, {getattr(model, 'dim', 'd')}), got {x.shape}")
+    d = model.dim if satisfies(model, ScoreModel) else None  # a wrapped network may not know its dim
+    if x.ndim != 2 or d not in (None, x.shape[1]):
+        raise ValueError(f"x0 must have shape (M, {d if d is not None else 'd'}), got {x.shape}")
     _positive(delta, "delta")
     _checks.check_positive_int(n_trials, "n_trials")
     _checks.check_positive_int(steps, "steps")
@@ -321,7 +332,7 @@ def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
 
 
 def recovery_time(
-    model,
+    model: Denoiser,
     x0,
     *,
     delta: float,

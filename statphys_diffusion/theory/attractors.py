@@ -26,11 +26,13 @@ unresolved. Basin fractions are the fractions of starts that end at each point.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from .. import _checks, _progress
-from .._results import TidyResult, axes
+from .._results import TidyResult, axes, legend
+from ..protocols import DenoiseFunction, Denoiser, ExactMixture, require, satisfies
 
 __all__ = ["AttractorCensus", "attractor_census"]
 
@@ -89,7 +91,7 @@ class AttractorCensus(TidyResult):
         ax.set_xlabel("distance to the nearest training point")
         ax.set_ylabel("basin (fraction of starts)")
         ax.set_title(f"attractors of D_t at t = {self.t:.3g}; unresolved {self.unresolved_fraction:.2f}", fontsize=9)
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
         return ax
 
     @property
@@ -126,7 +128,7 @@ def _spectral_radius(model, x: np.ndarray, t: float, rng, n_iter: int = 40) -> n
 
 
 def attractor_census(
-    model,
+    model: DenoiseFunction,
     starts,
     t: float,
     *,
@@ -165,19 +167,20 @@ def attractor_census(
     progress : bool
     """
     starts, t = _checks.point_then_time(starts, t, "attractor_census")
-    if not callable(getattr(model, "denoise", None)):  # a schedule is optional here: only D_t(x) is used
-        raise ValueError(f"model must have a `denoise(x, t)` method, got {type(model).__name__}")
+    require(model, DenoiseFunction, purpose="the census iterates D_t(x)")
     x = _checks.as_float_array(starts, "starts", dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError(f"starts must have shape (M, d) with M >= 1, got {x.shape}")
-    sch = getattr(model, "schedule", None)
-    t = float(_checks.check_time(t, sch, "t", allow_zero=False)) if sch is not None else float(t)
+    if satisfies(model, Denoiser):  # a schedule, where the model has one, validates t
+        t = float(_checks.check_time(t, cast(Denoiser, model).schedule, "t", allow_zero=False))
+    else:
+        t = _checks.check_real(t, "t", lo=0.0, lo_open=True)
     max_iter = _checks.check_positive_int(max_iter, "max_iter")
     if not (tol > 0 and match_tol > 0):
         raise ValueError("tol and match_tol must be positive")
     rng = _checks.check_rng(rng)
-    if train is None:
-        train = getattr(model, "points", None)
+    if train is None and satisfies(model, ExactMixture) and cast(ExactMixture, model).singular:
+        train = cast(ExactMixture, model).means  # a point cloud's components are its training points
     y = None
     if train is not None:
         y = _checks.as_float_array(train, "train", dtype=np.float64)

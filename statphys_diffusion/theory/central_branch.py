@@ -34,15 +34,16 @@ unstable at every t when Lambda > 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult
-from ..protocols import ExactMixture, satisfies
+from ..protocols import CurvatureModel, ExactMixture, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
-from .symmetry_breaking import (
+from .fixed_points import (
     _check_dynamics,
     _large_t_centre,
     central_fixed_point,
@@ -173,7 +174,7 @@ def _nearest_mean_distance(means, alpha: float, x: np.ndarray) -> float:
 
 
 def central_branch(
-    model, times, dynamics: str = "sde", *, x0=None, max_halvings: int = 8, progress: bool = False
+    model: CurvatureModel, times, dynamics: str = "sde", *, x0=None, max_halvings: int = 8, progress: bool = False
 ) -> CentralBranch:
     """Continue the central fixed point of ``model`` down ``times`` and measure it along the way.
 
@@ -198,13 +199,14 @@ def central_branch(
         ``crossing_time`` and the ``imperfect`` flag (Raya & Ambrogioni 2023 discuss the pitchfork
         of symmetric data; a finite training set breaks the symmetry).
     """
+    require(model, CurvatureModel, purpose="continuation of the central fixed point")
     _check_dynamics(dynamics)
     sch = model.schedule
     ts = np.unique(_checks.check_times(times, sch, scalar=False, allow_zero=False))[::-1]
     max_halvings = 0 if max_halvings == 0 else _checks.check_positive_int(max_halvings, "max_halvings")
     d = int(model.dim)
-    means = getattr(model, "means", None)
-    means = None if means is None else np.asarray(means, dtype=np.float64).reshape(-1, d)
+    exact = cast(ExactMixture, model) if satisfies(model, ExactMixture) else None
+    means = None if exact is None else np.asarray(exact.means, dtype=np.float64).reshape(-1, d)
 
     def solve(t, start):
         x = central_fixed_point(model, t, dynamics, x0=start, max_iter=30)
@@ -234,8 +236,8 @@ def central_branch(
         points[i] = x
         dist_c[i] = float(np.linalg.norm(x - _large_t_centre(model, t, a)))
         dist_n[i] = _nearest_mean_distance(means, float(sch.alpha(t)), x)
-        if satisfies(model, ExactMixture):
-            w = np.asarray(model.component_posterior(x[None], t), dtype=np.float64)[0]
+        if exact is not None:
+            w = np.asarray(exact.component_posterior(x[None], t), dtype=np.float64)[0]
             n_eff[i] = 1.0 / float(np.sum(w * w))
     return CentralBranch(ts, margin, n_eff, dist_c, dist_n, points, dynamics, lost_at)
 

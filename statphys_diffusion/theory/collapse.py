@@ -206,7 +206,7 @@ class CollapseCurve(TidyResult):
 
 
 def posterior_collapse(
-    model,
+    model: ExactMixture,
     times,
     *,
     queries=None,
@@ -309,9 +309,20 @@ class ExcessEntropy(TidyResult):
             for t, v, s in zip(self.times, self.value, self.value_stderr)
         ]
 
+    def plot(self, ax=None, *, label: str = "excess entropy"):
+        """The excess entropy against t with a 1 s.e. band (log t axis); returns the Axes."""
+        from .._results import band
+
+        ax = axes(ax)
+        band(ax, self.times, self.value, self.value_stderr, label=label, marker="o", ms=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("excess entropy [nats]")
+        return ax
+
 
 def excess_entropy(
-    model, times, *, n: int = 1000, rng: np.random.Generator | int | None = None, progress: bool = False
+    model: ExactMixture, times, *, n: int = 1000, rng: np.random.Generator | int | None = None, progress: bool = False
 ) -> ExcessEntropy:
     r"""The collapse criterion of Biroli et al. (2024, eq. 5 and their ``Experiment_collapse.py``).
 

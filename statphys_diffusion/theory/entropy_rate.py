@@ -32,12 +32,13 @@ profile is largest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from .. import _checks, _progress
 from .. import _resp_rate as rr
-from .._results import TidyResult, axes, estimates
+from .._results import TidyResult, axes, estimates, legend
 from ..protocols import ConditionalDenoiser, ExactMixture, require, satisfies
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d
 
@@ -155,7 +156,7 @@ class EntropyRate(TidyResult):
         ax.set_xscale("log")
         ax.set_xlabel("t")
         ax.set_ylabel("-dH/dt (nats per unit t)" if per == "time" else "-dH/d log snr (nats per e-fold)")
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
         return ax
 
     def rows(self) -> list[dict]:
@@ -308,7 +309,7 @@ def _mean_se(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def entropy_rate(
-    model,
+    model: ExactMixture | ConditionalDenoiser,
     times,
     *,
     n: int = 20000,
@@ -362,7 +363,8 @@ def entropy_rate(
         return _network_entropy_rate(model, times, n, rng, n_bootstrap, progress, groups)
     _labelled(model)
     if groups is not None:
-        model = model.relabel(groups)
+        model = cast(ExactMixture, model).relabel(groups)
+    model = cast(ExactMixture, model)
     w_cls = _labelled(model)
     require(model, ExactMixture, purpose="entropy_rate needs a GaussianMixture or EmpiricalDistribution")
     ts = _checks.check_times(times, model.schedule, order="increasing", allow_zero=False)
@@ -423,7 +425,7 @@ def entropy_rate(
     return EntropyRate(
         times=ts,
         **estimates(entropy=(ent, ent_se), rate=(rate, rate_se)),
-        classes=model.classes,
+        classes=np.asarray(model.classes),
         class_entropy=cls_h,
         class_rate=cls_rate,
         class_rate_stderr=cls_se,
@@ -446,8 +448,7 @@ def _network_entropy_rate(model, times, n, rng, n_bootstrap, progress, groups) -
     """:func:`entropy_rate` of a labelled network: joint chains on the grid t_max > times > t_min."""
     from ..online_posterior import OnlineClassifier
 
-    if getattr(model, "classes", None) is None:
-        raise ValueError("model must be labelled (its `classes` is None): wrap the network with classes=...")
+    require(model, ConditionalDenoiser, labelled=True, purpose="the joint chains condition on each class")
     schedule = model.schedule
     ts = _checks.check_times(times, schedule, order="increasing", allow_zero=False, positive_alpha=True)
     n = _checks.check_positive_int(n, "n")

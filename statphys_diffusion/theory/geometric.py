@@ -64,12 +64,13 @@ with log N / m fixed; for m of tens it is 10-30 % optimistic (see the tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from .. import _checks
-from .._results import TidyResult, axes
-from ..protocols import CurvatureModel, satisfies
+from .._results import TidyResult, axes, legend
+from ..protocols import CurvatureModel, DenoiseFunction, Denoiser, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = [
@@ -137,11 +138,24 @@ class TangentJacobian(TidyResult):
             for j in range(k)
         ]
 
+    def plot(self, ax=None):
+        """u_k^T J u_k per tangent direction k (mean and spread over queries) beside the normal mean; returns
+        the Axes. 1 means the direction is kept, 0 that it collapsed."""
+        ax = axes(ax)
+        m = self.tangent.shape[1]
+        mean = self.tangent.mean(axis=0)
+        spread = self.tangent.std(axis=0)
+        ax.errorbar(np.arange(m), mean, yerr=spread, fmt="o", ms=4, label="tangent u_k^T J u_k")
+        ax.axhline(float(np.mean(self.normal)), color="C1", ls="--", label="normal (mean)")
+        ax.set_xlabel("tangent direction k")
+        ax.set_ylabel(f"Jacobian of D at t = {self.t:.3g}")
+        return ax
+
 
 def _jvp(model, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray:
     """J_t(x) v for rows of x and v."""
-    sch = getattr(model, "schedule", None)
-    if satisfies(model, CurvatureModel) and sch is not None:
+    if satisfies(model, CurvatureModel):
+        sch = cast(CurvatureModel, model).schedule
         a, s2 = float(sch.alpha(t)), float(sch.sigma2(t))
         return (v + s2 * model.hvp(x, t, v)) / a
     h = 1e-4 * (1.0 + np.linalg.norm(x, axis=1, keepdims=True))
@@ -149,7 +163,7 @@ def _jvp(model, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray:
 
 
 def tangent_jacobian(
-    model, x, t: float, basis, *, n_normal_probes: int = 8, rng: np.random.Generator | None = None
+    model: DenoiseFunction, x, t: float, basis, *, n_normal_probes: int = 8, rng: np.random.Generator | None = None
 ) -> TangentJacobian:
     """u_k^T J_t(x) u_k for each tangent direction u_k (columns of ``basis``) at each point x.
 
@@ -165,10 +179,11 @@ def tangent_jacobian(
     rng : numpy Generator, optional
     """
     x, t = _checks.point_then_time(x, t, "tangent_jacobian")
-    if not callable(getattr(model, "denoise", None)):  # a schedule is optional here: only D_t(x) is used
-        raise ValueError(f"model must have a `denoise(x, t)` method, got {type(model).__name__}")
-    sch = getattr(model, "schedule", None)
-    t = float(_checks.check_time(t, sch, "t", allow_zero=False)) if sch is not None else float(t)
+    require(model, DenoiseFunction, purpose="the tangent Jacobian differentiates D_t(x)")
+    if satisfies(model, Denoiser):  # a schedule, where the model has one, validates t
+        t = float(_checks.check_time(t, cast(Denoiser, model).schedule, "t", allow_zero=False))
+    else:
+        t = _checks.check_real(t, "t", lo=0.0, lo_open=True)
     u = _checks.as_float_array(basis, "basis", dtype=np.float64, ndim=2)
     d, m = u.shape
     if m > d or np.abs(u.T @ u - np.eye(m)).max() > 1e-8:
@@ -323,7 +338,7 @@ class GeometricMemorization(TidyResult):
         ax.set_xlabel("t")
         ax.set_ylabel("retained fraction rho_k")
         ax.set_title(f"annealed prediction, N = {self.n_points:.3g}", fontsize=9)
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
         return ax
 
 

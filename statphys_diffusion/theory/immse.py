@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks, _progress
-from ..protocols import Denoiser, Samplable, require, satisfies
+from ..protocols import ConditionalDenoiser, Denoiser, Samplable, require, satisfies
 from .information import EntropyEstimate
 
 __all__ = ["mutual_information_immse"]
@@ -58,7 +58,7 @@ def _data(model, data, n, rng):
 
 
 def mutual_information_immse(
-    model,
+    model: ConditionalDenoiser,
     times,
     *,
     data=None,

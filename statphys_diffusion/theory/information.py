@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _checks, _progress
-from .._results import TidyResult
-from ..protocols import ExactMixture, satisfies
+from .._results import TidyResult, axes, band
+from ..protocols import ExactMixture, Labelled, require, satisfies
 
 __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
 
@@ -61,6 +61,14 @@ class EntropyEstimate(TidyResult):
             for t, v, s in zip(self.times, self.value, self.stderr)
         ]
 
+    def plot(self, ax=None, *, label: str | None = None):
+        """The estimate against t with a 1 s.e. band (legend ``label``, default the method); returns the Axes."""
+        ax = axes(ax)
+        band(ax, self.times, self.value, self.stderr, label=label or self.method, marker="o", ms=3)
+        ax.set_xlabel("t")
+        ax.set_ylabel("nats")
+        return ax
+
 
 def _posterior_entropy(p: np.ndarray) -> np.ndarray:
     """-sum_y p log p per row, with 0 log 0 = 0."""
@@ -78,8 +86,9 @@ def _onehot(model) -> np.ndarray:
 
 
 def _labelled(model):
-    if getattr(model, "labels", None) is None:
+    if not satisfies(model, Labelled) or model.classes is None:
         raise ValueError("model must be labelled (pass labels=... when building it) to measure class information")
+    require(model, ExactMixture, purpose="class information is computed from exact class posteriors")
     w = np.asarray(model.class_weights, dtype=np.float64)
     if np.any(w <= 0):
         raise ValueError("every class of the model must have positive prior weight (an empty class was found)")
@@ -128,7 +137,7 @@ def _quadrature_components_1d(model, t: float, *, rate: bool = False) -> np.ndar
 
 
 def conditional_entropy(
-    model,
+    model: ExactMixture,
     times,
     *,
     n: int = 20000,
@@ -186,7 +195,7 @@ def conditional_entropy(
     return EntropyEstimate(ts, vals, ses, "monte_carlo")
 
 
-def mutual_information(model, times, **kwargs) -> EntropyEstimate:
+def mutual_information(model: ExactMixture, times, **kwargs) -> EntropyEstimate:
     """I(Y; X_t) = H(Y) - H(Y | X_t) in nats, same arguments as :func:`conditional_entropy`."""
     if kwargs.get("groups") is not None:
         _labelled(model)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
-from .._results import TidyResult
+from .._results import TidyResult, axes, band
 from ..protocols import Moments, satisfies
 
 __all__ = ["LateInitGaussian", "gaussian_late_init", "LateStartScan", "critical_start", "late_start_scan"]
@@ -120,6 +120,16 @@ class LateStartScan(TidyResult):
             {"t_start": float(t), "value": float(v), "value_stderr": float(s)}
             for t, v, s in zip(self.times, self.value, self.value_stderr)
         ]
+
+    def plot(self, ax=None, *, label: str = "metric"):
+        """The metric against the late start time with a 1 s.e. band and the critical start; returns the Axes."""
+        ax = axes(ax)
+        band(ax, self.times, self.value, self.value_stderr, label=label, marker="o", ms=3)
+        if np.isfinite(self.critical_start):
+            ax.axvline(self.critical_start, color="0.3", ls="--", lw=1, label=f"critical start ({self.rule})")
+        ax.set_xlabel("start time t_start")
+        ax.set_ylabel(label)
+        return ax
 
 
 def critical_start(times, values, *, rule: str = "second_difference", window: int = 3) -> float:

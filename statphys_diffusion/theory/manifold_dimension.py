@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import _checks
 from .._progress import iterate
-from .._results import TidyResult
+from .._results import TidyResult, axes
 from ..protocols import ScoreModel, require
 
 __all__ = ["ManifoldDimension", "manifold_dimension"]
@@ -121,9 +121,18 @@ class ManifoldDimension(TidyResult):
             for j, v in enumerate(self.singular_values[i])
         ]
 
+    def plot(self, ax=None):
+        """The estimated dimension against t (log t axis, steps); returns the Axes."""
+        ax = axes(ax)
+        ax.step(self.times, self.dimension, where="mid", marker="o", ms=3, label=f"dimension ({self.rule})")
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("dimension")
+        return ax
+
 
 def manifold_dimension(
-    model,
+    model: ScoreModel,
     x0,
     times,
     *,
@@ -156,7 +165,7 @@ def manifold_dimension(
     if x.ndim != 1:
         raise ValueError(f"x0 must be one point of shape (d,) or (1, d), got {x.shape}")
     d = x.size
-    if getattr(model, "dim", None) not in (None, d):
+    if model.dim not in (None, d):
         raise ValueError(f"x0 has {d} coordinates but the model has dimension {model.dim}")
     n = d if n_probes is None else _checks.check_positive_int(n_probes, "n_probes")
     if n > d:

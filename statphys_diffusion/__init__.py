@@ -31,6 +31,11 @@ LinearManifold             Gaussian data on a linear subspace (Woodbury, O(d m) 
 MixtureComponents          read-only view of a mixture's components
 Draws                      samples of (x_0, x_t, component, label) at a time t
 
+Generalising analytic models (what a convolutional network computes)
+--------------------------------------------------------------------
+LocalEmpirical             LS: each pixel a posterior mean over training patches at its position (Kamb & Ganguli)
+EquivariantLocalEmpirical  ELS: the same over all patches at all positions, circular borders
+
 Protocols (what analysis functions need of a model)
 ---------------------------------------------------
 Labelled                   has classes (None when unlabelled)
@@ -169,6 +174,7 @@ import sys as _sys
 from .conventions import *  # noqa: F403
 from .empirical import *  # noqa: F403
 from .guidance import *  # noqa: F403
+from .local import *  # noqa: F403
 from .manifold import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .mixture import *  # noqa: F403
@@ -189,6 +195,7 @@ _MODULES = (
     "conventions",
     "empirical",
     "guidance",
+    "local",
     "manifold",
     "metrics",
     "mixture",

@@ -1,0 +1,107 @@
+r"""Patch posteriors (the generalising analytic denoisers): BLAS + online softmax over candidate patches.
+
+A query patch q (a noisy image's k x k window, all channels, D = C k^2 values) is compared with
+candidate clean patches p_j: the posterior weight of p_j is proportional to
+
+    exp(-|q - a p_j|^2 / (2 s2)) = exp(a q.p_j / s2 - a^2 |p_j|^2 / (2 s2) - |q|^2 / (2 s2)),
+
+(equal priors over the candidates; the last term is the same for every j and drops out of the
+softmax), and the output is the weighted mean of each candidate's *value* v_j (its centre
+pixel(s), or the whole patch), sum_j w_j v_j / sum_j w_j. Keys and values are separate arrays,
+unlike the empirical kernel (:mod:`.streaming`), whose values are its keys.
+
+The arithmetic is that kernel's: per chunk of candidates one GEMM ``G = q @ p_c.T``, the fused
+numba pass :func:`.streaming._chunk_softmax` (running max per row, weights below e^cut of the
+row's maximum set to exactly 0: the collapsed-regime shortcut), and ``acc += W @ v_c``, as a GEMM or,
+when at most 1/32 of a chunk's weights survive, as a sparse gather. Memory beyond the output: one
+(rows x chunk) buffer. Candidates come from a callable that builds each chunk on demand, so an
+equivariant model's (images x positions) patch matrix never exists as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .streaming import (
+    CUT,
+    SPARSE_FRACTION,
+    _chunk_softmax,
+    _gemm_accumulate,
+    _gemm_cross,
+    _rescale_rows,
+    _sparse_accumulate,
+)
+
+# chunks of candidates: (keys (n, D), values (n, V)) in the queries' dtype, C-contiguous
+Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def patch_posterior_mean(
+    q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float, row_block: int = 4096
+) -> np.ndarray:
+    """sum_j w_j v_j / sum_j w_j for each row of ``q`` (M, D), weights as in the module docstring.
+
+    ``chunks()`` yields the candidates as (keys, values) blocks; it is called once per block of
+    ``row_block`` rows. Plain arrays in, nothing validated. Returns (M, n_values) in q's dtype.
+    """
+    out = np.empty((q.shape[0], n_values), dtype=q.dtype)
+    for r0 in range(0, q.shape[0], row_block):
+        out[r0 : r0 + row_block] = _rows(np.ascontiguousarray(q[r0 : r0 + row_block]), chunks, n_values, a, s2)
+    return out
+
+
+def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> np.ndarray:
+    m_rows = q.shape[0]
+    dt = q.dtype
+    out = np.empty((m_rows, n_values), dtype=dt)
+    cut = CUT.get(np.dtype(dt), CUT[np.dtype(np.float32)])
+    inv_s2 = 1.0 / s2
+    empty_labels = np.zeros(0, dtype=np.int64)
+    no_cls = np.zeros((m_rows, 0))
+    run_max = np.full(m_rows, -np.inf)
+    run_sum = np.zeros(m_rows)
+    acc_b = np.zeros(m_rows)
+    acc_bv = np.zeros(m_rows)
+    scale = np.empty(m_rows)
+    nnz = np.zeros(m_rows, dtype=np.int64)
+    acc = np.zeros((m_rows, n_values), dtype=dt)
+    xsq = np.zeros(m_rows)  # the row constant |q|^2 / (2 s2) cancels (corr = 0 below)
+    buf: np.ndarray | None = None
+    for keys, values in chunks():
+        nc = keys.shape[0]
+        if nc == 0:
+            continue
+        if buf is None or buf.size < m_rows * nc:
+            buf = np.empty(m_rows * nc, dtype=dt)
+        G = buf[: m_rows * nc].reshape(m_rows, nc)
+        _gemm_cross(G, q, keys)
+        ksq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+        const = np.full(nc, inv_s2)
+        _chunk_softmax(
+            G,
+            a * const,
+            -0.5 * a * a * ksq * inv_s2,
+            np.zeros(nc),
+            xsq,
+            const,
+            np.zeros(nc),
+            empty_labels,
+            run_max,
+            run_sum,
+            acc_b,
+            acc_bv,
+            no_cls,
+            scale,
+            cut,
+            nnz,
+        )
+        _rescale_rows(acc, scale)
+        if nnz.sum() <= SPARSE_FRACTION * m_rows * nc:
+            _sparse_accumulate(acc, G, values)
+        else:
+            _gemm_accumulate(acc, G, values)
+    # G held w_j / s2, so acc = sum w v / s2 and acc_b = sum w / s2
+    np.divide(acc, acc_b[:, None], out=out, casting="unsafe")
+    return out

@@ -1,0 +1,188 @@
+"""The locality models LS and ELS (Kamb & Ganguli 2024) against independent references: brute-force
+loops over pixels and candidate patches on tiny images (hypothesis), the exact empirical model (LS
+with a window that covers the image), circular-shift equivariance (ELS), and the large- and small-t
+limits (the mean image, a training image).
+
+Tolerances: the kernel and the loops compute the same softmax in float64 in different orders (GEMM
+cross terms against explicit squared distances); with |q - a p|^2 / (2 s2) up to ~1e3 at small t
+rounding is ~1e-13 relative to the logits' size, so 1e-9 absolute on outputs in [-1, 1] leaves a margin;
+the collapsed-regime cut drops weights below e^-46 of the row's maximum (N e^-46 < 1e-18 here)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+
+import statphys_diffusion as sd
+
+
+def _brute_ls(train, x, a, s2, k):
+    n, c, h, w = train.shape
+    r = k // 2
+    out = np.zeros_like(x)
+    for m in range(x.shape[0]):
+        for i in range(h):
+            for j in range(w):
+                logits = np.zeros(n)
+                for p in range(n):
+                    d2 = 0.0
+                    for di in range(-r, r + 1):
+                        for dj in range(-r, r + 1):
+                            ii, jj = i + di, j + dj
+                            if 0 <= ii < h and 0 <= jj < w:  # zero padding: outside, 0 against 0
+                                d2 += float(np.sum((x[m, :, ii, jj] - a * train[p, :, ii, jj]) ** 2))
+                    logits[p] = -d2 / (2 * s2)
+                wts = np.exp(logits - logsumexp(logits))
+                out[m, :, i, j] = wts @ train[:, :, i, j]
+    return out
+
+
+def _brute_els(train, x, a, s2, k):
+    n, c, h, w = train.shape
+    r = k // 2
+    out = np.zeros_like(x)
+    for m in range(x.shape[0]):
+        for i in range(h):
+            for j in range(w):
+                rows = [(i + di) % h for di in range(-r, r + 1)]
+                cols = [(j + dj) % w for dj in range(-r, r + 1)]
+                q = x[m][:, rows][:, :, cols]  # the circularly padded window
+                logits, values = [], []
+                for p in range(n):
+                    for pi in range(r, h - r):
+                        for pj in range(r, w - r):
+                            patch = train[p, :, pi - r : pi + r + 1, pj - r : pj + r + 1]
+                            logits.append(-float(np.sum((q - a * patch) ** 2)) / (2 * s2))
+                            values.append(train[p, :, pi, pj])
+                logits = np.array(logits)
+                wts = np.exp(logits - logsumexp(logits))
+                out[m, :, i, j] = wts @ np.array(values)
+    return out
+
+
+@st.composite
+def _problem(draw, max_side=5):
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(1, 5))
+    c = draw(st.integers(1, 3))
+    h, w = draw(st.integers(3, max_side)), draw(st.integers(3, max_side))
+    k = draw(st.sampled_from([1, 3, 5]))
+    t = draw(st.floats(0.05, 2.0))
+    train = rng.uniform(-1, 1, (n, c, h, w))
+    x = rng.standard_normal((2, c, h, w))
+    return train, x, k, t
+
+
+@given(_problem())
+def test_ls_equals_a_brute_force_loop(problem):
+    train, x, k, t = problem
+    model = sd.LocalEmpirical(train, patch_size=k)
+    a, s2 = float(model.schedule.alpha(t)), float(model.schedule.sigma2(t))
+    got = model.denoise(x, t).reshape(x.shape)
+    np.testing.assert_allclose(got, _brute_ls(train, x, a, s2, k), atol=1e-9, rtol=0)
+
+
+@given(_problem())
+def test_els_equals_a_brute_force_loop(problem):
+    train, x, k, t = problem
+    k = min(k, *train.shape[2:]) if min(train.shape[2:]) >= k else 3
+    model = sd.EquivariantLocalEmpirical(train, patch_size=k)
+    a, s2 = float(model.schedule.alpha(t)), float(model.schedule.sigma2(t))
+    got = model.denoise(x, t).reshape(x.shape)
+    np.testing.assert_allclose(got, _brute_els(train, x, a, s2, k), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("schedule", [sd.OrnsteinUhlenbeck(), sd.DiscreteSchedule.linear(1000), sd.VarianceExploding()])
+def test_ls_with_a_window_covering_the_image_is_the_empirical_model(schedule):
+    rng = np.random.default_rng(1)
+    train = rng.uniform(-1, 1, (7, 3, 4, 5))
+    t = {sd.OrnsteinUhlenbeck: 0.3, sd.DiscreteSchedule: 200.0, sd.VarianceExploding: 0.8}[type(schedule)]
+    emp = sd.EmpiricalDistribution(train.reshape(7, -1), schedule=schedule)
+    x = emp.sample(4, t, rng=2).x
+    ls = sd.LocalEmpirical(train, patch_size=9, schedule=schedule)  # 9 >= 2 max(H, W) - 1
+    np.testing.assert_allclose(ls.denoise(x, t), emp.denoise(x, t), atol=1e-10)
+    np.testing.assert_allclose(ls.score(x, t), emp.score(x, t), rtol=1e-8, atol=1e-8 * np.abs(emp.score(x, t)).max())
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(0, 5), st.integers(0, 6), st.sampled_from([1, 3, 5]))
+def test_els_commutes_with_circular_shifts(seed, dy, dx, k):
+    rng = np.random.default_rng(seed)
+    train = rng.uniform(-1, 1, (4, 2, 6, 7))
+    model = sd.EquivariantLocalEmpirical(train, patch_size=k)
+    x = rng.standard_normal((2, 2, 6, 7))
+    shifted = np.roll(x, (dy, dx), axis=(2, 3))
+    d = model.denoise(x, 0.3).reshape(x.shape)
+    np.testing.assert_allclose(
+        np.roll(d, (dy, dx), axis=(2, 3)), model.denoise(shifted, 0.3).reshape(x.shape), atol=1e-12
+    )
+
+
+def test_large_t_gives_the_mean_and_small_t_a_training_image():
+    rng = np.random.default_rng(3)
+    train = rng.uniform(-1, 1, (6, 3, 5, 5))
+    ls = sd.LocalEmpirical(train, patch_size=3)
+    els = sd.EquivariantLocalEmpirical(train, patch_size=3)
+    x = rng.standard_normal((2, 75))
+    # t = 20: alpha = 2e-9, the logits differ by alpha q.p / sigma^2 ~ 1e-7: LS gives the mean image, ELS
+    # the mean patch centre, to ~1e-7
+    np.testing.assert_allclose(ls.denoise(x, 20.0), np.broadcast_to(train.mean(0).reshape(1, -1), (2, 75)), atol=1e-6)
+    centres = train[:, :, 1:4, 1:4].transpose(1, 0, 2, 3).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(
+        els.denoise(x, 20.0).reshape(2, 3, 25), np.broadcast_to(centres[None, :, None], (2, 3, 25)), atol=1e-6
+    )
+    # t = 1e-3: a slightly noised training image comes back (LS everywhere; ELS at interior pixels, whose
+    # window is a candidate patch of that image)
+    t = 1e-3
+    a, s = float(ls.schedule.alpha(t)), float(ls.schedule.sigma(t))
+    xt = a * train[2:3] + s * rng.standard_normal((1, 3, 5, 5))
+    np.testing.assert_allclose(ls.denoise(xt, t).reshape(1, 3, 5, 5), train[2:3], atol=1e-12)
+    d = els.denoise(xt, t).reshape(1, 3, 5, 5)
+    np.testing.assert_allclose(d[..., 1:4, 1:4], train[2:3, :, 1:4, 1:4], atol=1e-12)
+
+
+def test_float32_in_float32_out_and_the_score_is_tweedies():
+    rng = np.random.default_rng(4)
+    train = rng.uniform(-1, 1, (8, 3, 6, 6))
+    x = rng.standard_normal((3, 108))
+    for cls in (sd.LocalEmpirical, sd.EquivariantLocalEmpirical):
+        m64 = cls(train, patch_size=3)
+        m32 = cls(train.astype(np.float32), patch_size=3)
+        d64, d32 = m64.denoise(x, 0.5), m32.denoise(x.astype(np.float32), 0.5)
+        assert d64.dtype == np.float64 and d32.dtype == np.float32
+        np.testing.assert_allclose(d32, d64, atol=2e-5)
+        a, s2 = float(m64.schedule.alpha(0.5)), float(m64.schedule.sigma2(0.5))
+        np.testing.assert_allclose(m64.score(x, 0.5), (a * d64 - x) / s2, rtol=1e-12, atol=1e-12)
+        # images in, images or rows out: the same numbers
+        np.testing.assert_array_equal(m64.denoise(x.reshape(3, 3, 6, 6), 0.5), d64)
+
+
+def test_a_calibrated_patch_size_per_time_and_an_override():
+    rng = np.random.default_rng(5)
+    train = rng.uniform(-1, 1, (5, 1, 6, 6))
+    x = rng.standard_normal((2, 36))
+    model = sd.LocalEmpirical(train, patch_size=lambda t: 1 if t < 0.5 else 5)
+    assert model.patch_size(0.2) == 1 and model.patch_size(1.0) == 5
+    np.testing.assert_array_equal(model.denoise(x, 0.2), sd.LocalEmpirical(train, patch_size=1).denoise(x, 0.2))
+    np.testing.assert_array_equal(
+        model.denoise(x, 1.0, patch_size=3), sd.LocalEmpirical(train, patch_size=3).denoise(x, 1.0)
+    )
+
+
+def test_bad_input_is_refused_by_name():
+    train = np.zeros((3, 1, 4, 4))
+    with pytest.raises(ValueError, match="patch_size must be odd"):
+        sd.LocalEmpirical(train, patch_size=2)
+    with pytest.raises(ValueError, match="image_shape"):
+        sd.LocalEmpirical(train.reshape(3, -1), patch_size=3)
+    with pytest.raises(ValueError, match="exceeds the image"):
+        sd.EquivariantLocalEmpirical(train, patch_size=5).denoise(np.zeros((1, 16)), 0.5)
+    with pytest.raises(ValueError, match="x must have shape"):
+        sd.LocalEmpirical(train, patch_size=3).denoise(np.zeros((1, 15)), 0.5)
+    with pytest.raises(TypeError, match="integer pixels"):
+        sd.LocalEmpirical(np.zeros((3, 1, 4, 4), dtype=np.uint8), patch_size=3)
+    with pytest.raises(ValueError, match="patch_size\\(t\\) must be odd"):
+        sd.LocalEmpirical(train, patch_size=lambda t: 2).denoise(np.zeros((1, 16)), 0.5)
+    with pytest.raises(ValueError, match="t="):
+        sd.LocalEmpirical(train, patch_size=3).denoise(np.zeros((1, 16)), -1.0)

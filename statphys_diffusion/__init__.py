@@ -35,6 +35,9 @@ Generalising analytic models (what a convolutional network computes)
 --------------------------------------------------------------------
 LocalEmpirical             LS: each pixel a posterior mean over training patches at its position (Kamb & Ganguli)
 EquivariantLocalEmpirical  ELS: the same over all patches at all positions, circular borders
+GaussianFlow               the data's Gaussian: closed-form probability flow, teleportation (Wang & Vastola)
+explained_variance         1 - E|s - s_ref|^2 / E|s|^2 per noise level (a network against the Gaussian)
+ExplainedVariance          result of explained_variance
 
 Protocols (what analysis functions need of a model)
 ---------------------------------------------------
@@ -173,6 +176,7 @@ import sys as _sys
 
 from .conventions import *  # noqa: F403
 from .empirical import *  # noqa: F403
+from .gaussian_linear import *  # noqa: F403
 from .guidance import *  # noqa: F403
 from .local import *  # noqa: F403
 from .manifold import *  # noqa: F403
@@ -194,6 +198,7 @@ __version__ = "0.1.0"
 _MODULES = (
     "conventions",
     "empirical",
+    "gaussian_linear",
     "guidance",
     "local",
     "manifold",

@@ -4,8 +4,8 @@ code; two processes compiling into one empty cache at once both finish with the 
 
 Each test runs a copy of the package in a temporary directory (so its cache starts empty and the
 copy's source can be edited) in subprocesses that call the small-d mixture kernel once. Each
-compilation costs a process 5-10 s, so the stale-cache and concurrent-compilation tests are marked
-slow: .ci/run runs them in a separate selection after the default run."""
+compilation costs a process 5-10 s, so these tests are marked slow: .ci/run runs them in its
+separate slow selection after the default run."""
 
 import json
 import shutil
@@ -50,6 +50,7 @@ def _result(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_kernel_from_the_cache(package_copy):
     first = _run(package_copy)
     assert first["file"].startswith(str(package_copy))  # the copy, not the installed package

@@ -180,6 +180,8 @@ def test_bad_input_is_refused_by_name():
         sd.regime_map(emp, train, held, TIMES, consistency=True)
 
 
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
 def test_a_tiny_unet_that_copies_two_images_is_memorising_at_low_noise():
     """x0-prediction, uniform-in-log-SNR noise levels, 1,500 steps (about a minute on one core):
     within tol of the exact empirical denoiser at DDPM t = 5 to 30, where the two references differ."""

@@ -17,9 +17,18 @@ from statphys_diffusion.nets.train import load_checkpoint  # noqa: E402
 
 TRAINER = textwrap.dedent(
     """
-    import sys, numpy as np, torch
+    import os, sys, time, numpy as np, torch
     import statphys_diffusion as sd
     from statphys_diffusion import nets
+    # a barrier: both trainers start training together, whatever their import times (under load one
+    # used to finish all its steps before the other had imported torch, and then both succeeded)
+    ready = os.path.join(os.path.dirname(sys.argv[1]), f"ready-{os.getpid()}")
+    open(ready, "w").close()
+    deadline = time.time() + 120
+    while sum(f.startswith("ready-") for f in os.listdir(os.path.dirname(sys.argv[1]))) < 2:
+        if time.time() > deadline:
+            sys.exit(4)
+        time.sleep(0.01)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = nets.MLPDenoiser(2, hidden=32, depth=2)

@@ -85,6 +85,8 @@ def test_ddpm_samples_quick(tmp_path):
     assert 0 <= out["conditional_agreement_mean"] <= 1 and out["fd_own_unconditional_vs_test"] > 0
 
 
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
 def test_network_memorization_quick(tmp_path):
     pytest.importorskip("torch")
     from statphys_diffusion import datasets
@@ -235,6 +237,8 @@ def test_network_entropy_quick(tmp_path):
     assert not summary["gates_passed"] and summary["verdict"] == "not testable with this network"
 
 
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
 def test_network_symmetry_quick(tmp_path):
     pytest.importorskip("torch")
     from statphys_diffusion import datasets

@@ -35,9 +35,15 @@ Generalising analytic models (what a convolutional network computes)
 --------------------------------------------------------------------
 LocalEmpirical             LS: each pixel a posterior mean over training patches at its position (Kamb & Ganguli)
 EquivariantLocalEmpirical  ELS: the same over all patches at all positions, circular borders
+PatchPosteriorAverage      PSPC: overlapping crop posterior means averaged per pixel (Niedoba et al.)
 GaussianFlow               the data's Gaussian: closed-form probability flow, teleportation (Wang & Vastola)
 explained_variance         1 - E|s - s_ref|^2 / E|s|^2 per noise level (a network against the Gaussian)
 ExplainedVariance          result of explained_variance
+calibrate_patch_size       per noise level, the patch size closest to a network's denoiser
+PatchCalibration           result of calibrate_patch_size; as_function() gives k(t)
+sample_agreement           network and model from identical noise: per-sample r^2, median, fraction above 0.8
+SampleAgreement            result of sample_agreement
+per_sample_r2              r^2 of each sample against a reference sample, over its pixels
 
 Protocols (what analysis functions need of a model)
 ---------------------------------------------------
@@ -174,6 +180,7 @@ JobError                   a failed job under errors="collect"
 
 import sys as _sys
 
+from .agreement import *  # noqa: F403
 from .conventions import *  # noqa: F403
 from .empirical import *  # noqa: F403
 from .gaussian_linear import *  # noqa: F403
@@ -196,6 +203,7 @@ __version__ = "0.1.0"
 
 # each module declares its public names in its own __all__; the package exports their union
 _MODULES = (
+    "agreement",
     "conventions",
     "empirical",
     "gaussian_linear",

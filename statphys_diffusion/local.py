@@ -1,4 +1,4 @@
-r"""Locality and equivariance: the patch-posterior denoisers of Kamb & Ganguli (LS and ELS).
+r"""Patch-posterior denoisers: locality and equivariance (Kamb & Ganguli's LS and ELS) and crop averages (PSPC).
 
 Kamb & Ganguli, "An analytic theory of creativity in convolutional diffusion models" (arXiv
 2412.20292, ICML 2025). A convolutional denoiser sees each output pixel through a finite
@@ -48,7 +48,7 @@ from . import _checks
 from ._kernels.patches import patch_posterior_mean
 from .schedules import OrnsteinUhlenbeck, Schedule
 
-__all__ = ["LocalEmpirical", "EquivariantLocalEmpirical"]
+__all__ = ["LocalEmpirical", "EquivariantLocalEmpirical", "PatchPosteriorAverage"]
 
 _CHUNK_BYTES = 32 << 20  # candidate keys per chunk
 
@@ -276,3 +276,99 @@ class EquivariantLocalEmpirical(_PatchModel):
 
         out = patch_posterior_mean(q, chunks, c, a, s2)
         return out.reshape(m, h, w, c).transpose(0, 3, 1, 2)
+
+
+class PatchPosteriorAverage(_PatchModel):
+    r"""The square-crop patch-posterior denoiser (PSPC) of Niedoba, Zwartsenberg, Murphy & Wood (2024).
+
+    Niedoba et al., "Towards a mechanistic explanation of diffusion model generalization" (arXiv
+    2411.19339, ICML 2025). Every s x s crop C of the noisy image (all positions where it lies inside
+    the image, stride 1) gets its own posterior mean of the clean crop, E[x_C | z_C], under the
+    empirical distribution of the training images' crops; overlapping crop means are averaged per
+    pixel:
+
+        D_t(x) = (sum_C C^T C)^{-1} sum_C C^T E[x_C | z_C],
+        E[x_C | z_C] = sum_P w_P P / sum_P w_P,   w_P = exp(-|z_C - alpha_t P|^2 / (2 sigma_t^2)),
+
+    with C the crop's selection matrix (C^T C counts the crops covering each pixel). The candidate
+    crops P are the training images' crops at the same position (``equivariant=False``, the default)
+    or at every position (``equivariant=True``). With s equal to the side of a square image there is
+    one crop and the model is the exact empirical model.
+
+    Parameters
+    ----------
+    train, image_shape, schedule
+        As for :class:`LocalEmpirical`.
+    patch_size : int or callable t -> int
+        The crop side s(t) (any positive integer up to the image's smaller side).
+    equivariant : bool
+        Candidates from every position instead of the crop's own.
+    """
+
+    def __init__(self, train, *, patch_size, image_shape=None, schedule: Schedule | None = None, equivariant=False):
+        super().__init__(train, patch_size=1, image_shape=image_shape, schedule=schedule)
+        self._k = patch_size if callable(patch_size) else _checks.check_positive_int(patch_size, "patch_size")
+        self.equivariant = bool(equivariant)
+
+    def __repr__(self) -> str:
+        k = "s(t)" if callable(self._k) else self._k
+        kind = ", equivariant" if self.equivariant else ""
+        return f"PatchPosteriorAverage(N={self.n_images}, image_shape={self.image_shape}, patch_size={k}{kind})"
+
+    def patch_size(self, t: float) -> int:
+        """The crop side s used at time t."""
+        return _checks.check_positive_int(self._k(t), "patch_size(t)") if callable(self._k) else int(self._k)
+
+    def _size(self, patch_size, t):
+        return self.patch_size(t) if patch_size is None else _checks.check_positive_int(patch_size, "patch_size")
+
+    def denoise(self, x, t, *, patch_size: int | None = None) -> np.ndarray:
+        """D_t(x) (M, d): the per-pixel average of the overlapping crop posterior means (class docstring)."""
+        t_checked = _checks.check_time(t, self.schedule, allow_zero=False)
+        s = self._size(patch_size, t_checked)
+        _, h, w = self.image_shape
+        if s > h or s > w:
+            raise ValueError(f"patch_size={s} exceeds the image ({h} x {w}): crops lie inside the image")
+        img, t, a, s2, _ = self._prep(x, t, 1)
+        out = self._denoise_images(img, a, s2, s)
+        return _checks.check_finite_output(out.reshape(img.shape[0], -1), "the denoiser")
+
+    def _denoise_images(self, img, a, s2, s):
+        m = img.shape[0]
+        c, h, w = self.image_shape
+        hv, wv = h - s + 1, w - s + 1
+        dim = c * s * s
+        train = self._train.astype(img.dtype, copy=False)
+        acc = np.zeros((m, c, h, w), dtype=np.float64)
+        counts = np.zeros((h, w))
+        qwin = np.lib.stride_tricks.sliding_window_view(img, (s, s), axis=(2, 3))  # (M, C, hv, wv, s, s)
+        twin = np.lib.stride_tricks.sliding_window_view(train, (s, s), axis=(2, 3))  # (N, C, hv, wv, s, s)
+        per = self._chunk_images(dim * img.dtype.itemsize * (hv * wv if self.equivariant else 1))
+        n = train.shape[0]
+        if self.equivariant:
+
+            def chunks_all():
+                for n0 in range(0, n, per):
+                    block = twin[n0 : n0 + per].transpose(0, 2, 3, 1, 4, 5).reshape(-1, dim)
+                    keys = np.ascontiguousarray(block)
+                    yield keys, keys
+
+            q = np.ascontiguousarray(qwin.transpose(0, 2, 3, 1, 4, 5).reshape(m * hv * wv, dim))
+            means = patch_posterior_mean(q, chunks_all, dim, a, s2).reshape(m, hv, wv, c, s, s)
+        for i in range(hv):
+            for j in range(wv):
+                if self.equivariant:
+                    crop_mean = means[:, i, j]
+                else:
+                    q = np.ascontiguousarray(qwin[:, :, i, j].reshape(m, dim))
+                    keys_all = twin[:, :, i, j]
+
+                    def chunks(keys_all=keys_all):
+                        for n0 in range(0, n, per):
+                            keys = np.ascontiguousarray(keys_all[n0 : n0 + per].reshape(-1, dim))
+                            yield keys, keys
+
+                    crop_mean = patch_posterior_mean(q, chunks, dim, a, s2).reshape(m, c, s, s)
+                acc[:, :, i : i + s, j : j + s] += crop_mean
+                counts[i : i + s, j : j + s] += 1.0
+        return (acc / counts).astype(img.dtype, copy=False)

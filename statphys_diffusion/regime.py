@@ -22,9 +22,12 @@ x_t = alpha x_0 + sigma eps, x_0 drawn from the training set and from held-out d
   time nearest to each t.
 
 References: the exact empirical model of the training set (what a perfectly
-trained network would learn; "empirical" kind) and smooth models of the same data
+trained network would learn; "empirical" kind), smooth models of the same data
 ("generalising" kind): the Gaussian of the data and, with labels, the
-class-Gaussian mixture (:meth:`GaussianMixture.fit`).
+class-Gaussian mixture (:meth:`GaussianMixture.fit`), and, when passed, the patch
+models of generalisation ("local" kind: :class:`~statphys_diffusion.LocalEmpirical`,
+:class:`~statphys_diffusion.EquivariantLocalEmpirical`,
+:class:`~statphys_diffusion.PatchPosteriorAverage`).
 
 Regime at each t (tolerances ``tol`` and ``gap_tol``, both in the relative units
 above), in this order:
@@ -33,14 +36,19 @@ above), in this order:
    of each other (delta of one from the other, on training and on held-out points)
    and the network within ``tol`` of one of them: high noise, where every reference
    denoises alike;
-2. ``memorising``: within ``tol`` of the empirical reference on training points, and nearer to
+2. ``local`` (only with local references): within ``tol`` of a local reference on both sets, and
+   nearer to it (on both sets) than to every empirical and generalising reference: the network
+   computes a patch posterior. No gap condition: a patch model reproduces its own training images
+   at low noise (each window matches its own patch) while making mosaics of held-out ones, so a
+   network that computes one shows the gap of a memoriser on the denoising errors alone;
+3. ``memorising``: within ``tol`` of the empirical reference on training points, and nearer to
    it there than to every generalising reference (a network that denoises well is near every
    reference at moderate noise; it memorises only if it follows the training points);
-3. ``generalising``: g <= ``gap_tol`` + 2 s.e. (no better on its training points than
+4. ``generalising``: g <= ``gap_tol`` + 2 s.e. (no better on its training points than
    on held-out ones) and either e_held <= 1 - ``tol`` (clearly better than the
    identity) or within ``tol`` of a generalising reference on both sets;
-4. ``mixed``: g above that bound but not the empirical denoiser (partial memorisation);
-5. ``not converged``: otherwise (equal on both sets, but no better than x_t / alpha:
+5. ``mixed``: g above that bound but not the empirical denoiser (partial memorisation);
+6. ``not converged``: otherwise (equal on both sets, but no better than x_t / alpha:
    an eps-network that has not learnt that noise level; DESIGN.md).
 
 A network's jvp-free denoiser is all this needs: it works on exact models and
@@ -62,7 +70,7 @@ from .protocols import Denoiser, require
 
 __all__ = ["RegimeMap", "regime_map", "REGIMES"]
 
-REGIMES = ("undetermined", "memorising", "generalising", "mixed", "not converged")
+REGIMES = ("undetermined", "memorising", "generalising", "mixed", "not converged", "local")
 
 
 @dataclass(frozen=True, repr=False)
@@ -158,6 +166,7 @@ class RegimeMap(TidyResult):
             "generalising": "#c8e6c9",
             "mixed": "#ffe0b2",
             "not converged": "#cfd8dc",
+            "local": "#bbdefb",
         }
         edges = np.sqrt(t[1:] * t[:-1]) if t.size > 1 else t
         lo = np.concatenate([[t[0]], edges])
@@ -216,6 +225,14 @@ def _default_references(train, labels, schedule) -> dict:
     return refs
 
 
+def _kind(ref) -> str:
+    from .local import _PatchModel
+
+    if isinstance(ref, EmpiricalDistribution):
+        return "empirical"
+    return "local" if isinstance(ref, _PatchModel) else "generalising"
+
+
 def _check_references(references, model, times, d) -> tuple[list, list, list]:
     if not isinstance(references, dict) or not references:
         raise ValueError("references must be a non-empty dict {name: exact model}")
@@ -234,7 +251,7 @@ def _check_references(references, model, times, d) -> tuple[list, list, list]:
                 )
         names.append(str(name))
         refs.append(ref)
-        kinds.append("empirical" if isinstance(ref, EmpiricalDistribution) else "generalising")
+        kinds.append(_kind(ref))
     return names, refs, kinds
 
 
@@ -306,7 +323,8 @@ def regime_map(
     references : dict {name: exact model}, optional
         Default: ``empirical`` (:class:`EmpiricalDistribution` of ``train``), ``gaussian``
         (:meth:`GaussianMixture.fit` of ``train``) and, with ``labels``, ``class_gaussian``.
-        :class:`EmpiricalDistribution` references count as the memorising kind, all others as
+        :class:`EmpiricalDistribution` references count as the memorising kind, the patch models
+        (:class:`~statphys_diffusion.LocalEmpirical` and its kin) as local, all others as
         generalising. They must use the model's schedule.
     labels : (N,) array, optional
         Classes of ``train`` (adds the class-Gaussian reference).
@@ -414,11 +432,16 @@ def _classify(i, f, dist, kinds, spread, tol, gap_tol) -> str:
     """The regime rule of the module docstring at time index i."""
     emp = [j for j, k in enumerate(kinds) if k == "empirical"]
     gen = [j for j, k in enumerate(kinds) if k == "generalising"]
+    loc = [j for j, k in enumerate(kinds) if k == "local"]
     d_emp = min((dist["train"][i, j] for j in emp), default=np.inf)
     d_gen_train = min((dist["train"][i, j] for j in gen), default=np.inf)
     d_gen = min((max(dist["train"][i, j], dist["held"][i, j]) for j in gen), default=np.inf)
+    d_loc = min((max(dist["train"][i, j], dist["held"][i, j]) for j in loc), default=np.inf)
+    d_emp_both = min((max(dist["train"][i, j], dist["held"][i, j]) for j in emp), default=np.inf)
     if spread < tol and min(d_emp, d_gen) <= tol:
         return "undetermined"
+    if d_loc <= tol and d_loc < d_gen and d_loc < d_emp_both:
+        return "local"
     if d_emp <= tol and d_emp < d_gen_train:
         return "memorising"
     if f["gap"][i] <= gap_tol + 2 * f["gap_se"][i]:

@@ -186,3 +186,43 @@ def test_bad_input_is_refused_by_name():
         sd.LocalEmpirical(train, patch_size=lambda t: 2).denoise(np.zeros((1, 16)), 0.5)
     with pytest.raises(ValueError, match="t="):
         sd.LocalEmpirical(train, patch_size=3).denoise(np.zeros((1, 16)), -1.0)
+
+
+def _brute_pspc(train, x, a, s2, s, equivariant):
+    n, c, h, w = train.shape
+    out = np.zeros_like(x)
+    for m in range(x.shape[0]):
+        acc = np.zeros((c, h, w))
+        cnt = np.zeros((h, w))
+        for i in range(h - s + 1):
+            for j in range(w - s + 1):
+                z = x[m, :, i : i + s, j : j + s]
+                spots = [(i, j)] if not equivariant else [(p, q) for p in range(h - s + 1) for q in range(w - s + 1)]
+                cands = [train[k, :, p : p + s, q : q + s] for k in range(n) for p, q in spots]
+                logits = np.array([-float(np.sum((z - a * cand) ** 2)) / (2 * s2) for cand in cands])
+                wts = np.exp(logits - logsumexp(logits))
+                acc[:, i : i + s, j : j + s] += np.tensordot(wts, np.array(cands), axes=1)
+                cnt[i : i + s, j : j + s] += 1
+        out[m] = acc / cnt
+    return out
+
+
+@given(_problem(), st.integers(1, 3), st.booleans())
+def test_pspc_equals_a_brute_force_loop(problem, s, equivariant):
+    train, x, _, t = problem
+    model = sd.PatchPosteriorAverage(train, patch_size=s, equivariant=equivariant)
+    a, s2 = float(model.schedule.alpha(t)), float(model.schedule.sigma2(t))
+    got = model.denoise(x, t).reshape(x.shape)
+    np.testing.assert_allclose(got, _brute_pspc(train, x, a, s2, s, equivariant), atol=1e-9, rtol=0)
+
+
+def test_pspc_with_one_crop_covering_the_image_is_the_empirical_model():
+    rng = np.random.default_rng(6)
+    train = rng.uniform(-1, 1, (9, 2, 5, 5))
+    emp = sd.EmpiricalDistribution(train.reshape(9, -1))
+    x = emp.sample(3, 0.2, rng=7).x
+    for equivariant in (False, True):
+        model = sd.PatchPosteriorAverage(train, patch_size=5, equivariant=equivariant)
+        np.testing.assert_allclose(model.denoise(x, 0.2), emp.denoise(x, 0.2), atol=1e-10)
+    with pytest.raises(ValueError, match="exceeds the image"):
+        sd.PatchPosteriorAverage(train, patch_size=6).denoise(x, 0.2)

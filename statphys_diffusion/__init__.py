@@ -36,6 +36,7 @@ Generalising analytic models (what a convolutional network computes)
 LocalEmpirical             LS: each pixel a posterior mean over training patches at its position (Kamb & Ganguli)
 EquivariantLocalEmpirical  ELS: the same over all patches at all positions, circular borders
 PatchPosteriorAverage      PSPC: overlapping crop posterior means averaged per pixel (Niedoba et al.)
+DataDrivenLocalEmpirical   empirical posterior over receptive fields from the data's Wiener filter (Lukoianov et al.)
 GaussianFlow               the data's Gaussian: closed-form probability flow, teleportation (Wang & Vastola)
 explained_variance         1 - E|s - s_ref|^2 / E|s|^2 per noise level (a network against the Gaussian)
 ExplainedVariance          result of explained_variance

@@ -76,11 +76,11 @@ class PatchCalibration(TidyResult):
     n: int
 
     def to_rows(self) -> list[dict]:
-        """One dict per (t, size): ``t``, ``patch_size``, ``mse``, ``mse_stderr``, ``best``."""
+        """One dict per (t, size): ``t``, ``patch_size`` (the value tried), ``mse``, ``mse_stderr``, ``best``."""
         return [
             {
                 "t": float(t),
-                "patch_size": int(k),
+                "patch_size": k.item(),
                 "mse": float(self.mse[i, j]),
                 "mse_stderr": float(self.mse_stderr[i, j]),
                 "best": bool(k == self.best[i]),
@@ -89,15 +89,15 @@ class PatchCalibration(TidyResult):
             for j, k in enumerate(self.sizes)
         ]
 
-    def as_function(self, schedule=None) -> Callable[[float], int]:
+    def as_function(self, schedule=None) -> Callable[[float], float]:
         """t -> the calibrated size at the nearest calibrated time (nearest in log t, or in log-SNR when
         ``schedule`` is given): pass it as a patch model's ``patch_size``."""
         ts, best = self.times.copy(), self.best.copy()
         key = (lambda t: float(schedule.log_snr(t))) if schedule is not None else (lambda t: float(np.log(t)))
         keys = np.array([key(float(t)) for t in ts])
 
-        def k_of_t(t: float) -> int:
-            return int(best[int(np.argmin(np.abs(keys - key(float(t)))))])
+        def k_of_t(t: float):
+            return best[int(np.argmin(np.abs(keys - key(float(t)))))].item()
 
         return k_of_t
 
@@ -119,8 +119,9 @@ def calibrate_patch_size(
     model,
     held_out,
     times,
-    sizes: Sequence[int],
+    sizes: Sequence[float],
     *,
+    parameter: str = "patch_size",
     n: int = 64,
     rng=None,
     progress: bool = False,
@@ -138,7 +139,9 @@ def calibrate_patch_size(
         :class:`~statphys_diffusion.PatchPosteriorAverage`)
     held_out : (N, d) rows or images the network was not trained on
     times : (T,) times with alpha_t, sigma_t > 0
-    sizes : the patch sizes to try
+    sizes : the patch sizes to try (or values of ``parameter``)
+    parameter : the keyword of ``model.denoise`` that sets the locality scale (``"patch_size"``; for
+        :class:`~statphys_diffusion.DataDrivenLocalEmpirical`, ``"threshold"``)
     n : images per time
     rng : None, int or numpy Generator
     progress : bool
@@ -147,7 +150,13 @@ def calibrate_patch_size(
     require(model, Denoiser, purpose="the calibration compares denoisers")
     x0_all = _checks.as_image_rows(held_out, "held_out", dtype=np.float64)
     ts = _checks.check_times(times, network.schedule, allow_zero=False, positive_alpha=True)
-    ks = np.array([_checks.check_positive_int(k, "sizes") for k in np.atleast_1d(np.asarray(sizes).tolist())])
+    if not isinstance(parameter, str) or not parameter.isidentifier():
+        raise ValueError(f"parameter must be the name of a keyword of model.denoise, got {parameter!r}")
+    raw = np.atleast_1d(np.asarray(sizes).tolist())
+    if parameter == "patch_size":
+        ks = np.array([_checks.check_positive_int(k, "sizes") for k in raw])
+    else:
+        ks = np.array([_checks.check_real(float(k), "sizes") for k in raw])
     if ks.size == 0:
         raise ValueError("sizes must list at least one patch size")
     n = _checks.check_positive_int(n, "n")
@@ -164,7 +173,8 @@ def calibrate_patch_size(
         xt = a * x0 + s * rng.standard_normal(x0.shape)
         d_net = np.asarray(network.denoise(xt, t), dtype=np.float64)
         for j, k in enumerate(ks):
-            diff = d_net - np.asarray(model.denoise(xt, t, patch_size=int(k)), dtype=np.float64)
+            value = int(k) if parameter == "patch_size" else float(k)
+            diff = d_net - np.asarray(model.denoise(xt, t, **{parameter: value}), dtype=np.float64)
             per = np.mean(diff * diff, axis=1)
             mse[i, j] = per.mean()
             se[i, j] = per.std(ddof=1) / np.sqrt(n)

@@ -226,11 +226,11 @@ def _default_references(train, labels, schedule) -> dict:
 
 
 def _kind(ref) -> str:
-    from .local import _PatchModel
+    from .local import _ImageModel
 
     if isinstance(ref, EmpiricalDistribution):
         return "empirical"
-    return "local" if isinstance(ref, _PatchModel) else "generalising"
+    return "local" if isinstance(ref, _ImageModel) else "generalising"
 
 
 def _check_references(references, model, times, d) -> tuple[list, list, list]:

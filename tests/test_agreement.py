@@ -79,3 +79,14 @@ def test_the_regime_map_names_a_network_that_is_a_local_model():
     no_local = {k: refs[k] for k in ("empirical", "gaussian")}
     rm2 = sd.regime_map(network, train, held, [0.01], references=no_local, n_points=12, rng=2)
     assert list(rm2.regime) == ["memorising"]
+
+
+def test_calibration_of_another_locality_parameter():
+    smooth = np.cumsum(RNG.standard_normal((60, 1, 5, 5)), axis=3) / 3
+    network = sd.DataDrivenLocalEmpirical(smooth, threshold=0.3)
+    model = sd.DataDrivenLocalEmpirical(smooth, threshold=0.0)
+    held = np.cumsum(RNG.standard_normal((10, 1, 5, 5)), axis=3).reshape(10, -1) / 3
+    cal = sd.calibrate_patch_size(network, model, held, [0.2], [0.0, 0.3, 0.9], parameter="threshold", n=6, rng=0)
+    assert cal.best.tolist() == [0.3] and cal.mse[0, 1] == 0.0
+    with pytest.raises(ValueError, match="parameter"):
+        sd.calibrate_patch_size(network, model, held, [0.2], [0.3], parameter="not a name")

@@ -226,3 +226,33 @@ def test_pspc_with_one_crop_covering_the_image_is_the_empirical_model():
         np.testing.assert_allclose(model.denoise(x, 0.2), emp.denoise(x, 0.2), atol=1e-10)
     with pytest.raises(ValueError, match="exceeds the image"):
         sd.PatchPosteriorAverage(train, patch_size=6).denoise(x, 0.2)
+
+
+def test_data_driven_locality_limits_and_a_square_field_is_ls():
+    """threshold = 0 sees every pixel: the empirical model; fields given as k x k squares (clipped at
+    the border) are LS with zero padding; the Wiener fields grow with the noise."""
+    rng = np.random.default_rng(8)
+    train = rng.uniform(-1, 1, (10, 2, 5, 5))
+    x = rng.standard_normal((3, 50))
+    emp = sd.EmpiricalDistribution(train.reshape(10, -1))
+    full = sd.DataDrivenLocalEmpirical(train, threshold=0.0)
+    np.testing.assert_allclose(full.denoise(x, 0.3), emp.denoise(x, 0.3), atol=1e-10)
+    ii, jj = np.divmod(np.arange(25), 5)
+    square = (np.abs(ii[:, None] - ii[None]) <= 1) & (np.abs(jj[:, None] - jj[None]) <= 1)
+    boxed = sd.DataDrivenLocalEmpirical(train, masks=lambda t: square)
+    np.testing.assert_allclose(
+        boxed.denoise(x, 0.3), sd.LocalEmpirical(train, patch_size=3).denoise(x, 0.3), atol=1e-10
+    )
+    # correlated data: smooth images (a random field blurred along the rows)
+    smooth = np.cumsum(rng.standard_normal((200, 1, 6, 6)), axis=3) / 3
+    model = sd.DataDrivenLocalEmpirical(smooth, threshold=0.3)
+    sizes = [model.fields(t).sum(axis=1).mean() for t in (0.01, 0.3, 3.0)]
+    assert sizes[0] <= sizes[1] <= sizes[2] and sizes[0] < sizes[2]
+    # the Wiener filter is the Gaussian denoiser's gain: D_gauss(x) = mu + W (x - alpha mu)
+    gauss = sd.GaussianFlow.fit(smooth.reshape(200, -1)).model(ridge=0.0)
+    y = rng.standard_normal((2, 36))
+    a = float(model.schedule.alpha(0.3))
+    mu = smooth.reshape(200, -1).mean(0)
+    np.testing.assert_allclose(gauss.denoise(y, 0.3), mu + (y - a * mu) @ model.wiener_filter(0.3).T, atol=1e-8)
+    with pytest.raises(ValueError, match="threshold"):
+        sd.DataDrivenLocalEmpirical(train, threshold=1.5)

@@ -45,7 +45,8 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _checks
-from ._kernels.patches import patch_posterior_mean
+from ._backend import check_backend
+from ._kernels.patches import patch_posterior_mean, patch_posterior_mean_torch
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["LocalEmpirical", "EquivariantLocalEmpirical", "PatchPosteriorAverage", "DataDrivenLocalEmpirical"]
@@ -85,13 +86,34 @@ def _check_k(k, name: str = "patch_size") -> int:
 class _ImageModel:
     """Shared: the training images, the schedule, the image geometry and the input checks."""
 
-    def __init__(self, train, *, image_shape=None, schedule: Schedule | None = None):
+    def __init__(self, train, *, image_shape=None, schedule: Schedule | None = None, backend="numba", device=None):
         self._train = _images(train, image_shape)
         if schedule is None:
             schedule = OrnsteinUhlenbeck()
         if not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
+        self._backend, self._device = check_backend(backend, device, cpu="numba")
+
+    @property
+    def backend(self) -> str:
+        """``"numba"`` (BLAS + the numba softmax) or ``"torch"`` (the same stream in torch, on ``device``)."""
+        return self._backend
+
+    def _posterior_mean(self, q, chunks, n_values, a, s2):
+        """The streaming patch posterior on this model's backend; numpy in, numpy out."""
+        if self._backend == "numba":
+            return patch_posterior_mean(q, chunks, n_values, a, s2)
+        import torch
+
+        dev = self._device
+        tq = torch.as_tensor(q, device=dev)
+
+        def tchunks():
+            for keys, values in chunks():
+                yield torch.as_tensor(keys, device=dev), torch.as_tensor(values, device=dev)
+
+        return patch_posterior_mean_torch(tq, tchunks, n_values, a, s2).cpu().numpy()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -138,8 +160,10 @@ class _ImageModel:
 class _PatchModel(_ImageModel):
     """A patch model with a patch size, fixed or per time."""
 
-    def __init__(self, train, *, patch_size, image_shape=None, schedule: Schedule | None = None):
-        super().__init__(train, image_shape=image_shape, schedule=schedule)
+    def __init__(
+        self, train, *, patch_size, image_shape=None, schedule: Schedule | None = None, backend="numba", device=None
+    ):
+        super().__init__(train, image_shape=image_shape, schedule=schedule, backend=backend, device=device)
         self._k: int | Callable = patch_size if callable(patch_size) else self._check_size(patch_size)
 
     @staticmethod
@@ -186,6 +210,10 @@ class LocalEmpirical(_PatchModel):
         The window size k (or k(t), e.g. from :func:`~statphys_diffusion.calibrate_patch_size`).
     image_shape : (C, H, W), needed when ``train`` is given as rows
     schedule : Schedule, default :class:`OrnsteinUhlenbeck`
+    backend : {"numba", "torch"}
+        ``"torch"`` runs the streaming softmax and its products in torch on ``device`` (any device;
+        the candidate patches are cut on the CPU and moved there chunk by chunk).
+    device : str or torch.device, optional (``backend="torch"`` only)
 
     Examples
     --------
@@ -221,7 +249,7 @@ class LocalEmpirical(_PatchModel):
                         keys = np.ascontiguousarray(keys_all[n0 : n0 + per].reshape(-1, c * k * k))
                         yield keys, np.ascontiguousarray(vals_all[n0 : n0 + per], dtype=img.dtype)
 
-                out[:, :, i, j] = patch_posterior_mean(q, chunks, c, a, s2)
+                out[:, :, i, j] = self._posterior_mean(q, chunks, c, a, s2)
         return out
 
 
@@ -286,7 +314,7 @@ class EquivariantLocalEmpirical(_PatchModel):
                 centres = block[:, :, r : r + hv, r : r + wv].transpose(0, 2, 3, 1).reshape(-1, c)
                 yield keys, np.ascontiguousarray(centres)
 
-        out = patch_posterior_mean(q, chunks, c, a, s2)
+        out = self._posterior_mean(q, chunks, c, a, s2)
         return out.reshape(m, h, w, c).transpose(0, 3, 1, 2)
 
 
@@ -317,8 +345,20 @@ class PatchPosteriorAverage(_PatchModel):
         Candidates from every position instead of the crop's own.
     """
 
-    def __init__(self, train, *, patch_size, image_shape=None, schedule: Schedule | None = None, equivariant=False):
-        super().__init__(train, patch_size=patch_size, image_shape=image_shape, schedule=schedule)
+    def __init__(
+        self,
+        train,
+        *,
+        patch_size,
+        image_shape=None,
+        schedule: Schedule | None = None,
+        equivariant=False,
+        backend="numba",
+        device=None,
+    ):
+        super().__init__(
+            train, patch_size=patch_size, image_shape=image_shape, schedule=schedule, backend=backend, device=device
+        )
         self.equivariant = bool(equivariant)
 
     def __repr__(self) -> str:
@@ -353,7 +393,7 @@ class PatchPosteriorAverage(_PatchModel):
                     yield keys, keys
 
             q = np.ascontiguousarray(qwin.transpose(0, 2, 3, 1, 4, 5).reshape(m * hv * wv, dim))
-            means = patch_posterior_mean(q, chunks_all, dim, a, s2).reshape(m, hv, wv, c, s, s)
+            means = self._posterior_mean(q, chunks_all, dim, a, s2).reshape(m, hv, wv, c, s, s)
         for i in range(hv):
             for j in range(wv):
                 if self.equivariant:
@@ -367,7 +407,7 @@ class PatchPosteriorAverage(_PatchModel):
                             keys = np.ascontiguousarray(keys_all[n0 : n0 + per].reshape(-1, dim))
                             yield keys, keys
 
-                    crop_mean = patch_posterior_mean(q, chunks, dim, a, s2).reshape(m, c, s, s)
+                    crop_mean = self._posterior_mean(q, chunks, dim, a, s2).reshape(m, c, s, s)
                 acc[:, :, i : i + s, j : j + s] += crop_mean
                 counts[i : i + s, j : j + s] += 1.0
         return (acc / counts).astype(img.dtype, copy=False)
@@ -412,9 +452,18 @@ class DataDrivenLocalEmpirical(_ImageModel):
     """
 
     def __init__(
-        self, train, *, threshold=0.1, image_shape=None, schedule: Schedule | None = None, covariance=None, masks=None
+        self,
+        train,
+        *,
+        threshold=0.1,
+        image_shape=None,
+        schedule: Schedule | None = None,
+        covariance=None,
+        masks=None,
+        backend="numba",
+        device=None,
     ):
-        super().__init__(train, image_shape=image_shape, schedule=schedule)
+        super().__init__(train, image_shape=image_shape, schedule=schedule, backend=backend, device=device)
         self._threshold = threshold if callable(threshold) else _check_threshold(threshold)
         flat = self._train.reshape(self._train.shape[0], -1).astype(np.float64)
         if covariance is None:
@@ -485,7 +534,7 @@ class DataDrivenLocalEmpirical(_ImageModel):
                         np.ascontiguousarray(block[:, :, p]),
                     )
 
-            out[:, :, p] = patch_posterior_mean(q, chunks, c, a, s2)
+            out[:, :, p] = self._posterior_mean(q, chunks, c, a, s2)
         return _checks.check_finite_output(out.reshape(m, -1), "the denoiser")
 
     def score(self, x, t, *, threshold: float | None = None) -> np.ndarray:

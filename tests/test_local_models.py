@@ -256,3 +256,25 @@ def test_data_driven_locality_limits_and_a_square_field_is_ls():
     np.testing.assert_allclose(gauss.denoise(y, 0.3), mu + (y - a * mu) @ model.wiener_filter(0.3).T, atol=1e-8)
     with pytest.raises(ValueError, match="threshold"):
         sd.DataDrivenLocalEmpirical(train, threshold=1.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_torch_backend_equals_the_numba_one(dtype):
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    train = rng.uniform(-1, 1, (15, 2, 6, 6)).astype(dtype)
+    x = rng.standard_normal((3, 72)).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for make in (
+        lambda **kw: sd.LocalEmpirical(train, patch_size=3, **kw),
+        lambda **kw: sd.EquivariantLocalEmpirical(train, patch_size=3, **kw),
+        lambda **kw: sd.PatchPosteriorAverage(train, patch_size=2, **kw),
+        lambda **kw: sd.DataDrivenLocalEmpirical(train, threshold=0.2, **kw),
+    ):
+        for t in (0.05, 0.5, 3.0):  # collapsed, mixed and dense posteriors
+            ref = make().denoise(x, t)
+            got = make(backend="torch", device="cpu").denoise(x, t)
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
+    with pytest.raises(ValueError, match="backend"):
+        sd.LocalEmpirical(train, patch_size=3, backend="jax")

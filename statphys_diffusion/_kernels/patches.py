@@ -20,6 +20,7 @@ equivariant model's (images x positions) patch matrix never exists as a whole.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -104,4 +105,35 @@ def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> 
             _gemm_accumulate(acc, G, values)
     # G held w_j / s2, so acc = sum w v / s2 and acc_b = sum w / s2
     np.divide(acc, acc_b[:, None], out=out, casting="unsafe")
+    return out
+
+
+def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, row_block: int = 4096):
+    """:func:`patch_posterior_mean` in torch on any device: ``q`` (M, D) and every chunk's (keys, values)
+    are tensors on one device in one floating dtype. The logits and the softmax's running state are
+    float64 (as in the numba kernel), the products in the input's dtype. Returns (M, n_values)."""
+    import torch
+
+    dev, dt = q.device, q.dtype
+    cut = CUT.get(np.dtype(np.float32 if dt == torch.float32 else np.float64), CUT[np.dtype(np.float32)])
+    out = torch.empty((q.shape[0], n_values), dtype=dt, device=dev)
+    for r0 in range(0, q.shape[0], row_block):
+        qb = q[r0 : r0 + row_block]
+        rows = qb.shape[0]
+        run_max = torch.full((rows,), -math.inf, dtype=torch.float64, device=dev)
+        run_sum = torch.zeros(rows, dtype=torch.float64, device=dev)
+        acc = torch.zeros((rows, n_values), dtype=torch.float64, device=dev)
+        for keys, values in chunks():
+            if keys.shape[0] == 0:
+                continue
+            logits = (qb @ keys.T).double() * (a / s2)
+            logits -= (0.5 * a * a / s2) * (keys.double() * keys.double()).sum(dim=1)
+            new = torch.maximum(run_max, logits.max(dim=1).values)
+            scale = torch.exp(run_max - new)  # exp(-inf) = 0 on the first chunk
+            z = logits - new[:, None]
+            w = torch.where(z >= cut, torch.exp(z), torch.zeros((), dtype=torch.float64, device=dev))
+            run_sum = run_sum * scale + w.sum(dim=1)
+            acc = acc * scale[:, None] + (w.to(dt) @ values).double()
+            run_max = new
+        out[r0 : r0 + rows] = (acc / run_sum[:, None]).to(dt)
     return out

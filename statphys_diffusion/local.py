@@ -51,7 +51,8 @@ from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["LocalEmpirical", "EquivariantLocalEmpirical", "PatchPosteriorAverage", "DataDrivenLocalEmpirical"]
 
-_CHUNK_BYTES = 32 << 20  # candidate keys per chunk
+_CHUNK_BYTES = 64 << 20  # candidate keys and the (rows x candidates) logits of one chunk
+_ROW_BLOCK = 4096  # query rows per pass over the candidates (the kernel's row_block)
 
 
 def _images(train, image_shape, name: str = "train") -> np.ndarray:
@@ -153,8 +154,11 @@ class _ImageModel:
         a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
         return (a * d - xr) / s2
 
-    def _chunk_images(self, row_bytes: int) -> int:
-        return max(1, _CHUNK_BYTES // max(1, row_bytes))
+    def _chunk_images(self, per_image: int, width: int, rows: int, itemsize: int) -> int:
+        """Training images per chunk: their ``per_image`` candidates (``width`` values each) and the
+        (rows x candidates) logit buffer stay within the chunk budget."""
+        rows = min(rows, _ROW_BLOCK)
+        return max(1, _CHUNK_BYTES // max(1, per_image * (width + rows) * itemsize))
 
 
 class _PatchModel(_ImageModel):
@@ -237,7 +241,7 @@ class LocalEmpirical(_PatchModel):
         tp = np.pad(self._train, pad).astype(img.dtype, copy=False)
         n = tp.shape[0]
         out = np.empty((m, c, h, w), dtype=img.dtype)
-        per = self._chunk_images(c * k * k * img.dtype.itemsize)
+        per = self._chunk_images(1, c * k * k, m, img.dtype.itemsize)
         for i in range(h):
             for j in range(w):
                 q = np.ascontiguousarray(xp[:, :, i : i + k, j : j + k].reshape(m, -1))
@@ -303,7 +307,7 @@ class EquivariantLocalEmpirical(_PatchModel):
         win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
         q = np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5).reshape(m * h * w, c * k * k))
         hv, wv = h - k + 1, w - k + 1
-        per = self._chunk_images(hv * wv * c * k * k * img.dtype.itemsize)
+        per = self._chunk_images(hv * wv, c * k * k, m * h * w, img.dtype.itemsize)
         train = self._train
 
         def chunks():
@@ -382,7 +386,8 @@ class PatchPosteriorAverage(_PatchModel):
         counts = np.zeros((h, w))
         qwin = np.lib.stride_tricks.sliding_window_view(img, (s, s), axis=(2, 3))  # (M, C, hv, wv, s, s)
         twin = np.lib.stride_tricks.sliding_window_view(train, (s, s), axis=(2, 3))  # (N, C, hv, wv, s, s)
-        per = self._chunk_images(dim * img.dtype.itemsize * (hv * wv if self.equivariant else 1))
+        per_img = hv * wv if self.equivariant else 1
+        per = self._chunk_images(per_img, dim, m * per_img, img.dtype.itemsize)
         n = train.shape[0]
         if self.equivariant:
 
@@ -524,7 +529,7 @@ class DataDrivenLocalEmpirical(_ImageModel):
         for p in range(h * w):
             idx = np.flatnonzero(fields[p])
             q = np.ascontiguousarray(xq[:, :, idx].reshape(m, -1))
-            per = self._chunk_images(c * idx.size * img.dtype.itemsize)
+            per = self._chunk_images(1, c * idx.size, m, img.dtype.itemsize)
 
             def chunks(idx=idx, p=p, per=per):
                 for n0 in range(0, n, per):

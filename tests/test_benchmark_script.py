@@ -4,6 +4,8 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 
 def test_bench_kernels_quick(tmp_path):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
@@ -61,3 +63,17 @@ def test_bench_gpu_skips_cleanly_without_a_gpu_and_runs_its_pipeline_quick(tmp_p
     rows = mod.main(["--quick", "--out", str(tmp_path / "q.csv")])
     assert [r["dtype"] for r in rows] == ["float32", "float64"]
     assert all(0 < r["score_fraction_of_gemm"] and r["score_s"] > 0 for r in rows)
+
+
+def test_bench_patches_quick(tmp_path):
+    """The patch-model benchmark runs, and the kernel and its unfold baseline compute the same denoiser
+    (float32: 1e-4 on outputs in [-1, 1])."""
+    pytest.importorskip("torch")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_patches.py"
+    spec = importlib.util.spec_from_file_location("bench_patches", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--quick", "--repeat", "1", "--out", str(tmp_path / "p.csv")])
+    assert {r["model"] for r in rows} == {"ELS", "LS"}
+    assert all(r["max_abs_diff"] < 1e-4 for r in rows)
+    assert all(r["peak_mib"] > 0 and r["speedup_vs_baseline"] > 0 for r in rows)

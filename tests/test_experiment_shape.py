@@ -1,0 +1,90 @@
+"""The experiment shape of validation/ (pre-registration, verdict vocabulary with bootstrap stability,
+provenance) and the generalisation test's decision rule on synthetic r^2 whose answer is known; its
+quick mode end to end (needs CIFAR-10)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    sys.path.insert(0, str(ROOT / "validation"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "validation" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _r2(rng, **medians):
+    """200 per-sample r^2 values per model around the given medians (spread 0.05)."""
+    models = ("empirical", "gaussian", "LS", "ELS", "PSPC", "locality", "composite")
+    return {m: np.clip(medians.get(m, 0.5) + 0.05 * rng.standard_normal(200), -1, 1) for m in models}
+
+
+def test_the_decision_rule_can_confirm_refute_and_say_partly():
+    gen = _load("generalisation")
+    rng = np.random.default_rng(0)
+    assert gen.decision(_r2(rng, ELS=0.9))[0] == "confirmed"
+    assert gen.decision(_r2(rng, gaussian=0.9))[0] == "refuted"
+    assert gen.decision(_r2(rng, empirical=0.95, LS=0.6))[0] == "refuted"
+    # a local model best but below 0.8: partly; tied with the Gaussian: partly
+    assert gen.decision(_r2(rng, ELS=0.7))[0] == "partly"
+    assert gen.decision(_r2(rng, ELS=0.9, gaussian=0.9))[0] == "partly"
+
+
+def test_a_verdict_on_a_knife_edge_is_inconclusive():
+    ex = _load("_experiment")
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal(100)
+    data -= data.mean()  # the rule's statistic sits exactly on its threshold
+
+    def rule(x):  # decided by the sign of the mean of noise: about half the resamples disagree
+        return ("confirmed", "mean > 0") if np.mean(x) > 0 else ("refuted", "mean <= 0")
+
+    def resample(x, g):
+        return x[g.integers(0, x.size, x.size)]
+
+    v = ex.decide(rule, data, resample, n_resamples=200, rng=2)
+    assert v.outcome == "inconclusive" and v.stability < ex.STABILITY_FLOOR
+    clear = ex.decide(rule, data + 3.0, resample, n_resamples=200, rng=2)
+    assert clear.outcome == "confirmed" and clear.stability == 1.0
+    with pytest.raises(ValueError, match="outcome"):
+        ex.Verdict("maybe", "", 1.0, 0)
+
+
+def test_a_full_run_needs_a_committed_preregistration(tmp_path, monkeypatch):
+    ex = _load("_experiment")
+    monkeypatch.setattr(ex, "PREREGISTRATIONS", tmp_path)
+    with pytest.raises(SystemExit, match="no pre-registration"):
+        ex.preregistration("nothing", require_committed=True)
+    (tmp_path / "draft.md").write_text("claims")
+    with pytest.raises(SystemExit, match="not committed"):
+        monkeypatch.setattr(ex, "ROOT", tmp_path)
+        ex.preregistration("draft", require_committed=True)
+    path, digest = ex.preregistration("draft", require_committed=False)
+    assert len(digest) == 64
+    prov = ex.provenance({"a": 1}, digest, 1.234)
+    assert prov["preregistration_sha256"] == digest and prov["config"] == {"a": 1} and prov["seconds"] == 1.2
+
+
+def test_generalisation_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    summary = _load("generalisation").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")])
+    saved = json.loads((tmp_path / "generalisation.json").read_text())
+    assert saved["provenance"]["preregistration_sha256"] == summary["provenance"]["preregistration_sha256"]
+    net = saved["networks"][0]
+    assert set(net["models"]) == {"empirical", "gaussian", "LS", "ELS", "PSPC", "locality", "composite"}
+    assert net["verdict"]["outcome"] in ("confirmed", "refuted", "partly", "inconclusive", "not testable")
+    for name in ("generalisation.csv", "generalisation_mse.csv", "generalisation_r2.png", "generalisation_purpose.png"):
+        assert (tmp_path / name).is_file()

@@ -1,0 +1,663 @@
+"""What does a trained network compute? The generalising analytic models held against networks (issue 33).
+
+Pre-registration: ``validation/preregistrations/generalisation.md`` (claims, gates, power and decision
+rule, committed before any full run; its SHA-256 is in every output). For each network and its own
+training set, six models are compared on equal terms: the exact empirical model, the Gaussian of the
+training set (full covariance; its rank is stated), LS and ELS (Kamb & Ganguli), PSPC (Niedoba et
+al.), the data-driven locality model (after Lukoianov et al.), and a per-noise-level composite (at
+each calibration time the model calibrated closest to the network's denoiser). Each patch model's
+size is calibrated per noise level on noised held-out images (:func:`sd.calibrate_patch_size`).
+
+Measured per network and model, from the same initial noise under one deterministic sampler (DDIM,
+eta = 0, the DDPM grid): the per-sample r^2 of the model's sample against the network's
+(:func:`sd.sample_agreement`; median and fraction above 0.8 with bootstrap intervals) and the
+per-pixel MSE to the network's denoiser per noise level on noised held-out and training images.
+
+Networks (full mode): ``purpose``, an unconditional ``small`` UNet trained here on N = 5,000 CIFAR-10
+images at 16 x 16 (EDM preconditioning and log-normal noise, as the R1 network; about 90 minutes on 2
+cores, resumable); ``small50k``, the committed class-conditional ``small`` UNet on all 50,000 images
+(its null-label prediction; ELS on a stated subset); the committed ``tiny`` memorisation family
+(N = 11 to 512). ``--quick``: a ``tiny`` UNet trained 40 steps on 48 images at 8 x 8, the pipeline only.
+
+Outputs in ``--out`` (default figures/): ``generalisation.json`` (criterion, gates, verdicts,
+provenance), ``generalisation.csv`` (one row per network x model), ``generalisation_mse.csv`` (one
+row per network x model x noise level), ``generalisation.png`` (samples side by side) and
+``generalisation_r2.png`` (r^2 distributions). Jobs are cached in ``--cache`` (``run_sweep``): a
+killed run resumes.
+
+Usage: python validation/generalisation.py [--quick] [--network purpose|small50k|tiny|all]
+       [--reference-check] [--out DIR] [--cache DIR] [--runs DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _experiment as ex  # noqa: E402
+
+import statphys_diffusion as sd  # noqa: E402
+
+NAME = "generalisation"
+LOCAL = ("LS", "ELS", "PSPC", "locality")
+MODELS = ("empirical", "gaussian", *LOCAL, "composite")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes (the pre-registration states the full one)."""
+
+    mode: str
+    size: int
+    n_samples: int
+    ddim_steps: int
+    log_snr: tuple  # calibration noise levels, in log-SNR of the DDPM linear schedule
+    ls_sizes: tuple
+    pspc_sizes: tuple
+    thresholds: tuple
+    n_calibration: int
+    n_mse: int
+    n_bootstrap: int
+    purpose_n: int
+    purpose_steps: int
+    purpose_config: str
+    els_subset: int
+    tiny_ns: tuple
+    seed: int = 0
+
+
+FULL = Config(
+    mode="full",
+    size=16,
+    n_samples=200,
+    ddim_steps=20,
+    log_snr=(-6.0, -3.0, -1.0, 1.0, 3.0, 5.0),
+    ls_sizes=(1, 3, 5, 7, 9, 11, 15),
+    pspc_sizes=(2, 4, 6, 8, 12, 16),
+    thresholds=(0.0, 0.05, 0.1, 0.2, 0.4),
+    n_calibration=64,
+    n_mse=128,
+    n_bootstrap=1000,
+    purpose_n=5000,
+    purpose_steps=14000,
+    purpose_config="small",
+    els_subset=5000,
+    tiny_ns=(11, 16, 23, 32, 45, 64, 91, 128, 256, 512),
+)
+QUICK = Config(
+    mode="quick",
+    size=8,
+    n_samples=8,
+    ddim_steps=4,
+    log_snr=(-2.0, 2.0),
+    ls_sizes=(1, 3),
+    pspc_sizes=(2, 8),
+    thresholds=(0.0, 0.2),
+    n_calibration=6,
+    n_mse=6,
+    n_bootstrap=100,
+    purpose_n=48,
+    purpose_steps=40,
+    purpose_config="tiny",
+    els_subset=48,
+    tiny_ns=(),
+)
+
+PURPOSE_TRAIN = {
+    "batch_size": 64,
+    "lr": 5e-4,
+    "ema_decay": 0.999,
+    "prediction": "edm",
+    "noise": "lognormal",
+    "checkpoint_every": 250,
+}
+
+
+# -- networks -------------------------------------------------------------------------------------------
+
+
+def purpose_network(cfg: Config, runs: Path, data, *, progress: bool = False):
+    """(score model, training images (N, C, H, W), name): the unconditional UNet trained for this test."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets import TrainConfig
+    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
+
+    ds = datasets.load_cifar10(data, "train", n=cfg.purpose_n, size=cfg.size, seed=0, nested=True, progress=False)
+    spec = dict(PURPOSE_TRAIN)
+    if cfg.mode == "quick":
+        spec.update(batch_size=16, lr=2e-3, checkpoint_every=20)
+    tc = TrainConfig(steps=cfg.purpose_steps, seed=0, **spec)
+    kw = {"size": cfg.size, "n": cfg.purpose_n, "config": cfg.purpose_config, "nested": True, "train_config": tc}
+    name = run_name(**kw)
+    committed = ROOT_WEIGHTS / f"{name}.fp16.pt"
+    if committed.is_file():
+        model = load_weights(committed)[0]
+    else:
+        model = load_run(cached_run(runs, dataset=ds, progress=progress, **kw))[0]
+    return model, _images(ds), name
+
+
+def train_purpose(cfg: Config, runs: Path, data, *, export: bool) -> dict:
+    """Train (or resume, from its last checkpoint) the purpose network; export its float16 EMA weights to
+    weights/ when finished. Refuses without the committed pre-registration in full mode."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets import TrainConfig
+    from statphys_diffusion.nets.run import cached_run, export_weights, run_name
+
+    ex.preregistration(NAME, require_committed=cfg.mode == "full")
+    ds = datasets.load_cifar10(data, "train", n=cfg.purpose_n, size=cfg.size, seed=0, nested=True, progress=False)
+    spec = dict(PURPOSE_TRAIN)
+    if cfg.mode == "quick":
+        spec.update(batch_size=16, lr=2e-3, checkpoint_every=20)
+    tc = TrainConfig(steps=cfg.purpose_steps, seed=0, **spec)
+    kw = {"size": cfg.size, "n": cfg.purpose_n, "config": cfg.purpose_config, "nested": True, "train_config": tc}
+    timer = ex.Timer()
+    run = cached_run(runs, dataset=ds, progress=True, **kw)
+    info = {"run": str(run), "name": run_name(**kw), "seconds": timer.seconds}
+    if export:
+        info["weights"] = str(export_weights(run, ROOT_WEIGHTS / f"{run_name(**kw)}.fp16.pt"))
+    print(info)
+    return info
+
+
+def small50k_network(cfg: Config, data):
+    """The committed class-conditional small UNet on all 50,000 images; its null-label (unconditional) prediction."""
+    from statphys_diffusion import datasets
+    from statphys_diffusion.nets.run import load_weights
+
+    model = load_weights(ROOT_WEIGHTS / "small-7d5bc70ad476b6a6.fp16.pt")[0]
+    ds = datasets.load_cifar10(data, "train", size=16, progress=False)
+    return model, _images(ds), "small-7d5bc70ad476b6a6"
+
+
+def tiny_network(n: int, data):
+    import _networks as nw
+
+    model, ds, name = nw.memorization_network(None, n, 8000, data=data)
+    return model, _images(ds), name
+
+
+ROOT_WEIGHTS = ex.ROOT / "weights"
+
+
+def _images(ds) -> np.ndarray:
+    """(N, C, H, W) float64 in [-1, 1] of an ImageDataset."""
+    return ds.as_points(order="chw").reshape(ds.images.shape[0], ds.images.shape[3], *ds.images.shape[1:3])
+
+
+def held_out_images(size: int, data, n: int) -> np.ndarray:
+    from statphys_diffusion import datasets
+
+    ds = datasets.load_cifar10(data, "test", n=n, size=size, seed=1, progress=False)
+    return _images(ds)
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+
+def build_model(name: str, train: np.ndarray, schedule, cfg: Config, value=None):
+    """One model of a training set (N, C, H, W); ``value``: its patch size / threshold, a number or t -> number."""
+    n = train.shape[0]
+    rows = train.reshape(n, -1)
+    if name == "empirical":
+        return sd.EmpiricalDistribution(rows, schedule=schedule)
+    if name == "gaussian":
+        return sd.GaussianMixture.fit(rows, schedule=schedule)
+    if name == "LS":
+        return sd.LocalEmpirical(train, patch_size=value or cfg.ls_sizes[0], schedule=schedule)
+    if name == "ELS":
+        sub = train if n <= cfg.els_subset else train[np.random.default_rng(cfg.seed).choice(n, cfg.els_subset, False)]
+        return sd.EquivariantLocalEmpirical(sub, patch_size=value or cfg.ls_sizes[0], schedule=schedule)
+    if name == "PSPC":
+        return sd.PatchPosteriorAverage(train, patch_size=value or cfg.pspc_sizes[0], schedule=schedule)
+    if name == "locality":
+        return sd.DataDrivenLocalEmpirical(
+            train, threshold=cfg.thresholds[0] if value is None else value, schedule=schedule
+        )
+    raise ValueError(f"unknown model {name!r}")
+
+
+CALIBRATED = {
+    "LS": ("patch_size", "ls_sizes"),
+    "ELS": ("patch_size", "ls_sizes"),
+    "PSPC": ("patch_size", "pspc_sizes"),
+    "locality": ("threshold", "thresholds"),
+}
+
+
+def _nearest_level(table: dict, schedule):
+    """t -> the calibrated value at the nearest calibration level in log-SNR."""
+    levels, best = np.asarray(table["log_snr"]), list(table["best"])
+
+    def value(t: float):
+        return best[int(np.argmin(np.abs(levels - float(schedule.log_snr(t)))))]
+
+    return value
+
+
+class Composite:
+    """At each time the model whose calibrated denoiser is closest to the network's (nearest calibration
+    level in log-SNR): the per-noise-level composite of the pre-registration."""
+
+    def __init__(self, models: dict, choice_log_snr, choice: list, schedule):
+        self.models, self.schedule = models, schedule
+        self._ls, self._choice = np.asarray(choice_log_snr), list(choice)
+
+    @property
+    def dim(self) -> int:
+        return next(iter(self.models.values())).dim
+
+    def pick(self, t: float) -> str:
+        return self._choice[int(np.argmin(np.abs(self._ls - float(self.schedule.log_snr(t)))))]
+
+    def denoise(self, x, t):
+        return self.models[self.pick(t)].denoise(x, t)
+
+    def score(self, x, t):
+        return self.models[self.pick(t)].score(x, t)
+
+
+def levels(cfg: Config, schedule) -> np.ndarray:
+    """The calibration times: the log-SNR levels of the pre-registration, in the network's schedule."""
+    return np.array([float(schedule.t_of_snr(np.exp(v))) for v in cfg.log_snr])
+
+
+def calibrate(network, name: str, train, held: np.ndarray, cfg: Config, rng):
+    """(calibrated model, table) for one patch model; other models come back as they are, table None."""
+    sch = network.schedule
+    if name not in CALIBRATED:
+        return build_model(name, train, sch, cfg), None
+    param, field = CALIBRATED[name]
+    times = levels(cfg, sch)
+    cal = sd.calibrate_patch_size(
+        network, build_model(name, train, sch, cfg), held.reshape(held.shape[0], -1), times, getattr(cfg, field),
+        parameter=param, n=cfg.n_calibration, rng=rng,
+    )  # fmt: skip
+    table = {
+        "log_snr": list(cfg.log_snr),
+        "times": times.tolist(),
+        "values": np.asarray(cal.sizes).tolist(),
+        "mse": cal.mse.tolist(),
+        "best": np.asarray(cal.best).tolist(),
+    }
+    return build_model(name, train, sch, cfg, _nearest_level(table, sch)), table
+
+
+def denoiser_mse(network, model, images: np.ndarray, times, n: int, rng) -> tuple[list, list]:
+    """Per-pixel MSE of ``model``'s denoiser to the network's on noised ``images``, per time (mean, s.e.)."""
+    sch = network.schedule
+    x0 = images[rng.choice(images.shape[0], min(n, images.shape[0]), replace=False)].reshape(-1, images[0].size)
+    mean, se = [], []
+    for t in times:
+        a, s = float(sch.alpha(t)), float(sch.sigma(t))
+        xt = a * x0 + s * rng.standard_normal(x0.shape)
+        per = np.mean((np.asarray(model.denoise(xt, t)) - network.denoise(xt, t)) ** 2, axis=1)
+        mean.append(float(per.mean()))
+        se.append(float(per.std(ddof=1) / np.sqrt(per.size)))
+    return mean, se
+
+
+def initial_noise(cfg: Config, schedule, d: int) -> np.ndarray:
+    """The pre-registered initial noises (seed ``cfg.seed``), the same for the network and every model."""
+    t0 = float(schedule.default_t_start)
+    scale = float(np.sqrt(schedule.alpha(t0) ** 2 + schedule.sigma2(t0)))
+    return np.random.default_rng(cfg.seed).standard_normal((cfg.n_samples, d)) * scale
+
+
+# -- the decision rule ----------------------------------------------------------------------------------
+
+
+def _median_ci(diff_fn, r2: dict, rng, n_boot: int) -> tuple[float, float]:
+    m = next(iter(r2.values())).size
+    idx = rng.integers(0, m, size=(n_boot, m))
+    vals = np.array([diff_fn({k: v[i] for k, v in r2.items()}) for i in idx])
+    return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
+
+
+def decision(r2: dict, *, n_boot: int = 200, seed: int = 0) -> tuple[str, str]:
+    """The pre-registered rule on per-sample r^2 arrays (paired by sample) of every model.
+
+    confirmed: the best local model (highest median r^2) beats both the Gaussian and the empirical model
+    in median r^2 with a 95% bootstrap interval of the difference excluding 0, and its median r^2 >= 0.8;
+    refuted: the Gaussian or the empirical model beats every local model with an interval excluding 0;
+    otherwise partly.
+    """
+    rng = np.random.default_rng(seed)
+    med = {k: float(np.median(v)) for k, v in r2.items()}
+    best = max(LOCAL, key=med.__getitem__)
+    beats = {}
+    for ref in ("gaussian", "empirical"):
+        lo, hi = _median_ci(lambda d, ref=ref: np.median(d[best]) - np.median(d[ref]), r2, rng, n_boot)
+        beats[ref] = lo > 0
+    if all(beats.values()) and med[best] >= 0.8:
+        return "confirmed", f"{best} (median r2 {med[best]:.3f}) beats the Gaussian and the empirical model"
+    for ref in ("gaussian", "empirical"):
+        if all(
+            _median_ci(lambda d, ref=ref, loc=loc: np.median(d[ref]) - np.median(d[loc]), r2, rng, n_boot)[0] > 0
+            for loc in LOCAL
+        ):
+            return "refuted", f"the {ref} model (median r2 {med[ref]:.3f}) beats every local model"
+    why = [f"{ref}: {'beaten' if b else 'not beaten'}" for ref, b in beats.items()]
+    return "partly", f"best local {best} median r2 {med[best]:.3f} (>= 0.8: {med[best] >= 0.8}); " + ", ".join(why)
+
+
+def _resample(r2: dict, rng) -> dict:
+    m = next(iter(r2.values())).size
+    i = rng.integers(0, m, m)
+    return {k: v[i] for k, v in r2.items()}
+
+
+# -- jobs: one per (network, model), then the composite, then the network's own checks -------------------
+
+
+def load_network(key: str, cfg: Config, data, runs):
+    if key == "purpose":
+        return purpose_network(cfg, Path(runs), data)
+    if key == "small50k":
+        return small50k_network(cfg, data)
+    if key.startswith("tiny"):
+        return tiny_network(int(key[4:]), data)
+    if key.startswith("ref-"):  # the reference check's analytic stand-ins
+        return reference_network(key, cfg, data)
+    raise ValueError(f"unknown network {key!r}")
+
+
+def _config(job: dict) -> Config:
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()})
+
+
+def model_job(job: dict) -> dict:
+    """Calibrate one model against one network, sample both from the same noise, compare (a cached job)."""
+    cfg = _config(job)
+    network, train, name = load_network(job["network"], cfg, job["data"], job["runs"])
+    held = held_out_images(cfg.size, job["data"], max(cfg.n_calibration, cfg.n_mse, 64))
+    rng = np.random.default_rng(cfg.seed)
+    sch = network.schedule
+    if job["model"] == "composite":
+        parts = {k: build_model(k, train, sch, cfg, None if t is None else _nearest_level(t, sch))
+                 for k, t in job["tables"].items()}  # fmt: skip
+        model, table = Composite(parts, cfg.log_snr, job["choice"], sch), {"choice": job["choice"]}
+    else:
+        model, table = calibrate(network, job["model"], train, held, cfg, rng)
+    noise = initial_noise(cfg, sch, train[0].size)
+    agree = sd.sample_agreement(network, model, sd.DDIM(cfg.ddim_steps), noise, n_bootstrap=cfg.n_bootstrap, rng=0)
+    times = levels(cfg, sch)
+    mse_held = denoiser_mse(network, model, held, times, cfg.n_mse, rng)
+    mse_train = denoiser_mse(network, model, train, times, cfg.n_mse, rng)
+    return {
+        "network": name,
+        "model": job["model"],
+        "calibration": table,
+        "r2": agree.r2,
+        "median_r2": agree.median,
+        "median_r2_ci": [agree.median_low, agree.median_high],
+        "fraction_above_0.8": agree.fraction_above,
+        "fraction_ci": [agree.fraction_low, agree.fraction_high],
+        "mse_held": mse_held[0],
+        "mse_held_stderr": mse_held[1],
+        "mse_train": mse_train[0],
+        "mse_train_stderr": mse_train[1],
+        "samples": agree.model_samples[:8],
+        "network_samples": agree.network_samples[:8],
+    }
+
+
+def network_job(job: dict) -> dict:
+    """The network's own checks: G1 (one deterministic path), G2 (regime map at the calibration levels), and
+    how close its samples are to their nearest training image (halo of one image)."""
+    cfg = _config(job)
+    network, train, name = load_network(job["network"], cfg, job["data"], job["runs"])
+    held = held_out_images(cfg.size, job["data"], max(cfg.n_calibration, cfg.n_mse, 64))
+    sch = network.schedule
+    noise = initial_noise(cfg, sch, train[0].size)
+    sampler = sd.DDIM(cfg.ddim_steps)
+    first = sampler.sample(network, x_init=noise).x
+    again = sampler.sample(network, x_init=noise[: min(4, cfg.n_samples)]).x
+    g1 = float(np.min(sd.per_sample_r2(first[: again.shape[0]], again)))
+    times = levels(cfg, sch)
+    rows = train.reshape(train.shape[0], -1)
+    rm = sd.regime_map(
+        network, rows, held.reshape(held.shape[0], -1), times,
+        n_points=min(64, held.shape[0]), consistency=False, rng=cfg.seed,
+    )  # fmt: skip
+    nearest = sd.nearest_neighbours(first, rows, k=1).indices[:, 0]
+    halo = sd.per_sample_r2(first, rows[nearest])
+    return {
+        "network": name,
+        "n_train": int(train.shape[0]),
+        "gaussian_rank": int(min(train.shape[0] - 1, train[0].size)),
+        "G1_deterministic_min_r2": g1,
+        "G2_regimes": rm.regime.tolist(),
+        "nearest_training_image_r2": halo,
+    }
+
+
+def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool) -> list[dict]:
+    """Every job of the networks ``keys`` (cached: a killed run resumes job by job), assembled per network."""
+    base = {"config": dataclasses.asdict(cfg), "data": data, "runs": str(runs)}
+    first = [dict(base, network=k, model=m) for k in keys for m in MODELS[:-1]]
+    nets = [dict(base, network=k) for k in keys]
+    done = sd.run_sweep(model_job, first, cache_dir=cache, progress=progress, desc=f"{NAME} models")
+    checks = sd.run_sweep(network_job, nets, cache_dir=cache, progress=progress, desc=f"{NAME} networks")
+    by = {(j["network"], j["model"]): r for j, r in zip(first, done)}
+    comp_jobs = []
+    for k in keys:
+        # the composite: at each level, the model (of the six) whose calibrated denoiser is closest there
+        mse = np.array([by[k, m]["mse_held"] for m in MODELS[:-1]])
+        choice = [MODELS[int(i)] for i in np.argmin(mse, axis=0)]
+        tables = {m: by[k, m]["calibration"] for m in MODELS[:-1]}
+        comp_jobs.append(dict(base, network=k, model="composite", choice=choice, tables=tables))
+    comps = sd.run_sweep(model_job, comp_jobs, cache_dir=cache, progress=progress, desc=f"{NAME} composite")
+    for j, r in zip(comp_jobs, comps):
+        by[j["network"], "composite"] = r
+    results = []
+    for k, chk in zip(keys, checks):
+        res = {"key": k, **{kk: vv for kk, vv in chk.items() if kk != "nearest_training_image_r2"}}
+        halo = np.asarray(chk["nearest_training_image_r2"])
+        res["nearest_training_image_median_r2"] = float(np.median(halo))
+        res["nearest_training_image_fraction_above_0.8"] = float(np.mean(halo > 0.8))
+        res["models"] = {m: {kk: vv for kk, vv in by[k, m].items() if kk not in ("r2", "samples", "network_samples",
+                                                                                    "network", "model")}
+                         for m in MODELS}  # fmt: skip
+        r2 = {m: np.asarray(by[k, m]["r2"]) for m in MODELS}
+        best = max(MODELS, key=lambda m: by[k, m]["median_r2"])
+        ci = by[k, best]["median_r2_ci"]
+        res["gates"] = {
+            "G1_deterministic_min_r2": chk["G1_deterministic_min_r2"],
+            "G1_passes": bool(chk["G1_deterministic_min_r2"] > 1 - 1e-6),
+            "G2_regimes": chk["G2_regimes"],
+            "G2_passes": "not converged" not in chk["G2_regimes"],
+            "G3_best_model": best,
+            "G3_median_ci_width": float(ci[1] - ci[0]),
+            "G3_passes": bool(ci[1] - ci[0] <= 0.1),
+        }
+        if k in ("purpose", "small50k") or k.startswith("ref-"):
+            g = res["gates"]
+            if not (g["G1_passes"] and g["G2_passes"] and g["G3_passes"]):
+                failed = [x for x in ("G1", "G2", "G3") if not g[f"{x}_passes"]]
+                res["verdict"] = ex.Verdict("not testable", f"gates failed: {failed}", 1.0, 0).to_dict()
+            else:
+                res["verdict"] = ex.decide(
+                    lambda r: decision(r), r2, _resample, n_resamples=200, rng=cfg.seed
+                ).to_dict()
+        res["times"] = levels(cfg, sd.DiscreteSchedule.linear(1000)).tolist()
+        res["log_snr"] = list(cfg.log_snr)
+        res["_samples"] = {m: np.asarray(by[k, m]["samples"]) for m in MODELS}
+        res["_samples"]["network"] = np.asarray(by[k, MODELS[0]]["network_samples"])
+        res["_r2"] = r2
+        results.append(res)
+    return results
+
+
+# -- outputs --------------------------------------------------------------------------------------------
+
+
+def figures(results: list[dict], out: Path, image_shape) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c, h, w = image_shape
+    for res in results:
+        rows = ["network", *MODELS]
+        fig, axes = plt.subplots(len(rows), 8, figsize=(8 * 0.9, len(rows) * 0.95))
+        for i, k in enumerate(rows):
+            imgs = np.asarray(res["_samples"][k])
+            for j in range(8):
+                ax = axes[i, j]
+                ax.axis("off")
+                if j < imgs.shape[0]:
+                    im = np.clip((imgs[j].reshape(c, h, w).transpose(1, 2, 0) + 1) / 2, 0, 1)
+                    ax.imshow(im[..., 0] if c == 1 else im, cmap="gray" if c == 1 else None)
+            label = k if k == "network" else f"{k} {res['models'][k]['median_r2']:.2f}"
+            axes[i, 0].text(-0.1, 0.5, label, transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=7)
+        fig.suptitle(f"{res['network']}: samples from the same noise (median r^2 per model)", fontsize=8)
+        fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.05)
+        fig.savefig(out / f"{NAME}_{res['key']}.png", dpi=110)
+        plt.close(fig)
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        for k in MODELS:
+            v = np.clip(np.asarray(res["_r2"][k]), -1, 1)
+            ax.hist(v, bins=30, range=(-1, 1), histtype="step", label=k)
+        ax.axvline(0.8, color="0.5", ls="--", lw=1)
+        ax.set_title(res["network"], fontsize=8)
+        ax.set_xlabel("per-sample r^2 against the network")
+    from statphys_diffusion._results import legend
+
+    legend(axes[0][0], fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / f"{NAME}_r2.png", dpi=110)
+    plt.close(fig)
+
+
+def write(results: list[dict], out: Path, cfg: Config, prereg: str, seconds: float) -> dict:
+    from statphys_diffusion._io import write_rows_csv
+
+    rows, mse_rows = [], []
+    for res in results:
+        for k, m in res["models"].items():
+            rows.append(
+                {
+                    "network": res["network"],
+                    "n_train": res["n_train"],
+                    "model": k,
+                    "median_r2": m["median_r2"],
+                    "median_r2_low": m["median_r2_ci"][0],
+                    "median_r2_high": m["median_r2_ci"][1],
+                    "fraction_above_0.8": m["fraction_above_0.8"],
+                    "fraction_low": m["fraction_ci"][0],
+                    "fraction_high": m["fraction_ci"][1],
+                }
+            )
+            for i, (ls, t) in enumerate(zip(res["log_snr"], res["times"])):
+                mse_rows.append(
+                    {
+                        "network": res["network"],
+                        "model": k,
+                        "log_snr": ls,
+                        "t": t,
+                        "mse_held": m["mse_held"][i],
+                        "mse_held_stderr": m["mse_held_stderr"][i],
+                        "mse_train": m["mse_train"][i],
+                        "mse_train_stderr": m["mse_train_stderr"][i],
+                    }
+                )
+    write_rows_csv(out / f"{NAME}.csv", rows)
+    write_rows_csv(out / f"{NAME}_mse.csv", mse_rows)
+    summary = {
+        "criterion": decision.__doc__,
+        "networks": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+        "provenance": ex.provenance(cfg, prereg, seconds),
+    }
+    ex.write_json(out / f"{NAME}.json", summary)
+    return summary
+
+
+REFERENCE_N = 300
+
+
+def reference_network(key: str, cfg: Config, data):
+    """An analytic stand-in for a network (the reference check): ELS (k = 5) or the Gaussian of the first
+    300 training images of the seed-0 permutation at the config's size, on the DDPM linear schedule."""
+    from statphys_diffusion import datasets
+
+    sch = sd.DiscreteSchedule.linear(1000)
+    ds = datasets.load_cifar10(data, "train", n=REFERENCE_N, size=cfg.size, seed=0, nested=True, progress=False)
+    train = _images(ds)
+    if key == "ref-ELS":
+        return sd.EquivariantLocalEmpirical(train, patch_size=5, schedule=sch), train, "ELS k=5 (stand-in)"
+    if key == "ref-gaussian":
+        return sd.GaussianMixture.fit(train.reshape(REFERENCE_N, -1), schedule=sch), train, "Gaussian (stand-in)"
+    raise ValueError(f"unknown stand-in {key!r}")
+
+
+def reference_check(cfg: Config, data, runs, out: Path, progress: bool) -> dict:
+    """The pipeline with analytic "networks" (pre-registration, "Reference check"): ELS (k = 5) and the
+    Gaussian of a 300-image training set stand in for the network; the rule must confirm the first and
+    refute the second. 100 samples, 10 DDIM steps, 32 calibration images (a check of the rule)."""
+    small = dataclasses.replace(cfg, n_samples=100, ddim_steps=10, els_subset=REFERENCE_N, n_calibration=32, n_mse=32)
+    results = measure_networks(["ref-ELS", "ref-gaussian"], small, data, runs, Path(runs) / f"{NAME}-ref", progress)
+    report = {
+        r["network"]: {
+            "verdict": r["verdict"],
+            "gates": r["gates"],
+            "median_r2": {k: v["median_r2"] for k, v in r["models"].items()},
+        }
+        for r in results
+    }
+    for k, v in report.items():
+        print(k, v["verdict"], {m: round(x, 3) for m, x in v["median_r2"].items()})
+    ex.write_json(out, {"reference_check": report, "config": dataclasses.asdict(small)})
+    return report
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--network", default="all", choices=["all", "purpose", "small50k", "tiny"])
+    p.add_argument("--out", default=str(ex.ROOT / "figures"))
+    p.add_argument("--runs", default=str(ex.ROOT / "runs"))
+    p.add_argument("--data", default=None)
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--reference-check", action="store_true", help="analytic stand-ins for the network (see docstring)")
+    p.add_argument(
+        "--train-only", action="store_true", help="train (or resume) the purpose network, export its weights"
+    )
+    args = p.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    if args.train_only:
+        return train_purpose(cfg, Path(args.runs), args.data, export=not args.quick)
+    if args.reference_check:
+        out_ref = ex.PREREGISTRATIONS / f"{NAME}_reference_check.json"
+        return reference_check(cfg, args.data, args.runs, out_ref, args.progress)
+    _, prereg = ex.preregistration(NAME, require_committed=not args.quick)
+    timer = ex.Timer()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = []
+    if args.network in ("all", "purpose"):
+        keys.append("purpose")
+    if not args.quick and args.network in ("all", "small50k"):
+        keys.append("small50k")
+    if not args.quick and args.network in ("all", "tiny"):
+        keys += [f"tiny{n}" for n in cfg.tiny_ns]
+    cache = None if args.quick else Path(args.runs) / f"{NAME}-jobs"
+    results = measure_networks(keys, cfg, args.data, args.runs, cache, args.progress)
+    figures(results, out, (3, cfg.size, cfg.size))
+    summary = write(results, out, dataclasses.replace(cfg), prereg, timer.seconds)
+    for r in summary["networks"]:
+        print(r["network"], {k: round(v["median_r2"], 3) for k, v in r["models"].items()}, r.get("verdict"))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

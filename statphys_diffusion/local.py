@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _checks
 from ._backend import check_backend
-from ._kernels.patches import patch_posterior_mean, patch_posterior_mean_torch
+from ._kernels.patches import local_posterior_mean, patch_posterior_mean, patch_posterior_mean_torch
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["LocalEmpirical", "EquivariantLocalEmpirical", "PatchPosteriorAverage", "DataDrivenLocalEmpirical"]
@@ -239,6 +239,9 @@ class LocalEmpirical(_PatchModel):
         pad = ((0, 0), (0, 0), (r, r), (r, r))
         xp = np.pad(img, pad)
         tp = np.pad(self._train, pad).astype(img.dtype, copy=False)
+        if self._backend == "numba":  # all positions at once by box sums (no GEMM per position)
+            per = max(1, _CHUNK_BYTES // (8 * m * (h + k) * (w + k) * 3))
+            return local_posterior_mean(xp, tp, self._train, k, a, s2, per)
         n = tp.shape[0]
         out = np.empty((m, c, h, w), dtype=img.dtype)
         per = self._chunk_images(1, c * k * k, m, img.dtype.itemsize)

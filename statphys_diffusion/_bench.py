@@ -1,7 +1,7 @@
 """Scaffolding shared by the scripts in benchmarks/: their command line and their table output.
 
 Private: the benchmarks compare the package's kernels with a baseline in the same run and write
-ratios (DESIGN.md); nothing here times anything.
+ratios (docs/user_guide/conventions.rst); nothing here times anything.
 """
 
 from __future__ import annotations

@@ -268,8 +268,9 @@ def plain_label(value):
 def point_then_time(x, t, func: str):
     """(x, t) for a pointwise function called ``func(model, x, t)``, accepting the old ``(model, t, x)``.
 
-    DESIGN.md's argument order puts the points before the time. A call in the old order (a scalar
-    where the points go and an array where the time goes) is swapped with a DeprecationWarning.
+    The package's argument order (docs/user_guide/conventions.rst) puts the points before the time. A
+    call in the old order (a scalar where the points go and an array where the time goes) is swapped
+    with a DeprecationWarning.
     """
     if np.ndim(x) == 0 and np.ndim(t) >= 1:
         import warnings
@@ -284,7 +285,7 @@ def point_then_time(x, t, func: str):
 
 
 def keyword_rng(n_positional: int):
-    """Decorator: ``rng`` becomes keyword-only (DESIGN.md), while a call that still passes it as
+    """Decorator: ``rng`` becomes keyword-only (docs/user_guide/conventions.rst), while a call that still passes it as
     argument ``n_positional + 1`` works for one release with a DeprecationWarning."""
     import functools
 
@@ -310,7 +311,7 @@ def keyword_rng(n_positional: int):
 
 
 def check_rng(rng, name: str = "rng") -> np.random.Generator:
-    """The package's rng policy (DESIGN.md): None -> fresh entropy, an int -> a seed, a Generator as is.
+    """The rng policy (docs/user_guide/conventions.rst): None -> fresh entropy, an int -> a seed, a Generator as is.
 
     Anything else (a bool, a float, a legacy RandomState) is refused with a ValueError naming ``name``.
     """

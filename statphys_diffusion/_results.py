@@ -1,4 +1,4 @@
-"""The shared vocabulary of result objects (DESIGN.md "API conventions").
+"""The shared vocabulary of result objects (docs/user_guide/conventions.rst, "API conventions").
 
 Every public result is a frozen dataclass; :class:`TidyResult` gives it ``to_frame()`` (pandas,
 imported on first use, from the result's ``to_rows()`` of plain dicts) and a compact

@@ -10,7 +10,7 @@ p_t = sum_k pi_k N(alpha_t mu_k, S_k) with S_k = alpha_t^2 Sigma_k + sigma_t^2 I
 - Hessian of log p_t = sum_k r_k (g_k g_k^T - S_k^{-1}) - s s^T
 - class posterior p_t(y | x) = sum of r_k over the components of class y.
 
-Conventions (DESIGN.md): points are rows, x has shape (M, d); t is a scalar
+Conventions (docs/user_guide/conventions.rst): points are rows, x has shape (M, d); t is a scalar
 forward time of the model's schedule; arrays are float64 unless the caller
 passes float32, in which case outputs are float32 (schedule arithmetic stays
 float64).

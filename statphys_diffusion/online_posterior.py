@@ -4,7 +4,7 @@ A DDPM ancestral chain moves x_{n+1} -> x_n with the Gaussian kernel
 N(m(x_{n+1}), s_n^2 I), m = c_x x_{n+1} + c_0 D(x_{n+1}) (the posterior
 q(x_n | x_{n+1}, x_0) with x_0 replaced by the denoiser). Conditioning on a
 class c replaces D by the class-conditional denoiser D(x, c), giving
-m_c. Bayes' rule along the chain (DESIGN.md, "Online class posterior"; the
+m_c. Bayes' rule along the chain (docs/user_guide/result1_semantic_information.md; the
 update used by Dynamic Negative Guidance, Koulischer et al. ICLR 2025) is
 
     log p_n(c) = log p_{n+1}(c) - ( |x_n - m_c|^2 - |x_n - m|^2 ) / (2 s_n^2),

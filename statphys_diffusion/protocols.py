@@ -1,4 +1,4 @@
-r"""The protocols every analysis tool depends on, declared in code (DESIGN.md "API conventions").
+r"""The protocols every analysis tool depends on, declared in code (docs/user_guide/conventions.rst, "API conventions").
 
 A *score model* is anything with a forward-noising ``schedule`` (x_t = alpha_t x_0 + sigma_t
 eps), a dimension ``dim`` and, for points x of shape (M, d) at a forward time t,

@@ -1,7 +1,7 @@
 r"""Where a trained network stands at each noise level: memorising, generalising or not converged.
 
 Which theory applies to a network depends on its regime at the noise level in
-question (DESIGN.md, "Measuring trained networks"). :func:`regime_map` measures it
+question (docs/user_guide/conventions.rst, "Measuring trained networks"). :func:`regime_map` measures it
 with the network's denoiser D and exact references D_ref at noised points
 x_t = alpha x_0 + sigma eps, x_0 drawn from the training set and from held-out data:
 
@@ -49,7 +49,7 @@ above), in this order:
    identity) or within ``tol`` of a generalising reference on both sets;
 5. ``mixed``: g above that bound but not the empirical denoiser (partial memorisation);
 6. ``not converged``: otherwise (equal on both sets, but no better than x_t / alpha:
-   an eps-network that has not learnt that noise level; DESIGN.md).
+   an eps-network that has not learnt that noise level; docs/user_guide/conventions.rst).
 
 A network's jvp-free denoiser is all this needs: it works on exact models and
 wrapped networks alike (``denoise(x, t[, y])``, ``schedule``, ``dim``).

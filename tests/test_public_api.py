@@ -29,7 +29,7 @@ def test_samplers_and_metrics_are_exported_at_top_level():
 
 
 def test_theory_reads_declared_members_only():
-    """No getattr(model, ...) probes remain in theory/ (DESIGN.md: theory depends on the protocols)."""
+    """No getattr(model, ...) probes remain in theory/ (theory depends on the protocols only)."""
     root = pathlib.Path(sd.__file__).parent / "theory"
     probes = [
         f"{p.name}:{i + 1}"

@@ -1,4 +1,4 @@
-"""One rng policy (DESIGN.md "API conventions"): None -> fresh entropy, an int -> a seed, a Generator as is."""
+"""One rng policy (docs/user_guide/conventions.rst): None -> fresh entropy, an int -> a seed, a Generator as is."""
 
 from __future__ import annotations
 

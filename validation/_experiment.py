@@ -1,4 +1,4 @@
-"""The experiment shape of validation/ (DESIGN.md "Experiment shape"): a pre-registration, a verdict
+"""The experiment shape of validation/ (validation/preregistrations/ and this module): a pre-registration, a verdict
 vocabulary with bootstrap stability, and provenance in every output.
 
 - A **pre-registration** is ``validation/preregistrations/<name>.md``: claims, gates, power rule and

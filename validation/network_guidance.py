@@ -7,7 +7,7 @@ ancestral steps. Methods:
 
 * none: unguided samples (the removed class at its prior weight 1/10);
 * NP: constant negative prompting s - w (s(x | c) - s(x)) over a sweep of w;
-* DNG online (Bayes): the online posterior along the chain (DESIGN.md), w_t = p / (1 - p),
+* DNG online (Bayes): the online posterior along the chain (docs/user_guide/conventions.rst), w_t = p / (1 - p),
   times a scale;
 * DNG online (reference): the reference code's settings (prior 0.01, temperature 0.2,
   offset 2e-4, p_max 0.8, scale 5).

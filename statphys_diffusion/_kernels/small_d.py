@@ -18,7 +18,7 @@ from numba import njit, prange
 from . import CACHE
 from .fastexp import exp_inplace
 
-# fastmath without nnan/ninf (the running max starts at -inf; DESIGN.md, lessons) and
+# fastmath without nnan/ninf (the running max starts at -inf; docs/user_guide/conventions.rst, lessons) and
 # without reassoc: numba compiles the inlined fastexp.exp_inplace with the caller's
 # flags, and reassociation would merge its two-part ln 2 reduction (error ~1e-14).
 _FM = {"nsz", "arcp", "contract", "afn"}

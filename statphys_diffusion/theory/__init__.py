@@ -1,4 +1,4 @@
-"""Theory modules, one per result of DESIGN.md; they use only the score-model protocol.
+"""Theory modules, one per result (docs/user_guide/); they use only the score-model protocol.
 
 Each module declares its public names in its own ``__all__``; this package exports their union.
 """

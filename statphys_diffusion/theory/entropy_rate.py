@@ -373,7 +373,7 @@ def entropy_rate(
     if method == "quadrature" and model.dim != 1:
         raise ValueError("method='quadrature' needs a 1-D Gaussian mixture")
     n = _checks.check_positive_int(n, "n")
-    rng = _checks.check_rng(rng)  # None: fresh entropy; an int: a seed (DESIGN.md conventions)
+    rng = _checks.check_rng(rng)  # None: fresh entropy; an int: a seed (docs/user_guide/conventions.rst)
     use_quad = method == "quadrature" or (
         method == "auto" and model.dim == 1 and model.n_components <= QUAD_MAX_COMPONENTS
     )

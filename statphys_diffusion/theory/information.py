@@ -1,6 +1,6 @@
 """Class information along the forward process: H(Y | X_t) and I(Y; X_t).
 
-Result 1 of DESIGN.md (semantic decisions): the conditional entropy of the
+Result 1 (docs/user_guide/result1_semantic_information.md) (semantic decisions): the conditional entropy of the
 label given the noisy state,
 
     H(Y | X_t) = E_{x ~ p_t} [ -sum_y p_t(y | x) log p_t(y | x) ]   (nats),

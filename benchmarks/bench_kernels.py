@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import platform
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +50,6 @@ def _best_time(fn, repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
-
-
-def _peak_mib(fn) -> float:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 2**20
 
 
 def numpy_empirical_score(x, mu, a, s2):
@@ -89,8 +79,8 @@ def _large_case(mu64, dtype, m, repeat, rng):
     gemm_rate = 2.0 * m * n * d / t_gemm
     t_ours = _best_time(lambda: emp.score(x, t), repeat)
     t_np = _best_time(lambda: numpy_empirical_score(x, mu, a, s2), repeat)
-    mem_ours = _peak_mib(lambda: emp.score(x, t))
-    mem_np = _peak_mib(lambda: numpy_empirical_score(x, mu, a, s2))
+    mem_ours = _bench.peak_mib(lambda: emp.score(x, t))
+    mem_np = _bench.peak_mib(lambda: numpy_empirical_score(x, mu, a, s2))
     err = float(np.abs(emp.score(x, t) - numpy_empirical_score(x, mu, a, s2)).max())
     out_mib = m * d * np.dtype(dtype).itemsize / 2**20
     return {
@@ -133,8 +123,8 @@ def _small_case(m, k, d, repeat, rng):
         "kernel_s": t_ours,
         "numpy_s": t_np,
         "speedup_vs_numpy": t_np / t_ours,
-        "kernel_peak_mib": _peak_mib(lambda: gm.score(x, t)),
-        "numpy_peak_mib": _peak_mib(lambda: small_d.mixture_small_d_numpy(x, means_t, prec, bias)),
+        "kernel_peak_mib": _bench.peak_mib(lambda: gm.score(x, t)),
+        "numpy_peak_mib": _bench.peak_mib(lambda: small_d.mixture_small_d_numpy(x, means_t, prec, bias)),
         "max_abs_diff": err,
     }
 

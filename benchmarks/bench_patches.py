@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import platform
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +42,6 @@ def _best(fn, repeat: int) -> tuple[float, object]:
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
-
-
-def _peak_mib(fn) -> float:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 2**20
 
 
 def _baseline_els(train, x, a, s2, k, block=1024):
@@ -146,7 +136,7 @@ def main(argv=None) -> list[dict]:
         t_torch, d_torch = _best(torch_backend, args.repeat)
         t_base, (d_base, cand_bytes) = _best(baseline, args.repeat)
         err = float(max(np.abs(d_numba - d_base).max(), np.abs(d_torch - d_base).max()))
-        mem = _peak_mib(ours)
+        mem = _bench.peak_mib(ours)
         r_rows = m * side * side
         flops = 2.0 * r_rows * n_cand * (d + c)
         gemm = _gemm_rate(min(r_rows, 4096), 4096, d, dtype, args.repeat)
@@ -194,7 +184,7 @@ def main(argv=None) -> list[dict]:
             "speedup_vs_baseline": t_lb / t_ls,
             "fraction_of_gemm_rate": flops / t_ls / _gemm_rate(m, n, d, dtype, args.repeat),
             "gemm_gflops": float("nan"),
-            "peak_mib": _peak_mib(lambda: ls.denoise(x, t)),
+            "peak_mib": _bench.peak_mib(lambda: ls.denoise(x, t)),
             "baseline_mib": float("nan"),
             "max_abs_diff": float(np.abs(d_ls - d_lb).max()),
             **meta,

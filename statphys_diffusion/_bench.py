@@ -22,6 +22,19 @@ def parser(doc: str, default_out: Path, quick_help: str) -> argparse.ArgumentPar
     return p
 
 
+def peak_mib(fn) -> float:
+    """Peak memory (MiB) that numpy allocates while ``fn()`` runs (tracemalloc; torch's allocations are
+    not traced)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
 def write_table(rows: list[dict], out, *, tag: str | None = None) -> Path:
     """Write ``rows`` as CSV at ``out`` (parent folders created, atomically) and print one line per
     row, floats to 4 significant digits; ``tag``: a column printed last in brackets, not inline."""

@@ -216,9 +216,11 @@ class GaussianMixture:
     Examples
     --------
     >>> import numpy as np, statphys_diffusion as sd
-    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0)
-    >>> float(gm.score(np.array([[0.3]]), 1.0)[0, 0])  # doctest: +ELLIPSIS
-    -0.0...
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0)   # two deltas at -1 and +1 (OU schedule)
+    >>> a, s2 = np.exp(-1.0), 1 - np.exp(-2.0)
+    >>> closed_form = (a * np.tanh(a * 0.3 / s2) - 0.3) / s2      # (alpha E[x0 | x] - x) / sigma^2
+    >>> bool(np.isclose(gm.score(np.array([[0.3]]), 1.0)[0, 0], closed_form, rtol=1e-12))
+    True
     """
 
     def __init__(

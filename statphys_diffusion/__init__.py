@@ -172,6 +172,10 @@ frechet_distance_gaussian  Frechet distance between two Gaussians
 sliced_wasserstein         sliced Wasserstein distance
 wasserstein_1d             exact W1 between two 1-D samples
 
+Citing
+------
+cite                       BibTeX of the package and of the papers behind what this process used
+
 Sweeps
 ------
 run_sweep                  independent jobs, locally or on a Dask cluster, cached and resumable
@@ -182,6 +186,7 @@ JobError                   a failed job under errors="collect"
 import sys as _sys
 
 from .agreement import *  # noqa: F403
+from .citations import *  # noqa: F403
 from .conventions import *  # noqa: F403
 from .empirical import *  # noqa: F403
 from .gaussian_linear import *  # noqa: F403
@@ -205,6 +210,7 @@ __version__ = "0.1.0"
 # each module declares its public names in its own __all__; the package exports their union
 _MODULES = (
     "agreement",
+    "citations",
     "conventions",
     "empirical",
     "gaussian_linear",

@@ -30,6 +30,7 @@ import numpy as np
 from . import _checks
 from ._progress import iterate
 from ._results import TidyResult, axes, band
+from .citations import references
 from .protocols import Denoiser, require
 
 __all__ = [
@@ -114,6 +115,7 @@ class PatchCalibration(TidyResult):
         return ax
 
 
+@references("kamb2024")
 def calibrate_patch_size(
     network: Denoiser,
     model,
@@ -253,6 +255,7 @@ class SampleAgreement(TidyResult):
         return ax
 
 
+@references("kamb2024")
 def sample_agreement(
     network: Denoiser,
     model: Denoiser,

@@ -28,6 +28,7 @@ import numpy as np
 from . import _checks
 from ._progress import iterate
 from ._results import TidyResult, axes, band, estimates
+from .citations import references
 from .mixture import GaussianMixture
 from .protocols import Moments, ScoreFunction, require
 from .schedules import OrnsteinUhlenbeck, Schedule
@@ -35,6 +36,7 @@ from .schedules import OrnsteinUhlenbeck, Schedule
 __all__ = ["GaussianFlow", "explained_variance", "ExplainedVariance"]
 
 
+@references("wang2023", "wang2024")
 class GaussianFlow:
     r"""The Gaussian N(mu, Sigma) of a data set and its closed-form probability flow (module docstring).
 
@@ -197,6 +199,7 @@ class ExplainedVariance(TidyResult):
         return ax
 
 
+@references("wang2023", "wang2024")
 def explained_variance(
     model: ScoreFunction,
     reference: ScoreFunction,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
+from .citations import references
 from .conventions import denoiser_from_score
 from .online_posterior import ddpm_class_log_ratio
 from .protocols import LabelledScoreModel, ScoreModel, require, satisfies
@@ -102,6 +103,7 @@ class _Guided:
         return s, sc
 
 
+@references("koulischer2025")
 class NegativePrompting(_Guided):
     """Constant negative guidance s - w sum_c (s(x | c) - s(x)) (the baseline of Koulischer et al.).
 
@@ -124,6 +126,7 @@ class NegativePrompting(_Guided):
         return s - self.scale * sum(c - s for c in sc)
 
 
+@references("schramowski2023")
 class SafeLatentDiffusion(_Guided):
     """Safe latent diffusion guidance (Schramowski et al. 2023), stateful over sampler steps.
 
@@ -195,6 +198,7 @@ class SafeLatentDiffusion(_Guided):
         return -(eps - self.scale * g) / sigma
 
 
+@references("koulischer2025")
 class DynamicNegativeGuidance(_Guided):
     """Dynamic negative guidance: scale w_t(x) = p_t(c | x) / (1 - p_t(C | x)) (Koulischer et al. 2025).
 

@@ -47,6 +47,7 @@ import numpy as np
 from . import _checks
 from ._backend import check_backend
 from ._kernels.patches import local_posterior_mean, patch_posterior_mean, patch_posterior_mean_torch
+from .citations import references
 from .schedules import OrnsteinUhlenbeck, Schedule
 
 __all__ = ["LocalEmpirical", "EquivariantLocalEmpirical", "PatchPosteriorAverage", "DataDrivenLocalEmpirical"]
@@ -196,6 +197,7 @@ class _PatchModel(_ImageModel):
         raise NotImplementedError
 
 
+@references("kamb2024")
 class LocalEmpirical(_PatchModel):
     r"""The local score machine (LS) of Kamb & Ganguli (2024): locality without equivariance.
 
@@ -260,6 +262,7 @@ class LocalEmpirical(_PatchModel):
         return out
 
 
+@references("kamb2024")
 class EquivariantLocalEmpirical(_PatchModel):
     r"""The equivariant local score machine (ELS) of Kamb & Ganguli (2024): locality and equivariance.
 
@@ -325,6 +328,7 @@ class EquivariantLocalEmpirical(_PatchModel):
         return out.reshape(m, h, w, c).transpose(0, 3, 1, 2)
 
 
+@references("niedoba2024")
 class PatchPosteriorAverage(_PatchModel):
     r"""The square-crop patch-posterior denoiser (PSPC) of Niedoba, Zwartsenberg, Murphy & Wood (2024).
 
@@ -421,6 +425,7 @@ class PatchPosteriorAverage(_PatchModel):
         return (acc / counts).astype(img.dtype, copy=False)
 
 
+@references("lukoianov2025")
 class DataDrivenLocalEmpirical(_ImageModel):
     r"""Locality from the data's own correlations (after Lukoianov, Yuan, Solomon & Sitzmann 2025).
 

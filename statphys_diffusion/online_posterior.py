@@ -45,6 +45,7 @@ from scipy.special import logsumexp
 from . import _checks
 from ._progress import iterate
 from ._results import TidyResult, axes, legend
+from .citations import references
 from .protocols import Denoiser, LabelledScoreModel, require, satisfies
 from .samplers import DDPMAncestral, _ddpm_kernel, _denoise, _initial_state
 
@@ -214,6 +215,7 @@ def ddpm_class_log_ratio(r: np.ndarray, deltas, var: float) -> np.ndarray:
     return out
 
 
+@references("handke2025")
 class OnlineClassifier:
     """Generate with DDPM ancestral steps and track p(c | x_n) by Bayes' rule.
 

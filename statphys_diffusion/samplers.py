@@ -28,6 +28,7 @@ import numpy as np
 from . import _checks
 from ._progress import iterate
 from ._results import TidyResult, axes, coordinates
+from .citations import references
 from .conventions import denoiser_from_score
 from .protocols import Denoiser, ScoreFunction, require, satisfies
 from .schedules import Schedule
@@ -297,6 +298,7 @@ def _sde_coeffs(schedule, t):
     return float(schedule.drift_coefficient(t)), float(schedule.diffusion2(t))
 
 
+@references("song2021sde")
 class EulerMaruyama(_Sampler):
     """Euler-Maruyama for the reverse SDE dx = [f x - g^2 s] dt + g dW-bar (dt < 0)."""
 
@@ -308,6 +310,7 @@ class EulerMaruyama(_Sampler):
         return (x + drift * dt + noise).astype(x.dtype, copy=False)
 
 
+@references("karras2022")
 class Heun(_Sampler):
     """Heun's second-order method for the probability-flow ODE dx/dt = f x - g^2 s / 2.
 
@@ -368,6 +371,7 @@ def diffusers_variance(config) -> str:
     return _DIFFUSERS_VARIANCES[vt]
 
 
+@references("ho2020")
 class DDPMAncestral(_Sampler):
     """Ancestral sampling from q(x_t' | x_t, x0 = D_t(x_t)) between grid times.
 
@@ -422,6 +426,7 @@ class DDPMAncestral(_Sampler):
         return (mean + np.sqrt(var) * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
 
 
+@references("song2021ddim")
 class DDIM(_Sampler):
     """DDIM step x' = alpha' x0_hat + sqrt(sigma'^2 - c^2) eps_hat + c z (Song et al. 2021, eq. 12).
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import _checks
 from .._results import TidyResult, axes
+from ..citations import references
 from ..nearest import nearest_neighbours, wilson_interval
 from ..protocols import Denoiser, ScoreModel, require, satisfies
 from ..schedules import DiscreteSchedule
@@ -122,6 +123,7 @@ def _positive(v, name: str) -> float:
     return _checks.check_real(v, name, lo=0, lo_open=True)
 
 
+@references("pham2025")
 def classify_samples(
     samples,
     train,
@@ -299,6 +301,7 @@ def _prober(model, x0, n_trials, delta, steps, eta, features, rng):
     return prob
 
 
+@references("pham2025")
 def recovery_probability(
     model: Denoiser,
     x0,
@@ -331,6 +334,7 @@ def _recovery_inputs(model, x0, delta, n_trials, steps, eta, rng):
     return x, _checks.check_rng(rng)
 
 
+@references("pham2025")
 def recovery_time(
     model: Denoiser,
     x0,

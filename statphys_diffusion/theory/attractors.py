@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._results import TidyResult, axes, legend
+from ..citations import references
 from ..protocols import DenoiseFunction, Denoiser, ExactMixture, require, satisfies
 
 __all__ = ["AttractorCensus", "attractor_census"]
@@ -127,6 +128,7 @@ def _spectral_radius(model, x: np.ndarray, t: float, rng, n_iter: int = 40) -> n
     return est
 
 
+@references("pham2025")
 def attractor_census(
     model: DenoiseFunction,
     starts,

@@ -41,6 +41,7 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult
+from ..citations import references
 from ..protocols import CurvatureModel, ExactMixture, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .fixed_points import (
@@ -173,6 +174,7 @@ def _nearest_mean_distance(means, alpha: float, x: np.ndarray) -> float:
     return float(np.sqrt(max(float(d2.min()), 0.0)))
 
 
+@references("raya2023")
 def central_branch(
     model: CurvatureModel, times, dynamics: str = "sde", *, x0=None, max_halvings: int = 8, progress: bool = False
 ) -> CentralBranch:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._results import TidyResult, UnpacksAs, axes
+from ..citations import references
 from ..protocols import ExactMixture, LabelledScoreModel, require
 
 __all__ = ["CloningResult", "cloning_agreement", "exact_cloning_agreement", "ExactCloning"]
@@ -128,6 +129,7 @@ class ExactCloning(UnpacksAs, CloningResult):
     _unpack = ("phi", "phi_stderr")
 
 
+@references("biroli2024")
 @_checks.keyword_rng(3)
 def exact_cloning_agreement(
     model: ExactMixture, branch_times, n: int, *, rng=None, progress: bool = False

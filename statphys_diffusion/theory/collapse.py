@@ -38,6 +38,7 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult, axes, estimates
+from ..citations import references
 from ..protocols import ExactMixture, require
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .information import _posterior_entropy
@@ -102,6 +103,7 @@ def collapse_snr(n_points=None, eigenvalues=None, *, data=None) -> float:
     return float(np.exp(brentq(f, lo, hi, xtol=1e-14, rtol=1e-14)))
 
 
+@references("biroli2024")
 def collapse_time(n_points=None, eigenvalues=None, schedule: Schedule | None = None, *, data=None) -> float:
     """Predicted collapse time t_C of the empirical model of N points (Biroli et al. 2024).
 
@@ -205,6 +207,7 @@ class CollapseCurve(TidyResult):
         return float(np.exp(u0 + frac * (u1 - u0)))
 
 
+@references("biroli2024")
 def posterior_collapse(
     model: ExactMixture,
     times,

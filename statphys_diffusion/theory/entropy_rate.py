@@ -39,6 +39,7 @@ import numpy as np
 from .. import _checks, _progress
 from .. import _resp_rate as rr
 from .._results import TidyResult, axes, estimates, legend
+from ..citations import references
 from ..protocols import ConditionalDenoiser, ExactMixture, require, satisfies
 from .information import QUAD_MAX_COMPONENTS, _labelled, _onehot, _quadrature_components_1d
 
@@ -308,6 +309,7 @@ def _mean_se(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.mean(axis=0), se
 
 
+@references("handke2025")
 def entropy_rate(
     model: ExactMixture | ConditionalDenoiser,
     times,
@@ -461,6 +463,7 @@ def _network_entropy_rate(model, times, n, rng, n_bootstrap, progress, groups) -
     return track_entropy_rate(track, schedule, n_bootstrap=n_bootstrap, rng=rng)
 
 
+@references("handke2025")
 def track_entropy_rate(track, schedule, *, coarse: int = 1, n_bootstrap: int = 200, rng=None) -> EntropyRate:
     """The entropy rate of a tracked class posterior (:class:`~statphys_diffusion.OnlineTrack`).
 

@@ -70,6 +70,7 @@ import numpy as np
 
 from .. import _checks
 from .._results import TidyResult, axes, legend
+from ..citations import references
 from ..protocols import CurvatureModel, DenoiseFunction, Denoiser, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 
@@ -162,6 +163,7 @@ def _jvp(model, x: np.ndarray, t: float, v: np.ndarray) -> np.ndarray:
     return (np.asarray(model.denoise(x + h * v, t)) - np.asarray(model.denoise(x - h * v, t))) / (2 * h)
 
 
+@references("achilli2024")
 def tangent_jacobian(
     model: DenoiseFunction, x, t: float, basis, *, n_normal_probes: int = 8, rng: np.random.Generator | None = None
 ) -> TangentJacobian:
@@ -342,6 +344,7 @@ class GeometricMemorization(TidyResult):
         return ax
 
 
+@references("achilli2024")
 def geometric_memorization(
     n_points=None, variances=None, times=None, schedule: Schedule | None = None, *, data=None
 ) -> GeometricMemorization:
@@ -388,6 +391,7 @@ def geometric_memorization(
     return GeometricMemorization(times=ts, variances=lam, n_points=float(np.exp(log_n)), theta=theta, retained=rho)
 
 
+@references("achilli2024")
 def direction_critical_n(
     variances, t: float = 0.0, schedule: Schedule | None = None, *, level: float = 0.5
 ) -> np.ndarray:
@@ -407,6 +411,7 @@ def direction_critical_n(
     return np.array([np.exp(_kl(lv / (1.0 + ak * (1.0 - lv)), a)) for ak in a])
 
 
+@references("achilli2024")
 def direction_critical_time(n_points, variances, schedule: Schedule | None = None, *, level: float = 0.5) -> np.ndarray:
     """(m,) time below which direction k retains less than ``level`` (0: never lost, t > t_min).
 

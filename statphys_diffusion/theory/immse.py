@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks, _progress
+from ..citations import references
 from ..protocols import ConditionalDenoiser, Denoiser, Samplable, require, satisfies
 from .information import EntropyEstimate
 
@@ -57,6 +58,7 @@ def _data(model, data, n, rng):
     return x0, y
 
 
+@references("guo2005", "kong2023")
 def mutual_information_immse(
     model: ConditionalDenoiser,
     times,

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._results import TidyResult, axes, band
+from ..citations import references
 from ..protocols import ExactMixture, Labelled, require, satisfies
 
 __all__ = ["EntropyEstimate", "conditional_entropy", "mutual_information"]
@@ -136,6 +137,7 @@ def _quadrature_components_1d(model, t: float, *, rate: bool = False) -> np.ndar
     return out if rate else out[0]
 
 
+@references("handke2025")
 def conditional_entropy(
     model: ExactMixture,
     times,

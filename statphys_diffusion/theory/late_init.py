@@ -19,6 +19,7 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult, axes, band
+from ..citations import references
 from ..protocols import Moments, satisfies
 
 __all__ = ["LateInitGaussian", "gaussian_late_init", "LateStartScan", "critical_start", "late_start_scan"]
@@ -51,6 +52,7 @@ class LateInitGaussian(TidyResult):
         return self.mean + (z * np.sqrt(self.variances)) @ self.basis.T
 
 
+@references("raya2023")
 def gaussian_late_init(source, t_late: float, schedule=None) -> LateInitGaussian:
     """The Gaussian N(alpha m, alpha^2 C + sigma^2 I) at ``t_late``.
 
@@ -164,6 +166,7 @@ def critical_start(times, values, *, rule: str = "second_difference", window: in
     return float(t[1 + int(np.argmax(np.abs(curvature)))])
 
 
+@references("raya2023")
 def late_start_scan(
     model,
     sampler,

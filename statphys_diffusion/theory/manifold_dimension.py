@@ -43,6 +43,7 @@ import numpy as np
 from .. import _checks
 from .._progress import iterate
 from .._results import TidyResult, axes
+from ..citations import references
 from ..protocols import ScoreModel, require
 
 __all__ = ["ManifoldDimension", "manifold_dimension"]
@@ -131,6 +132,7 @@ class ManifoldDimension(TidyResult):
         return ax
 
 
+@references("achilli2024")
 def manifold_dimension(
     model: ScoreModel,
     x0,

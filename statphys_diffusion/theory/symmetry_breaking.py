@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import _checks, _progress
 from .._results import TidyResult, axes, legend
+from ..citations import references
 from ..protocols import CurvatureModel, Denoiser, Moments, require, satisfies
 from ..schedules import OrnsteinUhlenbeck, Schedule
 from .fixed_points import _check_dynamics, _check_grid, central_fixed_point, stiffness, top_hessian_eigenpairs
@@ -100,6 +101,7 @@ def _warn_nan(note: str) -> None:
     warnings.warn(f"symmetry_breaking_time returns NaN: {note} (see the result's note)", RuntimeWarning, stacklevel=3)
 
 
+@references("raya2023")
 def symmetry_breaking_time(
     model: CurvatureModel,
     dynamics: str = "sde",
@@ -231,6 +233,7 @@ def symmetry_breaking_time(
     return SymmetryBreaking(tc, vec[:, 0], xc, dynamics, ts[: cross + 1], ms[: cross + 1], note)
 
 
+@references("biroli2024")
 def speciation_time(
     model: Denoiser | None = None, schedule=None, *, top_eigenvalue: float | None = None, data=None, form: str = "exact"
 ) -> float:

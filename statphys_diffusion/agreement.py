@@ -263,6 +263,7 @@ def sample_agreement(
     noise,
     *,
     t_start: float | None = None,
+    network_run=None,
     threshold: float = 0.8,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
@@ -276,6 +277,10 @@ def sample_agreement(
     sampler : a deterministic sampler of the package (``DDIM(n, eta=0)``, ``Heun(n)``); both runs use its grid
     noise : (M, d) starting points at ``t_start`` (the sampler's start)
     t_start : float, optional (the sampler's default start)
+    network_run : SampleResult, optional
+        The network's own run from ``noise`` with this sampler and its trajectory (``return_trajectory=True``),
+        reused instead of sampled again (comparing many models with one network); its grid and starting
+        points must be those of this call.
     threshold : r^2 above which a sample counts as reproduced (0.8)
     n_bootstrap, confidence : the percentile bootstrap of the median and of the fraction
     rng : None, int or numpy Generator (the bootstrap)
@@ -297,7 +302,16 @@ def sample_agreement(
     rng = _checks.check_rng(rng)
     grid = sampler._grid(network.schedule, t_start, None)
     _same_schedule(network, model, grid[grid > network.schedule.t_min])
-    net_run = sampler.sample(network, x_init=x0, t_start=t_start, return_trajectory=True)
+    if network_run is None:
+        net_run = sampler.sample(network, x_init=x0, t_start=t_start, return_trajectory=True)
+    else:
+        net_run = network_run
+        traj = getattr(net_run, "trajectory", None)
+        if traj is None or not np.array_equal(np.asarray(net_run.times), grid) or not np.array_equal(traj[0], x0):
+            raise ValueError(
+                "network_run must be the network's run from this noise with this sampler's grid, with its "
+                "trajectory (sampler.sample(network, x_init=noise, return_trajectory=True))"
+            )
     mod_run = sampler.sample(model, x_init=x0, t_start=t_start)
     r2 = per_sample_r2(net_run.x, mod_run.x)
     # the two denoisers along the network's own trajectory (every grid time but the last)

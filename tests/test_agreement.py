@@ -90,3 +90,19 @@ def test_calibration_of_another_locality_parameter():
     assert cal.best.tolist() == [0.3] and cal.mse[0, 1] == 0.0
     with pytest.raises(ValueError, match="parameter"):
         sd.calibrate_patch_size(network, model, held, [0.2], [0.3], parameter="not a name")
+
+
+def test_a_network_run_is_reused_as_given_and_checked():
+    emp = sd.EmpiricalDistribution(TRAIN.reshape(12, -1))
+    ls = sd.LocalEmpirical(TRAIN, patch_size=3)
+    noise = RNG.standard_normal((5, 25))
+    sampler = sd.DDIM(6)
+    run = sampler.sample(emp, x_init=noise, return_trajectory=True)
+    fresh = sd.sample_agreement(emp, ls, sampler, noise, rng=0)
+    reused = sd.sample_agreement(emp, ls, sampler, noise, network_run=run, rng=0)
+    np.testing.assert_array_equal(fresh.r2, reused.r2)
+    np.testing.assert_array_equal(fresh.denoiser_mse, reused.denoiser_mse)
+    with pytest.raises(ValueError, match="network_run"):
+        sd.sample_agreement(emp, ls, sampler, noise + 1.0, network_run=run)
+    with pytest.raises(ValueError, match="network_run"):
+        sd.sample_agreement(emp, ls, sampler, noise, network_run=sampler.sample(emp, x_init=noise))

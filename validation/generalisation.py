@@ -123,11 +123,11 @@ PURPOSE_TRAIN = {
 # -- networks -------------------------------------------------------------------------------------------
 
 
-def purpose_network(cfg: Config, runs: Path, data, *, progress: bool = False):
-    """(score model, training images (N, C, H, W), name): the unconditional UNet trained for this test."""
+def _purpose_run(cfg: Config, data):
+    """(training ImageDataset, ``cached_run`` keyword arguments) of the purpose network: one definition
+    for training it and for loading it."""
     from statphys_diffusion import datasets
     from statphys_diffusion.nets import TrainConfig
-    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
 
     ds = datasets.load_cifar10(data, "train", n=cfg.purpose_n, size=cfg.size, seed=0, nested=True, progress=False)
     spec = dict(PURPOSE_TRAIN)
@@ -135,6 +135,14 @@ def purpose_network(cfg: Config, runs: Path, data, *, progress: bool = False):
         spec.update(batch_size=16, lr=2e-3, checkpoint_every=20)
     tc = TrainConfig(steps=cfg.purpose_steps, seed=0, **spec)
     kw = {"size": cfg.size, "n": cfg.purpose_n, "config": cfg.purpose_config, "nested": True, "train_config": tc}
+    return ds, kw
+
+
+def purpose_network(cfg: Config, runs: Path, data, *, progress: bool = False):
+    """(score model, training images (N, C, H, W), name): the unconditional UNet trained for this test."""
+    from statphys_diffusion.nets.run import cached_run, load_run, load_weights, run_name
+
+    ds, kw = _purpose_run(cfg, data)
     name = run_name(**kw)
     committed = ROOT_WEIGHTS / f"{name}.fp16.pt"
     if committed.is_file():
@@ -147,22 +155,16 @@ def purpose_network(cfg: Config, runs: Path, data, *, progress: bool = False):
 def train_purpose(cfg: Config, runs: Path, data, *, export: bool) -> dict:
     """Train (or resume, from its last checkpoint) the purpose network; export its float16 EMA weights to
     weights/ when finished. Refuses without the committed pre-registration in full mode."""
-    from statphys_diffusion import datasets
-    from statphys_diffusion.nets import TrainConfig
     from statphys_diffusion.nets.run import cached_run, export_weights, run_name
 
     ex.preregistration(NAME, require_committed=cfg.mode == "full")
-    ds = datasets.load_cifar10(data, "train", n=cfg.purpose_n, size=cfg.size, seed=0, nested=True, progress=False)
-    spec = dict(PURPOSE_TRAIN)
-    if cfg.mode == "quick":
-        spec.update(batch_size=16, lr=2e-3, checkpoint_every=20)
-    tc = TrainConfig(steps=cfg.purpose_steps, seed=0, **spec)
-    kw = {"size": cfg.size, "n": cfg.purpose_n, "config": cfg.purpose_config, "nested": True, "train_config": tc}
+    ds, kw = _purpose_run(cfg, data)
+    name = run_name(**kw)
     timer = ex.Timer()
     run = cached_run(runs, dataset=ds, progress=True, **kw)
-    info = {"run": str(run), "name": run_name(**kw), "seconds": timer.seconds}
+    info = {"run": str(run), "name": name, "seconds": timer.seconds}
     if export:
-        info["weights"] = str(export_weights(run, ROOT_WEIGHTS / f"{run_name(**kw)}.fp16.pt"))
+        info["weights"] = str(export_weights(run, ROOT_WEIGHTS / f"{name}.fp16.pt"))
     print(info)
     return info
 

@@ -45,6 +45,7 @@ PatchCalibration           result of calibrate_patch_size; as_function() gives k
 sample_agreement           network and model from identical noise: per-sample r^2, median, fraction above 0.8
 SampleAgreement            result of sample_agreement
 per_sample_r2              r^2 of each sample against a reference sample, over its pixels
+r2_intervals               median r^2 and fraction above a threshold, with bootstrap intervals
 
 Protocols (what analysis functions need of a model)
 ---------------------------------------------------

@@ -39,6 +39,7 @@ __all__ = [
     "SampleAgreement",
     "sample_agreement",
     "per_sample_r2",
+    "r2_intervals",
 ]
 
 
@@ -255,6 +256,41 @@ class SampleAgreement(TidyResult):
         return ax
 
 
+def r2_intervals(
+    r2, *, threshold: float = 0.8, n_bootstrap: int = 1000, confidence: float = 0.95, rng=None
+) -> dict[str, float]:
+    """The median of per-sample r^2 and the fraction above ``threshold``, each with a percentile-bootstrap
+    interval (resampling the samples with replacement, ``n_bootstrap`` times).
+
+    Non-finite r^2 (a constant reference sample) count as -inf: below every threshold. Returns a dict
+    with ``median``, ``median_low``, ``median_high``, ``fraction_above``, ``fraction_low``,
+    ``fraction_high``, ``threshold`` and ``confidence`` (the fields of :class:`SampleAgreement`);
+    pieces of one comparison run in batches are summarised by concatenating their r^2 first.
+    """
+    r2 = np.asarray(r2, dtype=np.float64).ravel()
+    if r2.size < 2:
+        raise ValueError(f"r2 must hold at least 2 values, got {r2.size}")
+    threshold = _checks.check_real(threshold, "threshold", hi=1.0)
+    confidence = _checks.check_real(confidence, "confidence", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    n_bootstrap = _checks.check_positive_int(n_bootstrap, "n_bootstrap")
+    rng = _checks.check_rng(rng)
+    finite = np.where(np.isfinite(r2), r2, -np.inf)
+    boots = finite[rng.integers(0, finite.size, size=(n_bootstrap, finite.size))]
+    med_b = np.median(boots, axis=1)
+    frac_b = np.mean(boots > threshold, axis=1)
+    q = (0.5 * (1 - confidence), 0.5 * (1 + confidence))
+    return {
+        "median": float(np.median(finite)),
+        "median_low": float(np.quantile(med_b, q[0])),
+        "median_high": float(np.quantile(med_b, q[1])),
+        "fraction_above": float(np.mean(finite > threshold)),
+        "fraction_low": float(np.quantile(frac_b, q[0])),
+        "fraction_high": float(np.quantile(frac_b, q[1])),
+        "threshold": threshold,
+        "confidence": confidence,
+    }
+
+
 @references("kamb2024")
 def sample_agreement(
     network: Denoiser,
@@ -264,6 +300,7 @@ def sample_agreement(
     *,
     t_start: float | None = None,
     network_run=None,
+    compare_denoisers: bool = True,
     threshold: float = 0.8,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
@@ -281,6 +318,10 @@ def sample_agreement(
         The network's own run from ``noise`` with this sampler and its trajectory (``return_trajectory=True``),
         reused instead of sampled again (comparing many models with one network); its grid and starting
         points must be those of this call.
+    compare_denoisers : bool
+        Also compare the two denoisers along the network's trajectory (``times``, ``denoiser_mse``): one
+        more model call per grid time and sample. False leaves those three fields empty (and a
+        ``network_run`` without its trajectory is accepted).
     threshold : r^2 above which a sample counts as reproduced (0.8)
     n_bootstrap, confidence : the percentile bootstrap of the median and of the fraction
     rng : None, int or numpy Generator (the bootstrap)
@@ -303,47 +344,38 @@ def sample_agreement(
     grid = sampler._grid(network.schedule, t_start, None)
     _same_schedule(network, model, grid[grid > network.schedule.t_min])
     if network_run is None:
-        net_run = sampler.sample(network, x_init=x0, t_start=t_start, return_trajectory=True)
+        net_run = sampler.sample(network, x_init=x0, t_start=t_start, return_trajectory=compare_denoisers)
     else:
         net_run = network_run
         traj = getattr(net_run, "trajectory", None)
-        if traj is None or not np.array_equal(np.asarray(net_run.times), grid) or not np.array_equal(traj[0], x0):
+        same_grid = np.array_equal(np.asarray(net_run.times), grid)
+        same_start = traj is not None and np.array_equal(traj[0], x0)
+        same_size = np.shape(getattr(net_run, "x", ())) == x0.shape
+        if not (same_grid and same_size and (same_start or (traj is None and not compare_denoisers))):
             raise ValueError(
                 "network_run must be the network's run from this noise with this sampler's grid, with its "
-                "trajectory (sampler.sample(network, x_init=noise, return_trajectory=True))"
+                "trajectory (sampler.sample(network, x_init=noise, return_trajectory=True)); without it only "
+                "when compare_denoisers=False"
             )
     mod_run = sampler.sample(model, x_init=x0, t_start=t_start)
     r2 = per_sample_r2(net_run.x, mod_run.x)
     # the two denoisers along the network's own trajectory (every grid time but the last)
-    assert net_run.trajectory is not None
     ts, mse, mse_se = [], [], []
-    for i in range(grid.size - 1):
+    for i in range(grid.size - 1 if compare_denoisers else 0):
         t = float(grid[i])
         if not float(network.schedule.alpha(t)) > 0 or t <= network.schedule.t_min:
             continue
+        assert net_run.trajectory is not None
         x = net_run.trajectory[i]
         diff = np.asarray(network.denoise(x, t), dtype=np.float64) - np.asarray(model.denoise(x, t), dtype=np.float64)
         per = np.mean(diff * diff, axis=1)
         ts.append(t)
         mse.append(per.mean())
         mse_se.append(per.std(ddof=1) / np.sqrt(per.size))
-    finite = np.where(np.isfinite(r2), r2, -np.inf)
-    m = finite.size
-    idx = rng.integers(0, m, size=(n_bootstrap, m))
-    boots = finite[idx]
-    med_b = np.median(boots, axis=1)
-    frac_b = np.mean(boots > threshold, axis=1)
-    q = (0.5 * (1 - confidence), 0.5 * (1 + confidence))
+    med = r2_intervals(r2, threshold=threshold, n_bootstrap=n_bootstrap, confidence=confidence, rng=rng)
     return SampleAgreement(
         r2=r2,
-        median=float(np.median(finite)),
-        median_low=float(np.quantile(med_b, q[0])),
-        median_high=float(np.quantile(med_b, q[1])),
-        fraction_above=float(np.mean(finite > threshold)),
-        fraction_low=float(np.quantile(frac_b, q[0])),
-        fraction_high=float(np.quantile(frac_b, q[1])),
-        threshold=threshold,
-        confidence=confidence,
+        **med,
         times=np.array(ts),
         denoiser_mse=np.array(mse),
         denoiser_mse_stderr=np.array(mse_se),

@@ -106,3 +106,40 @@ def test_a_network_run_is_reused_as_given_and_checked():
         sd.sample_agreement(emp, ls, sampler, noise + 1.0, network_run=run)
     with pytest.raises(ValueError, match="network_run"):
         sd.sample_agreement(emp, ls, sampler, noise, network_run=sampler.sample(emp, x_init=noise))
+
+
+def test_without_the_denoiser_comparison_only_the_samples_are_compared():
+    emp = sd.EmpiricalDistribution(TRAIN.reshape(12, -1))
+    ls = sd.LocalEmpirical(TRAIN, patch_size=3)
+    noise = RNG.standard_normal((5, 25))
+    sampler = sd.DDIM(6)
+    full = sd.sample_agreement(emp, ls, sampler, noise, rng=0)
+    bare = sd.sample_agreement(emp, ls, sampler, noise, compare_denoisers=False, rng=0)
+    np.testing.assert_array_equal(full.r2, bare.r2)
+    assert bare.median == full.median and bare.times.size == 0 and bare.denoiser_mse.size == 0
+    # a run without its trajectory is enough then, and still checked for its size and grid
+    run = sampler.sample(emp, x_init=noise)
+    reused = sd.sample_agreement(emp, ls, sampler, noise, network_run=run, compare_denoisers=False, rng=0)
+    np.testing.assert_array_equal(reused.r2, full.r2)
+    with pytest.raises(ValueError, match="network_run"):
+        sd.sample_agreement(emp, ls, sampler, noise[:3], network_run=run, compare_denoisers=False)
+    with pytest.raises(ValueError, match="network_run"):
+        sd.sample_agreement(emp, ls, sd.DDIM(7), noise, network_run=run, compare_denoisers=False)
+
+
+def test_r2_intervals_against_a_direct_bootstrap_and_batches():
+    r2 = np.random.default_rng(3).uniform(-0.5, 1.0, 41)
+    res = sd.r2_intervals(r2, threshold=0.5, n_bootstrap=400, confidence=0.9, rng=7)
+    # the same percentile bootstrap written out independently
+    idx = np.random.default_rng(7).integers(0, 41, size=(400, 41))
+    meds = np.sort(np.median(r2[idx], axis=1))
+    assert res["median"] == np.median(r2) and res["fraction_above"] == np.mean(r2 > 0.5)
+    np.testing.assert_allclose([res["median_low"], res["median_high"]], np.quantile(meds, [0.05, 0.95]))
+    assert res["median_low"] <= res["median"] <= res["median_high"]
+    # a NaN r^2 (constant reference) counts as below every threshold
+    with_nan = sd.r2_intervals(np.r_[r2, np.nan], threshold=0.5, n_bootstrap=10, rng=0)
+    assert with_nan["fraction_above"] == np.sum(r2 > 0.5) / 42
+    with pytest.raises(ValueError, match="r2"):
+        sd.r2_intervals([0.3])
+    with pytest.raises(ValueError, match="confidence"):
+        sd.r2_intervals(r2, confidence=1.0)

@@ -80,7 +80,15 @@ def test_generalisation_quick(tmp_path):
 
     if datasets.find_cifar10() is None:
         pytest.skip("CIFAR-10 not found")
-    summary = _load("generalisation").main(["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")])
+    gen = _load("generalisation")
+    argv = ["--quick", "--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "jobs")]
+    summary = gen.main(argv)
+    n_jobs = len(list((tmp_path / "jobs").glob("*.json")))
+    # calibration per (model, level), samples per batch, MSE per model, the network's checks
+    assert n_jobs == 4 * 2 + 7 * 2 + 6 + 1
+    again = gen.main(argv)  # every job from the cache: the same numbers
+    assert len(list((tmp_path / "jobs").glob("*.json"))) == n_jobs
+    assert again["networks"][0]["models"]["ELS"] == summary["networks"][0]["models"]["ELS"]
     saved = json.loads((tmp_path / "generalisation.json").read_text())
     assert saved["provenance"]["preregistration_sha256"] == summary["provenance"]["preregistration_sha256"]
     net = saved["networks"][0]

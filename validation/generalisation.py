@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class Config:
     purpose_config: str
     els_subset: int
     tiny_ns: tuple
+    n_batches: int = 4  # initial noises per sample job: n_samples / n_batches
     seed: int = 0
 
 
@@ -108,6 +110,7 @@ QUICK = Config(
     purpose_config="tiny",
     els_subset=48,
     tiny_ns=(),
+    n_batches=2,
 )
 
 PURPOSE_TRAIN = {
@@ -187,6 +190,9 @@ def tiny_network(n: int, data):
 
 
 ROOT_WEIGHTS = ex.ROOT / "weights"
+# the job cache of full runs: small JSON files, committed as they finish so that a run resumes on
+# another machine (the keys hash the job functions' source and the configuration)
+JOBS = ex.ROOT / "validation" / "jobs" / NAME
 
 
 def _images(ds) -> np.ndarray:
@@ -271,27 +277,6 @@ def levels(cfg: Config, schedule) -> np.ndarray:
     return np.array([float(schedule.t_of_snr(np.exp(v))) for v in cfg.log_snr])
 
 
-def calibrate(network, name: str, train, held: np.ndarray, cfg: Config, rng):
-    """(calibrated model, table) for one patch model; other models come back as they are, table None."""
-    sch = network.schedule
-    if name not in CALIBRATED:
-        return build_model(name, train, sch, cfg), None
-    param, field = CALIBRATED[name]
-    times = levels(cfg, sch)
-    cal = sd.calibrate_patch_size(
-        network, build_model(name, train, sch, cfg), held.reshape(held.shape[0], -1), times, getattr(cfg, field),
-        parameter=param, n=cfg.n_calibration, rng=rng,
-    )  # fmt: skip
-    table = {
-        "log_snr": list(cfg.log_snr),
-        "times": times.tolist(),
-        "values": np.asarray(cal.sizes).tolist(),
-        "mse": cal.mse.tolist(),
-        "best": np.asarray(cal.best).tolist(),
-    }
-    return build_model(name, train, sch, cfg, _nearest_level(table, sch)), table
-
-
 def denoiser_mse(network, model, images: np.ndarray, times, n: int, rng) -> tuple[list, list]:
     """Per-pixel MSE of ``model``'s denoiser to the network's on noised ``images``, per time (mean, s.e.)."""
     sch = network.schedule
@@ -356,12 +341,16 @@ def _resample(r2: dict, rng) -> dict:
     return {k: v[i] for k, v in r2.items()}
 
 
-# -- jobs: one per (network, model), then the composite, then the network's own checks -------------------
+# -- jobs: calibration per (network, model, level), samples per (network, model, batch), MSE per -------
+# (network, model); then the composite. Each is a cached run_sweep job of minutes, so a killed run loses
+# little, and the cache (JSON) can travel to another machine.
 
 
+@functools.lru_cache(maxsize=2)
 def load_network(key: str, cfg: Config, data, runs):
+    """(network, training images (N, C, H, W), name), loaded once per process for a run of jobs."""
     if key == "purpose":
-        return purpose_network(cfg, Path(runs), data)
+        return purpose_network(cfg, ex.ROOT / runs, data)
     if key == "small50k":
         return small50k_network(cfg, data)
     if key.startswith("tiny"):
@@ -371,52 +360,86 @@ def load_network(key: str, cfg: Config, data, runs):
     raise ValueError(f"unknown network {key!r}")
 
 
+@functools.lru_cache(maxsize=2)
+def _held_out(size: int, data, n: int) -> np.ndarray:
+    return held_out_images(size, data, n)
+
+
 def _config(job: dict) -> Config:
     return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()})
 
 
-def model_job(job: dict) -> dict:
-    """Calibrate one model against one network, sample both from the same noise, compare (a cached job)."""
+def _setting(job: dict):
+    """(cfg, network, training images, network name, held-out images) of a job."""
     cfg = _config(job)
     network, train, name = load_network(job["network"], cfg, job["data"], job["runs"])
-    held = held_out_images(cfg.size, job["data"], max(cfg.n_calibration, cfg.n_mse, 64))
-    rng = np.random.default_rng(cfg.seed)
+    held = _held_out(cfg.size, job["data"], max(cfg.n_calibration, cfg.n_mse, 64))
+    return cfg, network, train, name, held
+
+
+def _model(job: dict, cfg: Config, network, train):
+    """The job's model, calibrated by the job's ``table`` (patch models) or its ``choice`` (the composite)."""
     sch = network.schedule
     if job["model"] == "composite":
-        parts = {k: build_model(k, train, sch, cfg, None if t is None else _nearest_level(t, sch))
-                 for k, t in job["tables"].items()}  # fmt: skip
-        model, table = Composite(parts, cfg.log_snr, job["choice"], sch), {"choice": job["choice"]}
-    else:
-        model, table = calibrate(network, job["model"], train, held, cfg, rng)
-    noise = initial_noise(cfg, sch, train[0].size)
-    agree = sd.sample_agreement(network, model, sd.DDIM(cfg.ddim_steps), noise, n_bootstrap=cfg.n_bootstrap, rng=0)
-    times = levels(cfg, sch)
-    mse_held = denoiser_mse(network, model, held, times, cfg.n_mse, rng)
-    mse_train = denoiser_mse(network, model, train, times, cfg.n_mse, rng)
-    return {
-        "network": name,
-        "model": job["model"],
-        "calibration": table,
-        "r2": agree.r2,
-        "median_r2": agree.median,
-        "median_r2_ci": [agree.median_low, agree.median_high],
-        "fraction_above_0.8": agree.fraction_above,
-        "fraction_ci": [agree.fraction_low, agree.fraction_high],
-        "mse_held": mse_held[0],
-        "mse_held_stderr": mse_held[1],
-        "mse_train": mse_train[0],
-        "mse_train_stderr": mse_train[1],
-        "samples": agree.model_samples[:8],
-        "network_samples": agree.network_samples[:8],
-    }
+        parts = {m: build_model(m, train, sch, cfg, None if t is None else _nearest_level(t, sch))
+                 for m, t in job["tables"].items() if m in job["choice"]}  # fmt: skip
+        return Composite(parts, cfg.log_snr, job["choice"], sch)
+    table = job.get("table")
+    return build_model(job["model"], train, sch, cfg, None if table is None else _nearest_level(table, sch))
+
+
+def calibration_job(job: dict) -> dict:
+    """One patch model's MSE to the network's denoiser at one calibration level, for each size."""
+    cfg, network, train, _, held = _setting(job)
+    param, field = CALIBRATED[job["model"]]
+    t = levels(cfg, network.schedule)[job["level"]]
+    # the same noised held-out images for every model at this level (paired comparison)
+    rng = np.random.default_rng([cfg.seed, job["level"]])
+    cal = sd.calibrate_patch_size(
+        network, build_model(job["model"], train, network.schedule, cfg), held.reshape(held.shape[0], -1), [t],
+        getattr(cfg, field), parameter=param, n=cfg.n_calibration, rng=rng,
+    )  # fmt: skip
+    return {"values": np.asarray(cal.sizes).tolist(), "mse": cal.mse[0].tolist(),
+            "mse_stderr": cal.mse_stderr[0].tolist(), "best": np.asarray(cal.best).tolist()[0]}  # fmt: skip
+
+
+def _batch(cfg: Config, i: int) -> slice:
+    per = -(-cfg.n_samples // cfg.n_batches)
+    return slice(i * per, min(cfg.n_samples, (i + 1) * per))
+
+
+def sample_job(job: dict) -> dict:
+    """The network and the model from one batch of the pre-registered initial noises: per-sample r^2 (and, in
+    the first batch, eight sample pairs for the figure, rounded to 1e-4)."""
+    cfg, network, train, _, _ = _setting(job)
+    model = _model(job, cfg, network, train)
+    noise = initial_noise(cfg, network.schedule, train[0].size)[_batch(cfg, job["batch"])]
+    agree = sd.sample_agreement(
+        network, model, sd.DDIM(cfg.ddim_steps), noise, compare_denoisers=False, n_bootstrap=1, rng=0
+    )
+    out = {"r2": agree.r2}
+    if job["batch"] == 0:
+        out["samples"] = np.round(agree.model_samples[:8], 4)
+        out["network_samples"] = np.round(agree.network_samples[:8], 4)
+    return out
+
+
+def mse_job(job: dict) -> dict:
+    """Per-pixel MSE of the model's denoiser to the network's at the calibration levels, on noised held-out
+    and training images (the same noised images for every model)."""
+    cfg, network, train, _, held = _setting(job)
+    model = _model(job, cfg, network, train)
+    times = levels(cfg, network.schedule)
+    mse_held = denoiser_mse(network, model, held, times, cfg.n_mse, np.random.default_rng([cfg.seed, 100]))
+    mse_train = denoiser_mse(network, model, train, times, cfg.n_mse, np.random.default_rng([cfg.seed, 101]))
+    return {"mse_held": mse_held[0], "mse_held_stderr": mse_held[1],
+            "mse_train": mse_train[0], "mse_train_stderr": mse_train[1]}  # fmt: skip
 
 
 def network_job(job: dict) -> dict:
     """The network's own checks: G1 (one deterministic path), G2 (regime map at the calibration levels), and
     how close its samples are to their nearest training image (halo of one image)."""
-    cfg = _config(job)
-    network, train, name = load_network(job["network"], cfg, job["data"], job["runs"])
-    held = held_out_images(cfg.size, job["data"], max(cfg.n_calibration, cfg.n_mse, 64))
+    cfg, network, train, name, held = _setting(job)
     sch = network.schedule
     noise = initial_noise(cfg, sch, train[0].size)
     sampler = sd.DDIM(cfg.ddim_steps)
@@ -441,24 +464,72 @@ def network_job(job: dict) -> dict:
     }
 
 
+# the order jobs run in: the cheap models first, ELS (the slowest) last
+ORDER = ("empirical", "gaussian", "LS", "PSPC", "locality", "ELS")
+
+
+def _table(cfg: Config, model: str, cells: list[dict]) -> dict:
+    """A model's calibration table from its per-level jobs."""
+    return {
+        "log_snr": list(cfg.log_snr),
+        "values": cells[0]["values"],
+        "mse": [c["mse"] for c in cells],
+        "mse_stderr": [c["mse_stderr"] for c in cells],
+        "best": [c["best"] for c in cells],
+    }
+
+
+def _assemble(cfg: Config, samples: list[dict], mse: dict) -> dict:
+    """One (network, model)'s row: r^2 over all batches with bootstrap intervals, samples, MSE."""
+    r2 = np.concatenate([np.asarray(s["r2"]) for s in samples])
+    iv = sd.r2_intervals(r2, n_bootstrap=cfg.n_bootstrap, rng=cfg.seed)
+    return {
+        "r2": r2,
+        "median_r2": iv["median"],
+        "median_r2_ci": [iv["median_low"], iv["median_high"]],
+        "fraction_above_0.8": iv["fraction_above"],
+        "fraction_ci": [iv["fraction_low"], iv["fraction_high"]],
+        **mse,
+        "samples": samples[0]["samples"],
+        "network_samples": samples[0]["network_samples"],
+    }
+
+
 def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool) -> list[dict]:
     """Every job of the networks ``keys`` (cached: a killed run resumes job by job), assembled per network."""
     base = {"config": dataclasses.asdict(cfg), "data": data, "runs": str(runs)}
-    first = [dict(base, network=k, model=m) for k in keys for m in MODELS[:-1]]
     nets = [dict(base, network=k) for k in keys]
-    done = sd.run_sweep(model_job, first, cache_dir=cache, progress=progress, desc=f"{NAME} models")
     checks = sd.run_sweep(network_job, nets, cache_dir=cache, progress=progress, desc=f"{NAME} networks")
-    by = {(j["network"], j["model"]): r for j, r in zip(first, done)}
+    patch = [m for m in ORDER if m in CALIBRATED]
+    cal_jobs = [dict(base, network=k, model=m, level=i) for m in patch for k in keys for i in range(len(cfg.log_snr))]
+    cal = sd.run_sweep(calibration_job, cal_jobs, cache_dir=cache, progress=progress, desc=f"{NAME} calibration")
+    tables = {(k, m): _table(cfg, m, [r for j, r in zip(cal_jobs, cal) if (j["network"], j["model"]) == (k, m)])
+              for k in keys for m in patch}  # fmt: skip
+    by: dict = {}
+    for m in ORDER:  # one model at a time over every network: its samples, then its MSE
+        jobs = [dict(base, network=k, model=m, table=tables.get((k, m))) for k in keys]
+        smp = [dict(j, batch=b) for j in jobs for b in range(cfg.n_batches)]
+        got = sd.run_sweep(sample_job, smp, cache_dir=cache, progress=progress, desc=f"{NAME} {m} samples")
+        err = sd.run_sweep(mse_job, jobs, cache_dir=cache, progress=progress, desc=f"{NAME} {m} MSE")
+        for j, e in zip(jobs, err):
+            parts = [r for sj, r in zip(smp, got) if sj["network"] == j["network"]]
+            by[j["network"], m] = dict(_assemble(cfg, parts, e), calibration=tables.get((j["network"], m)))
     comp_jobs = []
     for k in keys:
         # the composite: at each level, the model (of the six) whose calibrated denoiser is closest there
         mse = np.array([by[k, m]["mse_held"] for m in MODELS[:-1]])
         choice = [MODELS[int(i)] for i in np.argmin(mse, axis=0)]
-        tables = {m: by[k, m]["calibration"] for m in MODELS[:-1]}
-        comp_jobs.append(dict(base, network=k, model="composite", choice=choice, tables=tables))
-    comps = sd.run_sweep(model_job, comp_jobs, cache_dir=cache, progress=progress, desc=f"{NAME} composite")
-    for j, r in zip(comp_jobs, comps):
-        by[j["network"], "composite"] = r
+        comp_jobs.append(dict(base, network=k, model="composite", choice=choice,
+                              tables={m: tables.get((k, m)) for m in MODELS[:-1]}))  # fmt: skip
+    smp = [dict(j, batch=b) for j in comp_jobs for b in range(cfg.n_batches)]
+    got = sd.run_sweep(sample_job, smp, cache_dir=cache, progress=progress, desc=f"{NAME} composite samples")
+    for j in comp_jobs:
+        k, choice = j["network"], j["choice"]
+        parts = [r for sj, r in zip(smp, got) if sj["network"] == k]
+        # its denoiser at calibration level i is the chosen model's, on the same noised images: the same MSE
+        mse = {f: [by[k, c][f][i] for i, c in enumerate(choice)]
+               for f in ("mse_held", "mse_held_stderr", "mse_train", "mse_train_stderr")}  # fmt: skip
+        by[k, "composite"] = dict(_assemble(cfg, parts, mse), calibration={"choice": choice})
     results = []
     for k, chk in zip(keys, checks):
         res = {"key": k, **{kk: vv for kk, vv in chk.items() if kk != "nearest_training_image_r2"}}
@@ -607,7 +678,8 @@ def reference_check(cfg: Config, data, runs, out: Path, progress: bool) -> dict:
     Gaussian of a 300-image training set stand in for the network; the rule must confirm the first and
     refute the second. 100 samples, 10 DDIM steps, 32 calibration images (a check of the rule)."""
     small = dataclasses.replace(cfg, n_samples=100, ddim_steps=10, els_subset=REFERENCE_N, n_calibration=32, n_mse=32)
-    results = measure_networks(["ref-ELS", "ref-gaussian"], small, data, runs, Path(runs) / f"{NAME}-ref", progress)
+    cache = ex.ROOT / runs / f"{NAME}-ref"
+    results = measure_networks(["ref-ELS", "ref-gaussian"], small, data, runs, cache, progress)
     report = {
         r["network"]: {
             "verdict": r["verdict"],
@@ -627,7 +699,8 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--network", default="all", choices=["all", "purpose", "small50k", "tiny"])
     p.add_argument("--out", default=str(ex.ROOT / "figures"))
-    p.add_argument("--runs", default=str(ex.ROOT / "runs"))
+    p.add_argument("--runs", default="runs", help="training runs (relative to the repository root)")
+    p.add_argument("--cache", default=None, help="job cache (default: validation/jobs/generalisation; none in --quick)")
     p.add_argument("--data", default=None)
     p.add_argument("--progress", action="store_true")
     p.add_argument("--reference-check", action="store_true", help="analytic stand-ins for the network (see docstring)")
@@ -637,7 +710,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     if args.train_only:
-        return train_purpose(cfg, Path(args.runs), args.data, export=not args.quick)
+        return train_purpose(cfg, ex.ROOT / args.runs, args.data, export=not args.quick)
     if args.reference_check:
         out_ref = ex.PREREGISTRATIONS / f"{NAME}_reference_check.json"
         return reference_check(cfg, args.data, args.runs, out_ref, args.progress)
@@ -652,7 +725,7 @@ def main(argv=None) -> dict:
         keys.append("small50k")
     if not args.quick and args.network in ("all", "tiny"):
         keys += [f"tiny{n}" for n in cfg.tiny_ns]
-    cache = None if args.quick else Path(args.runs) / f"{NAME}-jobs"
+    cache = ex.ROOT / args.cache if args.cache else (None if args.quick else JOBS)
     results = measure_networks(keys, cfg, args.data, args.runs, cache, args.progress)
     figures(results, out, (3, cfg.size, cfg.size))
     summary = write(results, out, dataclasses.replace(cfg), prereg, timer.seconds)

@@ -10,7 +10,7 @@ the collapsed-regime cut drops weights below e^-46 of the row's maximum (N e^-46
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
@@ -278,3 +278,43 @@ def test_the_torch_backend_equals_the_numba_one(dtype):
             np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
     with pytest.raises(ValueError, match="backend"):
         sd.LocalEmpirical(train, patch_size=3, backend="jax")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([1, 3, 8, 9, 20]),  # values per candidate: the fused pass (<= 8) and the GEMM pass
+    st.sampled_from([1, 7, 64]),  # candidates per chunk: the running maximum crosses chunks
+    st.floats(1e-4, 10.0),  # s2: collapsed (one candidate carries the weight) to dense
+    st.booleans(),
+)
+@example(seed=1, n_values=3, per_chunk=64, s2=1e-3, single=False)  # the fused pass's collapsed branch
+@example(seed=2, n_values=3, per_chunk=64, s2=5.0, single=True)  # its dense branch, float32
+def test_the_streaming_patch_posterior_equals_one_softmax(seed, n_values, per_chunk, s2, single):
+    from statphys_diffusion._kernels.patches import patch_posterior_mean
+
+    dtype = np.float32 if single else np.float64
+    if single:
+        s2 = max(s2, 0.1)  # float32 logits carry its GEMM's rounding times a / s2 (below)
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((11, 6)).astype(dtype)
+    keys = rng.standard_normal((150, 6)).astype(dtype)
+    values = rng.standard_normal((150, n_values)).astype(dtype)
+    a = 0.8
+
+    def chunks():
+        for i in range(0, 150, per_chunk):
+            yield np.ascontiguousarray(keys[i : i + per_chunk]), np.ascontiguousarray(values[i : i + per_chunk])
+
+    got = patch_posterior_mean(q, chunks, n_values, a, s2)
+    # reference: float64 log-sum-exp of the exact squared distances
+    q64, k64 = q.astype(np.float64), keys.astype(np.float64)
+    logits = -((q64[:, None, :] - a * k64[None]) ** 2).sum(-1) / (2 * s2)
+    w = np.exp(logits - logits.max(axis=1, keepdims=True))
+    ref = (w / w.sum(axis=1, keepdims=True)) @ values.astype(np.float64)
+    assert got.dtype == dtype and got.shape == (11, n_values)
+    # float64: rounding, and the weights dropped below e^-46 of the maximum (150 of them at most);
+    # float32: its products q.p round to ~1e-6 of |q||p| (about 6), times a / s2 <= 8 in a logit: relative
+    # weight errors ~5e-5 on values of size ~3
+    tol = 1e-9 if dtype == np.float64 else 3e-4
+    np.testing.assert_allclose(got, ref, atol=tol, rtol=0)

@@ -13,8 +13,13 @@ unlike the empirical kernel (:mod:`.streaming`), whose values are its keys.
 The arithmetic is that kernel's: per chunk of candidates one GEMM ``G = q @ p_c.T``, the fused
 numba pass :func:`.streaming._chunk_softmax` (running max per row, weights below e^cut of the
 row's maximum set to exactly 0: the collapsed-regime shortcut), and ``acc += W @ v_c``, as a GEMM or,
-when at most 1/32 of a chunk's weights survive, as a sparse gather. Memory beyond the output: one
-(rows x chunk) buffer. Candidates come from a callable that builds each chunk on demand, so an
+when at most 1/32 of a chunk's weights survive, as a sparse gather. With few values per candidate
+(V <= 8: a centre pixel's channels, as in LS and ELS) the second product is fused into the softmax
+pass instead (:func:`_softmax_values`: per row, V dot products of the weights with the values'
+columns, and only the surviving candidates' exponentials when at most 1/8 survive), which skips
+writing the weights back and a (rows x chunk) x (chunk x V) product that would read them again:
+``benchmarks/bench_patches.py`` measures it. Memory beyond the output: one (rows x chunk) buffer.
+Candidates come from a callable that builds each chunk on demand, so an
 equivariant model's (images x positions) patch matrix never exists as a whole.
 """
 
@@ -24,7 +29,10 @@ import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from numba import njit, prange
 
+from . import CACHE
+from .fastexp import exp_inplace
 from .streaming import (
     CUT,
     SPARSE_FRACTION,
@@ -34,6 +42,14 @@ from .streaming import (
     _rescale_rows,
     _sparse_accumulate,
 )
+
+# the fused pass keeps its exponential exact (1 ulp, as in .streaming: no reassociation there); its
+# reductions (row maximum, sums, dot products) may reassociate, which lets them vectorise (the
+# logits hold no NaN: the models refuse NaN input)
+_FM = {"nsz", "arcp", "contract", "afn"}
+_FM_REDUCE = {"nsz", "arcp", "contract", "afn", "reassoc", "nnan"}
+_FUSED_MAX_VALUES = 8
+_ROWS = 8
 
 # chunks of candidates: (keys (n, D), values (n, V)) in the queries' dtype, C-contiguous
 Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -53,7 +69,111 @@ def patch_posterior_mean(
     return out
 
 
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _row_max(z, n):
+    mx = -1e308
+    for j in range(n):
+        mx = max(mx, z[j])
+    return mx
+
+
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _dot(z, v, n):
+    s = 0.0
+    for j in range(n):
+        s += z[j] * v[j]
+    return s
+
+
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _sum(z, n):
+    s = 0.0
+    for j in range(n):
+        s += z[j]
+    return s
+
+
+@njit(parallel=True, fastmath=_FM, cache=CACHE)
+def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
+    """One chunk of the online softmax with the values' product fused in.
+
+    Row i's logits are z_j = c1 G[i, j] + bias[j]; with the running maximum m (updated to include this
+    chunk) the weights are w_j = exp(z_j - m), 0 below e^cut; ``run_sum[i]`` and ``acc[i, v]`` (float64)
+    are rescaled by exp(m_old - m) and gain sum_j w_j and sum_j w_j values_t[v, j].
+    """
+    rows, nc = G.shape
+    n_v = values_t.shape[0]
+    n_blk = (rows + _ROWS - 1) // _ROWS
+    for blk in prange(n_blk):
+        z = np.empty(nc)
+        bits = np.empty(nc, dtype=np.int64)
+        idx = np.empty(nc, dtype=np.int64)
+        zs = np.empty(nc)
+        for i in range(blk * _ROWS, min(rows, (blk + 1) * _ROWS)):
+            for j in range(nc):
+                z[j] = c1 * G[i, j] + bias[j]
+            mx = _row_max(z, nc)
+            old = run_max[i]
+            new = old if old >= mx else mx
+            scale = np.exp(old - new) if old > -np.inf else 0.0
+            thr = new + cut
+            kept = 0
+            for j in range(nc):
+                if z[j] >= thr:
+                    kept += 1
+            if kept * 8 <= nc:  # collapsed: only the survivors' exponentials
+                m = 0
+                for j in range(nc):
+                    if z[j] >= thr:
+                        idx[m] = j
+                        zs[m] = z[j] - new
+                        m += 1
+                exp_inplace(zs, m, bits)
+                s_w = 0.0
+                for u in range(m):
+                    s_w += zs[u]
+                run_sum[i] = run_sum[i] * scale + s_w
+                for v in range(n_v):
+                    t = 0.0
+                    for u in range(m):
+                        t += zs[u] * values_t[v, idx[u]]
+                    acc[i, v] = acc[i, v] * scale + t
+            else:
+                for j in range(nc):
+                    zj = z[j] - new
+                    z[j] = zj if zj >= cut else -1000.0  # below exp's floor: exactly 0
+                exp_inplace(z, nc, bits)
+                run_sum[i] = run_sum[i] * scale + _sum(z, nc)
+                for v in range(n_v):
+                    acc[i, v] = acc[i, v] * scale + _dot(z, values_t[v], nc)
+            run_max[i] = new
+
+
+def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> np.ndarray:
+    """:func:`_rows` for few values per candidate: the values' product inside the softmax pass."""
+    m_rows = q.shape[0]
+    cut = CUT.get(np.dtype(q.dtype), CUT[np.dtype(np.float32)])
+    run_max = np.full(m_rows, -np.inf)
+    run_sum = np.zeros(m_rows)
+    acc = np.zeros((m_rows, n_values))
+    buf: np.ndarray | None = None
+    for keys, values in chunks():
+        nc = keys.shape[0]
+        if nc == 0:
+            continue
+        if buf is None or buf.size < m_rows * nc:
+            buf = np.empty(m_rows * nc, dtype=q.dtype)
+        G = buf[: m_rows * nc].reshape(m_rows, nc)
+        _gemm_cross(G, q, keys)
+        ksq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+        values_t = np.ascontiguousarray(values.T, dtype=np.float64)
+        _softmax_values(G, a / s2, -0.5 * a * a * ksq / s2, values_t, run_max, run_sum, acc, cut)
+    return (acc / run_sum[:, None]).astype(q.dtype, copy=False)
+
+
 def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> np.ndarray:
+    if n_values <= _FUSED_MAX_VALUES:
+        return _rows_fused(q, chunks, n_values, a, s2)
     m_rows = q.shape[0]
     dt = q.dtype
     out = np.empty((m_rows, n_values), dtype=dt)

@@ -16,7 +16,11 @@ g^2 = d sigma^2/dt - 2 f sigma^2; see :class:`~statphys_diffusion.schedules.Sche
 
 Every sampler starts at any time ``t_start`` from any given points (late
 initialisation), returns the trajectory when asked and draws its noise from
-the ``rng`` it is given.
+the ``rng`` it is given. Its time grid is ``n_steps`` steps from ``t_start`` to
+``t_end`` (``spacing`` "uniform" in t or "edm"), the explicit ``times`` given, or
+a fixed ``step``: t_start, t_start - step, ... down to t_end, so that runs from
+different starts share their step size (``DDPMAncestral(step=5)`` on a
+1,000-step schedule is every 5th DDPM step, whatever the start).
 """
 
 from __future__ import annotations
@@ -198,15 +202,28 @@ class _Sampler:
 
     stochastic = True
 
-    def __init__(self, n_steps: int = 100, *, times=None, spacing: str = "uniform", progress: bool = False):
+    def __init__(
+        self,
+        n_steps: int = 100,
+        *,
+        times=None,
+        spacing: str = "uniform",
+        step: float | None = None,
+        progress: bool = False,
+    ):
         self.n_steps = _checks.check_positive_int(n_steps, "n_steps")
         self.times = None if times is None else _checks.check_times(times, None, order="decreasing", min_size=2)
+        self.step = None if step is None else _checks.check_real(step, "step", lo=0.0, lo_open=True)
+        if self.step is not None and self.times is not None:
+            raise ValueError("give either step or times, not both (the step would be ignored)")
         if spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
         self.spacing = spacing
         self.progress = bool(progress)
 
     def __repr__(self) -> str:
+        if self.step is not None:
+            return f"{type(self).__name__}(step={self.step:g})"
         return f"{type(self).__name__}(n_steps={self.n_steps})"
 
     def _grid(self, schedule, t_start, t_end) -> np.ndarray:
@@ -223,6 +240,11 @@ class _Sampler:
         t1 = schedule.t_min if t_end is None else _checks.check_time(t_end, schedule, "t_end")
         if not t0 > t1:
             raise ValueError(f"t_start ({t0}) must be greater than t_end ({t1})")
+        if self.step is not None:
+            # a fixed step from t_start down: the number of steps follows the start (n_steps is unused);
+            # the last step ends at t_end and is shorter when step does not divide t_start - t_end
+            inner = t0 - self.step * np.arange(1, int(np.ceil((t0 - t1) / self.step - 1e-9)))
+            return np.concatenate([[t0], inner[inner > t1], [t1]])
         return time_grid(schedule, self.n_steps, t0, t1, self.spacing)
 
     def sample(
@@ -392,9 +414,10 @@ class DDPMAncestral(_Sampler):
         variance: str = "fixed_small",
         times=None,
         spacing: str = "uniform",
+        step: float | None = None,
         progress: bool = False,
     ):
-        super().__init__(n_steps, times=times, spacing=spacing, progress=progress)
+        super().__init__(n_steps, times=times, spacing=spacing, step=step, progress=progress)
         if variance not in VARIANCES:
             raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
         self.variance = variance
@@ -434,9 +457,16 @@ class DDIM(_Sampler):
     """
 
     def __init__(
-        self, n_steps: int = 50, *, eta: float = 0.0, times=None, spacing: str = "uniform", progress: bool = False
+        self,
+        n_steps: int = 50,
+        *,
+        eta: float = 0.0,
+        times=None,
+        spacing: str = "uniform",
+        step: float | None = None,
+        progress: bool = False,
     ):
-        super().__init__(n_steps, times=times, spacing=spacing, progress=progress)
+        super().__init__(n_steps, times=times, spacing=spacing, step=step, progress=progress)
         self.eta = _checks.check_real(eta, "eta", lo=0.0, hi=1.0)
         self.stochastic = self.eta > 0
 

@@ -172,3 +172,21 @@ def test_raya_ambrogioni_time_sequences():
             ddpm_time_sequence(10, **kw)
     with pytest.raises(ValueError, match="n_steps"):
         ddpm_time_sequence(2000)
+
+
+def test_a_fixed_step_grid_follows_the_start():
+    sch = sd.DiscreteSchedule.linear(1000)
+    s = sd.DDPMAncestral(step=5)
+    np.testing.assert_array_equal(s._grid(sch, 990.0, None), np.arange(990.0, -1.0, -5.0))
+    g = s._grid(sch, 62.0, None)  # 5 does not divide 62: the last step is shorter
+    np.testing.assert_array_equal(g, np.r_[np.arange(62.0, 0.0, -5.0), 0.0])
+    assert np.all(np.diff(g)[:-1] == -5.0) and -5.0 < g[-1] - g[-2] < 0
+    # the same step size from every start: a late start is a suffix of an early one's grid
+    early, late = sd.DDIM(step=10)._grid(sch, 900.0, None), sd.DDIM(step=10)._grid(sch, 300.0, None)
+    np.testing.assert_array_equal(early[-late.size :], late)
+    ou = sd.OrnsteinUhlenbeck()
+    np.testing.assert_allclose(sd.Heun(step=0.5)._grid(ou, 2.0, 0.4), [2.0, 1.5, 1.0, 0.5, 0.4])
+    with pytest.raises(ValueError, match="step"):
+        sd.DDIM(step=0.0)
+    with pytest.raises(ValueError, match="step or times"):
+        sd.DDIM(step=5, times=[10.0, 5.0, 0.0])

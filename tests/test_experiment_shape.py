@@ -96,3 +96,54 @@ def test_generalisation_quick(tmp_path):
     assert net["verdict"]["outcome"] in ("confirmed", "refuted", "partly", "inconclusive", "not testable")
     for name in ("generalisation.csv", "generalisation_mse.csv", "generalisation_r2.png", "generalisation_purpose.png"):
         assert (tmp_path / name).is_file()
+
+
+def _late_data(ts, gli_means, full_mean=5.0, spread=0.05, seeds=3, rng=None):
+    rng = np.random.default_rng(0) if rng is None else rng
+    gli = np.array(gli_means)[:, None] + spread * rng.standard_normal((len(ts), seeds))
+    full = full_mean + spread * rng.standard_normal(seeds)
+    return {"starts": np.array(ts, dtype=float), "gli": gli, "full": full}
+
+
+def test_the_late_start_threshold_rule_and_decision():
+    ls = _load("late_start")
+    import statphys_diffusion as sd
+
+    sch = sd.DiscreteSchedule.linear(1000)
+    cfg = ls.FULL
+    ts = ls.starts(cfg, sch)
+    # the pre-registered grid: 12 starts, multiples of 5, from 990 to 60
+    assert ts.size == 12 and ts[0] == 990 and ts[-1] == 60 and np.all(ts % 5 == 0)
+    lo, hi = ls.window(cfg, sch)
+    assert lo < float(sch.log_snr(702.48)) < float(sch.log_snr(626.99)) < hi
+    # quality lost from t = 530 on (later starts): t* = 625, inside the window -> confirmed
+    means = [5.0 if t >= 600 else 9.0 for t in ts]
+    t_star, z = ls.critical_start(ts, _late_data(ts, means)["gli"], _late_data(ts, means)["full"], 2.0)
+    assert t_star == 625.0 and z[ts == 530][0] > 2
+    assert ls.decide(_late_data(ts, means), cfg, sch)[0] == "confirmed"
+    # never lost (the exact Gaussian): t* = 60, outside -> refuted; lost at once: t* undefined -> refuted
+    assert ls.critical_start(ts, *[_late_data(ts, [5.0] * 12)[k] for k in ("gli", "full")], 2.0)[0] == 60.0
+    assert ls.decide(_late_data(ts, [5.0] * 12), cfg, sch)[0] == "refuted"
+    assert ls.decide(_late_data(ts, [9.0] * 12), cfg, sch)[0] == "refuted"
+    # a recovery after a loss does not move t* later: the first loss from early starts decides
+    wiggle = [5.0 if t >= 600 else (9.0 if t == 530 else 5.0) for t in ts]
+    assert ls.critical_start(ts, *[_late_data(ts, wiggle)[k] for k in ("gli", "full")], 2.0)[0] == 625.0
+
+
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
+def test_late_start_quick(tmp_path):
+    pytest.importorskip("torch")
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    ls = _load("late_start")
+    summary = ls.main(["--quick", "--out", str(tmp_path), "--cache", str(tmp_path / "jobs")])
+    saved = json.loads((tmp_path / "late_start_quick.json").read_text())
+    assert saved["verdict"]["outcome"] in ("confirmed", "refuted", "partly", "inconclusive", "not testable")
+    assert saved["provenance"]["config"]["mode"] == "quick" and len(saved["starts"]) == 3
+    # full chain and (gli, control) x 3 starts, 2 seeds each
+    assert len(list((tmp_path / "jobs").glob("*.json"))) == 2 + 2 * 3 * 2
+    assert (tmp_path / "late_start_quick.png").is_file() and (tmp_path / "late_start_quick.csv").is_file()
+    assert summary["gates"]["G1_control_excess_se"] == saved["gates"]["G1_control_excess_se"]

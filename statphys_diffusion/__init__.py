@@ -30,6 +30,9 @@ EmpiricalDistribution      a point cloud: the score a perfectly trained network 
 LinearManifold             Gaussian data on a linear subspace (Woodbury, O(d m) per point)
 MixtureComponents          read-only view of a mixture's components
 Draws                      samples of (x_0, x_t, component, label) at a time t
+ShardedEmpirical           the empirical model of shards (files or arrays), in this process or on a Dask cluster
+ShardLost                  raised when a scattered shard is lost with its Dask worker
+write_shards               split a training set into shard-XXXXX.npy files for ShardedEmpirical
 
 Generalising analytic models (what a convolutional network computes)
 --------------------------------------------------------------------
@@ -202,6 +205,7 @@ from .protocols import *  # noqa: F403
 from .regime import *  # noqa: F403
 from .samplers import *  # noqa: F403
 from .schedules import *  # noqa: F403
+from .sharded import *  # noqa: F403
 from .spectrum import *  # noqa: F403
 from .sweep import *  # noqa: F403
 from .theory import *  # noqa: F403
@@ -226,6 +230,7 @@ _MODULES = (
     "regime",
     "samplers",
     "schedules",
+    "sharded",
     "spectrum",
     "sweep",
     "theory",

@@ -85,3 +85,17 @@ def test_bench_patches_quick(tmp_path):
     assert {r["model"] for r in rows} == {"ELS", "LS"}
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
     assert all(r["peak_mib"] > 0 and r["speedup_vs_baseline"] > 0 for r in rows)
+
+
+# .ci/run runs it in its separate slow selection (two worker processes start: the default run stays short)
+@pytest.mark.slow
+def test_bench_sharded_quick(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    mod = _load_bench("bench_sharded")
+    rows = mod.main(["--quick", "--repeat", "1", "--out", str(tmp_path / "s.csv")])
+    by = {r["mode"]: r for r in rows}
+    # the sharded answers are the in-memory ones (float32 scores of size up to ~1 / sigma^2 ~ 3)
+    assert by["sharded, this process"]["max_abs_diff"] < 1e-4
+    assert by["sharded, Dask LocalCluster"]["max_abs_diff"] < 1e-4
+    assert by["sharded, Dask LocalCluster"]["shards_per_worker_max"] >= 2
+    assert "ImageNet-64 plan" in capsys.readouterr().out

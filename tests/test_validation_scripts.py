@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "validation" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses (the scripts' Config) look their module up
     spec.loader.exec_module(mod)
     return mod
 

@@ -25,9 +25,11 @@ Writes figures/negative_guidance.csv and .png. Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,32 @@ import _driver  # noqa: E402
 
 FIGURES = _driver.FIGURES
 T_END = 1e-3
+
+
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline."""
+
+    mode: str
+    cifar_max_per_class: int | None  # CIFAR-10 images per class for the class-Gaussian model (None: all)
+    cifar_components: int  # Gaussian components per class
+    scales: tuple  # guidance scales of the constant baselines (NP, SLD)
+    seeds: int  # seeds for the 1d and 2d problems
+    seeds_cifar: int
+    n: int  # samples per seed, 1d and 2d
+    n_cifar: int
+    steps: int  # DDPM ancestral steps, 1d and 2d
+    steps_cifar: int
+
+    def sizes(self, problem: str) -> tuple[int, int, int]:
+        """(seeds, samples per seed, sampler steps) of a problem."""
+        if problem == "cifar":
+            return self.seeds_cifar, self.n_cifar, self.steps_cifar
+        return self.seeds, self.n, self.steps
+
+
+FULL = Config("full", None, 8, (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0), 5, 3, 2000, 400, 500, 300)
+QUICK = Config("quick", 300, 4, (0.5, 2.0, 10.0), 2, 2, 300, 100, 50, 50)
 REFERENCE = {"prior": 0.01, "temperature": 0.2, "offset": 2e-4, "p_max": 0.8, "scale": 5.0}
 
 
@@ -54,7 +82,7 @@ def _plt():
     return plt
 
 
-def problems(quick: bool) -> dict:
+def problems(cfg: Config) -> dict:
     ang = 2 * np.pi * np.arange(4) / 4
     out = {
         "1d": (sd.GaussianMixture.isotropic([[-2.0], [0.0], [2.0]], 0.1, [0.3, 0.3, 0.4], labels=[0, 1, 2]), 0),
@@ -64,8 +92,8 @@ def problems(quick: bool) -> dict:
 
     path = datasets.find_cifar10()
     if path is not None:
-        ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=300 if quick else None)
-        out["cifar"] = (datasets.class_gaussian(ds, 4 if quick else 8), 1)
+        ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=cfg.cifar_max_per_class)
+        out["cifar"] = (datasets.class_gaussian(ds, cfg.cifar_components), 1)
     return out
 
 
@@ -75,8 +103,8 @@ def safe_model(model, removed) -> sd.GaussianMixture:
     return sd.GaussianMixture.full(model.means[keep], model.covariances[keep], w / w.sum(), labels=model.labels[keep])
 
 
-def methods(model, removed, quick: bool) -> list[tuple[str, float, object]]:
-    ws = [0.5, 2.0, 10.0] if quick else [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
+def methods(model, removed, cfg: Config) -> list[tuple[str, float, object]]:
+    ws = list(cfg.scales)
     out = [
         ("none", 0.0, sd.NegativePrompting(model, removed, 0.0)),
         ("DNG exact", 1.0, sd.DynamicNegativeGuidance(model, removed)),
@@ -118,7 +146,8 @@ def _aggregate(name, label, scale, seeds, n, steps, per_seed, seconds) -> dict:
     return row
 
 
-def run_problem(name, model, removed, quick: bool, seeds: int, n: int, steps: int) -> list[dict]:
+def run_problem(name, model, removed, cfg: Config) -> list[dict]:
+    seeds, n, steps = cfg.sizes(name)
     safe = safe_model(model, removed)
     rows = []
     # the floor: exact draws of the safe distribution (overlapping classes keep some mass on c)
@@ -129,7 +158,7 @@ def run_problem(name, model, removed, quick: bool, seeds: int, n: int, steps: in
             metrics(model, safe, removed, safe.sample(n, T_END, rng=rng).x, safe.sample(n, T_END, rng=rng).x, rng)
         )
     rows.append(_aggregate(name, "exact safe draws", 0.0, seeds, n, 0, per_seed, 0.0))
-    for label, scale, guided in methods(model, removed, quick):
+    for label, scale, guided in methods(model, removed, cfg):
         t0 = time.time()
         per_seed = []
         for seed in range(seeds):
@@ -209,19 +238,16 @@ def main(argv=None):
         ]
         plot(rows, out)
         return rows
+    cfg = QUICK if args.quick else FULL
     rows: list[dict] = []
-    for name, (model, removed) in problems(args.quick).items():
+    for name, (model, removed) in problems(cfg).items():
         if args.part not in ("all", name):
             continue
-        big = name == "cifar"
-        seeds = 2 if args.quick else (3 if big else 5)
-        n = (100 if args.quick else 400) if big else (300 if args.quick else 2000)
-        steps = 50 if args.quick else (300 if big else 500)
-        rows += run_problem(name, model, removed, args.quick, seeds, n, steps)
+        rows += run_problem(name, model, removed, cfg)
     if rows:
         write_rows_csv(out / f"negative_guidance{'' if args.part == 'all' else '_' + args.part}.csv", rows)
         plot(rows, out)
-    summary = {"quick": args.quick, "rows": len(rows)}
+    summary = {"quick": args.quick, "rows": len(rows), "config": dataclasses.asdict(cfg)}
     (out / f"negative_guidance_{args.part}.json").write_text(json.dumps(summary, indent=2))
     return rows
 

@@ -9,6 +9,7 @@ summary lands under its name in ``<name>_<part>.json``. Every figure ends with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -28,14 +29,22 @@ def parts_parser(doc: str, parts, *, extra_parts=(), quick_help: str = QUICK_HEL
     return p
 
 
-def run_parts(name: str, parts: dict[str, Callable[[Path, bool], dict]], args) -> dict:
-    """Run the parts ``args.part`` selects (all of them for "all") and write ``<name>_<part>.json``."""
+def run_parts(name: str, parts: dict[str, Callable], args, *, full=None, quick=None) -> dict:
+    """Run the parts ``args.part`` selects (all of them for "all") and write ``<name>_<part>.json``.
+
+    With ``full`` and ``quick`` (the script's two frozen config dataclasses, issue 34's experiment shape)
+    each part is called ``fn(out, cfg)`` with the one ``--quick`` selects, and the config goes into the
+    JSON; without them ``fn(out, quick: bool)`` (scripts not yet moved to the shape)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"quick": args.quick, "version": sd.__version__}
+    mode = args.quick
+    if full is not None:
+        mode = quick if args.quick else full
+        summary["config"] = dataclasses.asdict(mode)
     for part, fn in parts.items():
         if args.part in ("all", part):
-            summary[part] = fn(out, args.quick)
+            summary[part] = fn(out, mode)
     dump_json(out / f"{name}_{args.part}.json", summary, echo=True)
     return summary
 

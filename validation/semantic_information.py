@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,30 @@ def three_component(s: float) -> sd.GaussianMixture:
     return sd.GaussianMixture.isotropic([[-s], [0.0], [s]], VAR, labels=[0, 1, 2])
 
 
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline."""
+
+    mode: str
+    toy_times: int  # grid of the toy entropy rates
+    estimator_times: int
+    n_monte_carlo: int
+    n_immse: int
+    chain_steps: int  # the online classifier's DDPM chain
+    n_chains: int
+    cifar_max_per_class: int | None  # None: all 50,000 images
+    cifar_times: int
+    n_cifar: int
+
+
+FULL = Config("full", 120, 25, 20000, 4000, 2000, 3000, None, 60, 5000)
+QUICK = Config("quick", 30, 12, 2000, 500, 200, 300, 100, 24, 500)
+
+
 # --------------------------------------------------------------------------- toy
-def part_toy(out: Path, quick: bool) -> dict:
+def part_toy(out: Path, cfg: Config) -> dict:
     plt = _plt()
-    ts = np.geomspace(1e-3, 5.0, 30 if quick else 120)
+    ts = np.geomspace(1e-3, 5.0, cfg.toy_times)
     seps = (1.0, 2.0, 4.0, 8.0)
     rows, peaks = [], []
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
@@ -112,21 +133,21 @@ def part_toy(out: Path, quick: bool) -> dict:
 
 
 # -------------------------------------------------------------------- estimators
-def part_estimators(out: Path, quick: bool) -> dict:
+def part_estimators(out: Path, cfg: Config) -> dict:
     plt = _plt()
     model = three_component(2.0)
     h_y = float(np.log(3))
-    ts = np.geomspace(0.01, 3.0, 12 if quick else 25)
-    n_mc = 2000 if quick else 20000
+    ts = np.geomspace(0.01, 3.0, cfg.estimator_times)
+    n_mc = cfg.n_monte_carlo
     quad = sd.entropy_rate(model, ts, n=200, rng=np.random.default_rng(0))
     mc = sd.entropy_rate(model, ts, n=n_mc, method="monte_carlo", rng=np.random.default_rng(1))
-    im = sd.mutual_information_immse(model, ts, n=500 if quick else 4000, rng=np.random.default_rng(2))
+    im = sd.mutual_information_immse(model, ts, n=cfg.n_immse, rng=np.random.default_rng(2))
     # online classifier: DDPM ancestral chains from t = 6 down to the smallest grid time, posterior
     # read off at the grid times (nearest chain times: the chain grid is fine enough that this is exact
     # to the number of digits shown)
-    steps = 200 if quick else 2000
+    steps = cfg.chain_steps
     chain_times = np.geomspace(6.0, ts[0], steps + 1)
-    n_chain = 300 if quick else 3000
+    n_chain = cfg.n_chains
     track = sd.OnlineClassifier(times=chain_times).run(model, n=n_chain, rng=np.random.default_rng(3))
     ent = track.entropy()
     idx = [int(np.argmin(np.abs(np.log(chain_times / t)))) for t in ts]
@@ -178,7 +199,7 @@ def part_estimators(out: Path, quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------- cifar
-def part_cifar(out: Path, quick: bool) -> dict:
+def part_cifar(out: Path, cfg: Config) -> dict:
     from statphys_diffusion import datasets
 
     path = datasets.find_cifar10()
@@ -186,10 +207,10 @@ def part_cifar(out: Path, quick: bool) -> dict:
         print("CIFAR-10 not found: part 'cifar' skipped")
         return {"skipped": "CIFAR-10 not found"}
     ou, lin = sd.OrnsteinUhlenbeck(), sd.DiscreteSchedule.linear(1000)
-    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
+    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=cfg.cifar_max_per_class)
     model = sd.EmpiricalDistribution(ds.as_points(order="hwc"), labels=ds.labels, schedule=ou)
-    ts = np.geomspace(0.2, 6.0, 24 if quick else 60)
-    n = 500 if quick else 5000
+    ts = np.geomspace(0.2, 6.0, cfg.cifar_times)
+    n = cfg.n_cifar
     t0 = time.time()
     est = sd.entropy_rate(model, ts, n=n, rng=np.random.default_rng(0), progress=True)
     seconds = time.time() - t0
@@ -272,7 +293,7 @@ def main(argv=None):
     if args.part == "cifar_plot":  # redraw the committed CIFAR figure from its CSV, no recomputation
         _plot_cifar(Path(args.out), 50000, 3072, 5000)
         return {"quick": args.quick, "version": sd.__version__}
-    return _driver.run_parts("semantic_information", parts, args)
+    return _driver.run_parts("semantic_information", parts, args, full=FULL, quick=QUICK)
 
 
 if __name__ == "__main__":

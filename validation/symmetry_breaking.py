@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,29 @@ def _plt():
 
 
 # --------------------------------------------------------------------------- toy
-def part_toy(out: Path, quick: bool) -> dict:
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline."""
+
+    mode: str
+    bifurcation_times: int
+    cloning_times: int
+    cloning_pairs: int
+    cloning_steps: int
+    gli_steps: tuple  # sampler step counts of the GLI comparison
+    gli_seeds: int
+    gli_n: int  # samples per seed, 2-D mixture
+    gli_cifar: bool  # also the class-Gaussian CIFAR model at 16 x 16
+    cifar_max_per_class: int | None  # None: all 50,000 images
+    scan_grid: int  # stability-margin scan points
+    class_gaussian_size: int  # image side of the class-Gaussian CIFAR model
+
+
+FULL = Config("full", 240, 16, 4000, 800, (5, 10, 20, 50), 5, 4000, True, None, 32, 32)
+QUICK = Config("quick", 60, 8, 500, 200, (5, 10), 2, 1000, False, 100, 24, 8)
+
+
+def part_toy(out: Path, cfg: Config) -> dict:
     plt = _plt()
     gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0, labels=[0, 1])
     crit = {dyn: th.symmetry_breaking_time(gm, dyn) for dyn in th.DYNAMICS}
@@ -77,7 +100,7 @@ def part_toy(out: Path, quick: bool) -> dict:
 
     # bifurcation diagram
     rows = []
-    ts = np.linspace(0.05, 1.0, 60 if quick else 240)
+    ts = np.linspace(0.05, 1.0, cfg.bifurcation_times)
     for t in ts:
         pts, eig = th.fixed_points_1d(gm, t, "sde")
         ref = th.two_delta_broken_fixed_points(float(np.exp(-t)))
@@ -124,10 +147,10 @@ def part_toy(out: Path, quick: bool) -> dict:
 
     # cloning
     gmc = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.0, labels=[0, 1])
-    tb = np.geomspace(0.05, 2.5, 8 if quick else 16)
-    n_pairs = 500 if quick else 4000
+    tb = np.geomspace(0.05, 2.5, cfg.cloning_times)
+    n_pairs = cfg.cloning_pairs
     clo = th.cloning_agreement(
-        gmc, tb, n_pairs, rng=np.random.default_rng(0), n_steps=200 if quick else 800, t_start=6.0, t_end=1e-3
+        gmc, tb, n_pairs, rng=np.random.default_rng(0), n_steps=cfg.cloning_steps, t_start=6.0, t_end=1e-3
     )
     exact = th.exact_cloning_agreement(gmc, tb, 20000, rng=np.random.default_rng(1))
     write_rows_csv(
@@ -226,11 +249,11 @@ def _gli_runs(model, name, steps, seeds, n, t_late, n_ref, rows, progress_label)
                 )
 
 
-def part_gli(out: Path, quick: bool) -> dict:
+def part_gli(out: Path, cfg: Config) -> dict:
     plt = _plt()
     sch = sd.DiscreteSchedule.linear(1000)
-    steps = [5, 10] if quick else [5, 10, 20, 50]
-    seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
+    steps = list(cfg.gli_steps)
+    seeds = list(range(cfg.gli_seeds))
     rows: list[dict] = []
     summary = {}
     gm = mixture_2d(sch)
@@ -240,8 +263,8 @@ def part_gli(out: Path, quick: bool) -> dict:
     # stability (an imperfect bifurcation), so the linear phase is bounded by t_S instead
     t_late = float(t_s if not np.isfinite(sb.time) else max(sb.time, t_s))
     summary["mixture_2d"] = {"t_c_sde": sb.time, "t_c_note": sb.note, "t_S": t_s, "t_late": t_late}
-    _gli_runs(gm, "mixture_2d", steps, seeds, 1000 if quick else 4000, t_late, 4000, rows, "2-D")
-    cif = None if quick else cifar_class_gaussian(16, sch)
+    _gli_runs(gm, "mixture_2d", steps, seeds, cfg.gli_n, t_late, 4000, rows, "2-D")
+    cif = cifar_class_gaussian(16, sch) if cfg.gli_cifar else None
     if cif is not None:
         t_s_c = sd.speciation_time(cif)
         summary["cifar16_class_gaussian"] = {"t_S": t_s_c, "t_late": t_s_c}
@@ -293,7 +316,7 @@ def part_gli(out: Path, quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------- cifar
-def part_cifar(out: Path, quick: bool) -> dict:
+def part_cifar(out: Path, cfg: Config) -> dict:
     from statphys_diffusion import datasets
 
     path = datasets.find_cifar10()
@@ -301,14 +324,14 @@ def part_cifar(out: Path, quick: bool) -> dict:
         print("CIFAR-10 not found: part 'cifar' skipped")
         return {"skipped": "CIFAR-10 not found"}
     ou = sd.OrnsteinUhlenbeck()
-    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
+    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=cfg.cifar_max_per_class)
     x = ds.as_points(order="hwc")  # the order its committed outputs were made in
     xc = x - x.mean(0)
     lam_top = float(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1))[-1])
     t_s = sd.speciation_time(top_eigenvalue=lam_top, schedule=ou)
     emp = sd.EmpiricalDistribution(x, schedule=ou)
     scans: list[dict] = []
-    rows = _sb_rows(emp, f"empirical (N={x.shape[0]})", t_s, f"data covariance (N={x.shape[0]})", quick, scans)
+    rows = _sb_rows(emp, f"empirical (N={x.shape[0]})", t_s, f"data covariance (N={x.shape[0]})", cfg, scans)
     write_rows_csv(out / "sb_cifar.csv", rows)
     write_rows_csv(out / "sb_cifar_scan.csv", scans)
     _plot_cifar_scans(out)
@@ -351,7 +374,7 @@ def _plot_cifar_scans(out: Path) -> None:
     _driver.save_figure(fig, out / "sb_cifar.png", dpi=120)
 
 
-def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: list | None = None) -> list[dict]:
+def _sb_rows(model, label: str, t_s: float, t_s_label: str, cfg: Config, scans: list | None = None) -> list[dict]:
     """Rows: t_S, then the SDE and potential symmetry-breaking times, each with its DDPM linear index.
 
     The scanned stability margins are appended to ``scans`` (one row per grid time).
@@ -362,7 +385,7 @@ def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: 
         t0 = time.time()
         # scan down to log-snr 2 (OU t = 0.063, DDPM linear step ~60): the breaks sit far above it
         res = th.symmetry_breaking_time(
-            model, dyn, log_snr_range=(-12.0, 2.0), n_grid=24 if quick else 32, xtol=1e-4, progress=True
+            model, dyn, log_snr_range=(-12.0, 2.0), n_grid=cfg.scan_grid, xtol=1e-4, progress=True
         )
         if scans is not None:
             scans += [
@@ -387,15 +410,15 @@ def _sb_rows(model, label: str, t_s: float, t_s_label: str, quick: bool, scans: 
     return rows
 
 
-def part_cifar_class(out: Path, quick: bool) -> dict:
+def part_cifar_class(out: Path, cfg: Config) -> dict:
     """Class-Gaussian approximation of CIFAR-10 (10 full covariances + 1e-4 I) at full resolution."""
-    model = cifar_class_gaussian(8 if quick else 32, sd.OrnsteinUhlenbeck())
+    model = cifar_class_gaussian(cfg.class_gaussian_size, sd.OrnsteinUhlenbeck())
     if model is None:
         print("CIFAR-10 not found: part 'cifar_class' skipped")
         return {"skipped": "CIFAR-10 not found"}
     label = f"class-Gaussian (d={model.dim})"
     scans: list[dict] = []
-    rows = _sb_rows(model, label, sd.speciation_time(model), label, quick, scans)
+    rows = _sb_rows(model, label, sd.speciation_time(model), label, cfg, scans)
     write_rows_csv(out / "sb_cifar_class.csv", rows)
     write_rows_csv(out / "sb_cifar_class_scan.csv", scans)
     _plot_cifar_scans(out)
@@ -404,7 +427,8 @@ def part_cifar_class(out: Path, quick: bool) -> dict:
 
 def main(argv=None):
     parts = {"toy": part_toy, "gli": part_gli, "cifar": part_cifar, "cifar_class": part_cifar_class}
-    return _driver.run_parts("symmetry_breaking", parts, _driver.parts_parser(__doc__, parts).parse_args(argv))
+    args = _driver.parts_parser(__doc__, parts).parse_args(argv)
+    return _driver.run_parts("symmetry_breaking", parts, args, full=FULL, quick=QUICK)
 
 
 if __name__ == "__main__":

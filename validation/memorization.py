@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,19 +61,53 @@ def _plain_log_ticks(ax, ticks) -> None:
 
 
 # ------------------------------------------------------------------------- collapse
-def part_collapse(out: Path, quick: bool) -> dict:
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline."""
+
+    mode: str
+    collapse_ns: tuple
+    collapse_times: int
+    collapse_queries: int
+    cifar_max_per_class: int | None  # None: all 50,000 images
+    cifar_times: int
+    cifar_queries: int
+    census_ns: tuple
+    census_times: int
+    census_cues: int
+    samples_ns: tuple
+    samples_steps: int
+    samples_n: int
+    geometric_queries: int
+    geometric_ns: tuple
+    geometric_times: tuple
+    cluster_ns: tuple
+
+
+FULL = Config(
+    "full", (30, 100, 300, 1000, 3000, 10000, 30000), 40, 300, None, 30, 200, (10, 30, 100, 300, 1000), 14, 600,
+    (100, 1000, 10000), 400, 200, 4000, (10, 30, 100, 300, 1000, 3000, 10000, 30000),
+    (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5), (100, 300, 1000, 3000, 10000, 30000),
+)  # fmt: skip
+QUICK = Config(
+    "quick", (30, 100, 300, 1000), 16, 100, 100, 12, 50, (10, 30, 100), 6, 200,
+    (100, 1000), 100, 50, 1000, (30, 300, 3000), (0.01, 0.1), (300, 3000),
+)  # fmt: skip
+
+
+def part_collapse(out: Path, cfg: Config) -> dict:
     plt = _plt()
     d = 200
-    ns = [30, 100, 300, 1000] if quick else [30, 100, 300, 1000, 3000, 10000, 30000]
-    ts = np.geomspace(0.3, 4.0, 16 if quick else 40)
+    ns = list(cfg.collapse_ns)
+    ts = np.geomspace(0.3, 4.0, cfg.collapse_times)
     rng = np.random.default_rng(0)
     rows, summary = [], []
     weight = np.empty((len(ns), ts.size))
     for i, n in enumerate(ns):
         emp = sd.EmpiricalDistribution(rng.standard_normal((n, d)))
         pred = sd.collapse_time(n, np.ones(d))
-        tr = sd.posterior_collapse(emp, ts, n=100 if quick else 300, rng=rng)
-        fr = sd.posterior_collapse(emp, ts, queries=rng.standard_normal((100 if quick else 300, d)), rng=rng)
+        tr = sd.posterior_collapse(emp, ts, n=cfg.collapse_queries, rng=rng)
+        fr = sd.posterior_collapse(emp, ts, queries=rng.standard_normal((cfg.collapse_queries, d)), rng=rng)
         weight[i] = tr.origin_weight
         summary.append(
             {
@@ -123,26 +158,26 @@ def part_collapse(out: Path, quick: bool) -> dict:
     )
     _driver.style(ax, xlabel="N", ylabel="collapse time t_C (OU)", title="Collapse time versus N", xlog=True)
     _driver.save_figure(fig, out / "collapse_phase.png", dpi=120)
-    result = {"isotropic_d200": summary, "cifar": _collapse_cifar(out, quick)}
+    result = {"isotropic_d200": summary, "cifar": _collapse_cifar(out, cfg)}
     return result
 
 
-def _collapse_cifar(out: Path, quick: bool) -> dict:
+def _collapse_cifar(out: Path, cfg: Config) -> dict:
     from statphys_diffusion import datasets
 
     path = datasets.find_cifar10()
     if path is None:
         return {"skipped": "CIFAR-10 not found"}
-    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=100 if quick else None)
+    ds = datasets.load_cifar10_zip(path, "train", progress=False, max_per_class=cfg.cifar_max_per_class)
     x = ds.as_points(order="hwc")  # the order its committed outputs were made in
     xc = x - x.mean(0)
     lam = np.clip(np.linalg.eigvalsh(xc.T @ xc / (x.shape[0] - 1)), 0, None)
     emp = sd.EmpiricalDistribution(x)
     pred = sd.collapse_time(x.shape[0], lam)
-    ts = np.geomspace(0.2, 4.0, 12 if quick else 30)
+    ts = np.geomspace(0.2, 4.0, cfg.cifar_times)
     t0 = time.time()
     rng = np.random.default_rng(1)
-    tr = sd.posterior_collapse(emp, ts, n=50 if quick else 200, rng=rng, progress=True)
+    tr = sd.posterior_collapse(emp, ts, n=cfg.cifar_queries, rng=rng, progress=True)
     rows = [
         {"t": t, "origin_weight": w, "se": s, "participation": p}
         for t, w, s, p in zip(ts, tr.origin_weight, tr.origin_weight_stderr, tr.participation)
@@ -160,16 +195,16 @@ def _collapse_cifar(out: Path, quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------- census
-def part_census(out: Path, quick: bool) -> dict:
+def part_census(out: Path, cfg: Config) -> dict:
     plt = _plt()
     d = 20
-    ns = [10, 30, 100] if quick else [10, 30, 100, 300, 1000]
-    ts = np.geomspace(0.05, 3.0, 6 if quick else 14)
+    ns = list(cfg.census_ns)
+    ts = np.geomspace(0.05, 3.0, cfg.census_times)
     rng = np.random.default_rng(2)
     rows = []
     for n in ns:
         emp = sd.EmpiricalDistribution(rng.standard_normal((n, d)))
-        starts = rng.standard_normal((200 if quick else 600, d))  # fresh data points as cues
+        starts = rng.standard_normal((cfg.census_cues, d))  # fresh data points as cues
         for t in ts:
             c = sd.attractor_census(emp, starts, t, rng=rng)
             rows.append({"N": n, "t_C_predicted": sd.collapse_time(n, np.ones(d)), **c.summary()})
@@ -200,17 +235,17 @@ def part_census(out: Path, quick: bool) -> dict:
 
 
 # -------------------------------------------------------------------------- samples
-def part_samples(out: Path, quick: bool) -> dict:
+def part_samples(out: Path, cfg: Config) -> dict:
     plt = _plt()
     d = 200
     rng = np.random.default_rng(3)
     rows = []
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for i, n in enumerate([100, 1000] if quick else [100, 1000, 10000]):
+    for i, n in enumerate(cfg.samples_ns):
         train = rng.standard_normal((n, d))
         emp = sd.EmpiricalDistribution(train)
-        res = DDPMAncestral(100 if quick else 400).sample(
-            emp, n=50 if quick else 200, t_start=4.0, t_end=1e-3, rng=rng, return_trajectory=True
+        res = DDPMAncestral(cfg.samples_steps).sample(
+            emp, n=cfg.samples_n, t_start=4.0, t_end=1e-3, rng=rng, return_trajectory=True
         )
         nn = sd.nearest_neighbours(res.x, train)
         frac, lo, hi = sd.memorized_fraction(nn.ratio, rng=rng, method="bootstrap")
@@ -280,7 +315,7 @@ def _measured(ax, xs, sel, color, label) -> None:
     ax.errorbar(xs, [r["measured"] for r in sel], yerr=yerr, fmt="o", color=color, ms=4, label=label)
 
 
-def part_geometric(out: Path, quick: bool) -> dict:
+def part_geometric(out: Path, cfg: Config) -> dict:
     """Per-direction retention: exact empirical model against the annealed prediction."""
     plt = _plt()
     rng = np.random.default_rng(4)
@@ -288,9 +323,9 @@ def part_geometric(out: Path, quick: bool) -> dict:
     lam = np.repeat(GROUP_VARIANCES, per)
     m, d = lam.size, 60
     man = sd.LinearManifold.random(d, m, lam, rng=rng)
-    n_q = 1000 if quick else 4000
-    ns = [30, 300, 3000] if quick else [10, 30, 100, 300, 1000, 3000, 10000, 30000]
-    ts_sweep = [0.01, 0.1] if quick else [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]
+    n_q = cfg.geometric_queries
+    ns = list(cfg.geometric_ns)
+    ts_sweep = list(cfg.geometric_times)
     t_fix, n_fix = 0.01, 3000
     rows = []
     train_all = man.sample(max(ns), 0.0, rng=rng).x0
@@ -329,7 +364,7 @@ def part_geometric(out: Path, quick: bool) -> dict:
         ("gaussian", v, v, slice(m_a + i * m_b, m_a + (i + 1) * m_b)) for i, v in enumerate(lam_b)
     ]
     local = np.concatenate([np.full(m_a, s_loc**2), np.repeat(lam_b, m_b)])
-    n_clu = [300, 3000] if quick else [100, 300, 1000, 3000, 10000, 30000]
+    n_clu = list(cfg.cluster_ns)
     t_clu = 0.02
     z_all = clustered(max(n_clu))
     for n in n_clu:
@@ -453,7 +488,8 @@ def part_geometric(out: Path, quick: bool) -> dict:
 
 def main(argv=None):
     parts = {"collapse": part_collapse, "census": part_census, "samples": part_samples, "geometric": part_geometric}
-    return _driver.run_parts("memorization", parts, _driver.parts_parser(__doc__, parts).parse_args(argv))
+    args = _driver.parts_parser(__doc__, parts).parse_args(argv)
+    return _driver.run_parts("memorization", parts, args, full=FULL, quick=QUICK)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,21 @@ FIGURES = _driver.FIGURES
 DEFAULT_RUN = Path(__file__).resolve().parents[1] / "weights" / "small-7d5bc70ad476b6a6.fp16.pt"
 
 
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline."""
+
+    mode: str
+    classifier_steps: int
+    per_class: int  # conditional samples per class
+    sampling_steps: int | None  # None: the --steps option
+    n_unconditional: int
+
+
+FULL = Config("full", 3000, 32, None, 1000)
+QUICK = Config("quick", 200, 4, 20, 64)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", default=str(DEFAULT_RUN), help="run directory or weights file")
@@ -56,6 +72,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = QUICK if args.quick else FULL
     t0 = time.time()
     _, meta = load_network(args.run)
     size, names = meta["size"], meta["class_names"]
@@ -64,13 +81,11 @@ def main(argv=None):
     test = datasets.load_cifar10(None, "test", **kw)
     torch.manual_seed(0)
     net = clf.SmallCNN(meta["in_channels"], len(names), width=32)
-    clf.train_classifier(
-        net, network_layout(train.images), train.labels, steps=200 if args.quick else 3000, batch_size=128
-    )
+    clf.train_classifier(net, network_layout(train.images), train.labels, steps=cfg.classifier_steps, batch_size=128)
     with torch.no_grad():
         acc = float((net(torch.as_tensor(network_layout(test.images))).argmax(1).numpy() == test.labels).mean())
-    per_class = 4 if args.quick else 32
-    steps = 20 if args.quick else args.steps
+    per_class = cfg.per_class
+    steps = args.steps if cfg.sampling_steps is None else cfg.sampling_steps
     grids, agree = [], {}
     for c, name in enumerate(names):
         imgs = sample_run(args.run, per_class, steps=steps, y=name, seed=c, progress=False)
@@ -78,7 +93,7 @@ def main(argv=None):
             pred = net(torch.as_tensor(network_layout(imgs))).argmax(1).numpy()
         agree[name] = float(np.mean(pred == c))
         grids.append(imgs[:8])
-    n_unc = 64 if args.quick else 1000
+    n_unc = cfg.n_unconditional
     unc = sample_run(args.run, n_unc, steps=steps, seed=100, progress=not args.quick)
     f_test = clf.features(net, network_layout(test.images))
     f_unc = clf.features(net, network_layout(unc))

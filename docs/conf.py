@@ -97,6 +97,63 @@ def _api_page() -> str:
 
 (Path(__file__).parent / "api.rst").write_text(_api_page())
 
+
+def _experiments_page() -> str:
+    """user_guide/experiments.rst: every pre-registered experiment (validation/preregistrations/), its status,
+    its reference check and, once its full run is committed, its verdict, from the committed JSON alone."""
+    import hashlib
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    pre = root / "validation" / "preregistrations"
+    lines = [
+        "Pre-registered experiments",
+        "==========================",
+        "",
+        "Generated when the site is built, from ``validation/preregistrations/`` and the committed outputs in",
+        "``figures/`` (issue 34's experiment shape: ``validation/README.md``). A verdict appears only once a full",
+        "run's JSON is committed; its pre-registration hash is checked against the file as it is now.",
+        "",
+    ]
+    for md in sorted(pre.glob("*.md")):
+        name = md.stem
+        text = md.read_text()
+        title = text.splitlines()[0].lstrip("# ").strip()
+        digest = hashlib.sha256(md.read_bytes()).hexdigest()
+        status = "draft" if "Status: draft" in text else "registered"
+        where = f"``validation/preregistrations/{name}.md``"
+        lines += [title, "-" * len(title), "", f"* pre-registration: {where} ({status})"]
+        ref = pre / f"{name}_reference_check.json"
+        if ref.is_file():
+            rc = json.loads(ref.read_text())
+            rc = rc.get("reference_check", rc)
+            outcomes = ", ".join(f"{k}: {v['verdict']['outcome']}" for k, v in rc.items() if "verdict" in v)
+            lines.append(f"* reference check (exact stand-ins for the network): {outcomes}")
+        else:
+            lines.append("* reference check: not committed yet")
+        out = root / "figures" / f"{name}.json"
+        summary = json.loads(out.read_text()) if out.is_file() else None
+        if summary is None or "provenance" not in summary:
+            lines += ["* full run: not committed yet", ""]
+            continue
+        prov = summary["provenance"]
+        same = prov.get("preregistration_sha256") == digest
+        lines.append(
+            f"* full run: commit ``{prov.get('git_commit', '?')[:10]}``, {prov.get('seconds', 0) / 60:.0f} minutes; "
+            f"pre-registration hash {'matches' if same else 'DIFFERS from'} the file"
+        )
+        verdicts = [summary["verdict"]] if "verdict" in summary else []
+        verdicts += [n["verdict"] for n in summary.get("networks", []) if "verdict" in n]
+        for v in verdicts:
+            lines.append(f"* verdict: **{v['outcome']}** (stability {v['stability']:.2f}): {v['reason']}")
+        for png in sorted((root / "figures").glob(f"{name}*.png")):
+            lines += ["", f".. image:: ../../figures/{png.name}", "   :width: 90%"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+(Path(__file__).parent / "user_guide" / "experiments.rst").write_text(_experiments_page())
+
 # Offline math: MathJax's files come from the ``sphinx-mathjax-offline`` distribution (its module name
 # has a hyphen and cannot be imported as an extension), copied next to the pages after the build.
 mathjax_path = "mathjax/tex-chtml.js"

@@ -69,6 +69,19 @@ def test_noise_distributions_follow_their_laws():
     assert np.all(tau.numpy() == np.round(tau.numpy())) and tau.min() >= 0 and tau.max() <= 999
 
 
+def test_lognormal_draws_beyond_the_schedule_are_clipped_to_its_ends():
+    """A log-normal draw of sigma/alpha beyond what the schedule reaches (a 5-sigma tail: it once stopped a
+    run at step 13,3xx) lands on the end of the training range instead of raising. Here every draw is out:
+    P_mean = +8 asks for sigma/alpha ~ e^8 (SNR ~ 1e-7, below the DDPM linear minimum 4e-5) and P_mean = -8
+    for SNR ~ 1e7 (above step 1's 1e4)."""
+    gen = torch.Generator().manual_seed(0)
+    lin = sd.DiscreteSchedule.linear()
+    tau, _, _ = _draw_times(lin, 200, gen, 1e-3, "lognormal", 8.0, 0.1)
+    np.testing.assert_allclose(tau.numpy(), 999.0, atol=1e-3)  # t = 1000, the largest training time
+    tau, _, _ = _draw_times(lin, 200, gen, 1e-3, "lognormal", -8.0, 0.1)
+    np.testing.assert_allclose(tau.numpy(), 0.0, atol=1e-3)  # t = 1, the smallest
+
+
 @pytest.mark.parametrize("prediction", par.PREDICTIONS)
 @pytest.mark.parametrize("noise", nets.NOISE_DISTRIBUTIONS)
 def test_every_option_trains_and_the_adapter_reads_it_back(prediction, noise, tmp_path):

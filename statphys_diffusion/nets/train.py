@@ -186,6 +186,9 @@ def _draw_times(
             u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
             l_hi, l_lo = float(schedule.log_snr(lo)), float(schedule.log_snr(hi))
             log_snr = l_lo + (l_hi - l_lo) * u
+        # clip in log-SNR to the training range [lo, hi] (t_of_snr refuses SNRs no time reaches: a log-normal
+        # draw 5 standard deviations out, about 1 in 10^7, once stopped a run)
+        log_snr = np.clip(log_snr, float(schedule.log_snr(hi)), float(schedule.log_snr(lo)))
         t = np.clip(np.asarray(schedule.t_of_snr(np.exp(log_snr)), dtype=np.float64).reshape(n), lo, hi)
     tau = torch.as_tensor(t - 1.0 if discrete is not None else t, dtype=torch.float32)
     a = torch.as_tensor(np.asarray(schedule.alpha(t), dtype=np.float64), dtype=torch.float32)

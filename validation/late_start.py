@@ -347,8 +347,10 @@ def main(argv=None) -> dict:
         for stand_in in ("ref-gaussian", "ref-classes"):
             cfg = dataclasses.replace(REFERENCE, network=stand_in)
             summary = summarise(measure(cfg, args.data, cache, args.progress), cfg, "reference check", timer.seconds)
-            keep = ("critical_start", "critical_start_interval", "gates", "verdict")
+            keep = ("critical_start", "critical_start_interval", "gates", "verdict", "starts", "full_fd", "gli_fd",
+                    "control_fd")  # fmt: skip
             report[stand_in] = {k: summary[k] for k in keep}
+            figure(summary, ex.PREREGISTRATIONS / f"{NAME}_reference_{stand_in}.png")
             print(stand_in, report[stand_in])
         ex.write_json(ex.PREREGISTRATIONS / f"{NAME}_reference_check.json", report)
         return report

@@ -125,6 +125,32 @@ def references(cfg: dict) -> dict:
     }
 
 
+# one configuration per mode (issue 34's experiment shape): sampler steps, samples per method, and the
+# (method, scale) sweep; "full" made the committed outputs
+SWEEPS = {
+    "full": {
+        "sample_steps": 100,
+        "n_samples": 500,
+        "sweep": (
+            ("none", 0.0),
+            ("NP", 0.5),
+            ("NP", 1.0),
+            ("NP", 2.0),
+            ("NP", 4.0),
+            ("DNG online (Bayes)", 1.0),
+            ("DNG online (Bayes)", 2.0),
+            ("DNG online (Bayes)", 5.0),
+            ("DNG online (reference)", 5.0),
+        ),
+    },  # fmt: skip
+    "quick": {
+        "sample_steps": 10,
+        "n_samples": 32,
+        "sweep": (("none", 0.0), ("NP", 1.0), ("DNG online (Bayes)", 1.0), ("DNG online (reference)", 5.0)),
+    },
+}
+
+
 def main(argv=None):
     p = _networks.parser(__doc__, "a few-step network on 8 x 8 images: the pipeline only")
     p.add_argument("--removed", default="automobile")
@@ -132,13 +158,9 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     base, out = _networks.setup(args)
-    if args.quick:
-        base.update(sample_steps=10, n_samples=32)
-        sweep = [("none", 0.0), ("NP", 1.0), ("DNG online (Bayes)", 1.0), ("DNG online (reference)", 5.0)]
-    else:
-        base.update(sample_steps=100, n_samples=500)
-        sweep = [("none", 0.0)] + [("NP", w) for w in (0.5, 1.0, 2.0, 4.0)]
-        sweep += [("DNG online (Bayes)", w) for w in (1.0, 2.0, 5.0)] + [("DNG online (reference)", 5.0)]
+    mode = SWEEPS["quick" if args.quick else "full"]
+    base.update(sample_steps=mode["sample_steps"], n_samples=mode["n_samples"])
+    sweep = list(mode["sweep"])
     base.update(removed=args.removed, seed=0, threads=2, progress=False)
     t0 = time.time()
     refs = references(base)  # trains (or loads) the network and the classifier once, before the jobs

@@ -100,7 +100,10 @@ def main(argv=None) -> list[dict]:
     for r in rows:
         r.update(N=n, d=d, M=m, cpus=os.cpu_count())
     _bench.write_table(rows, args.out, tag="mode")
-    plan(rate)
+    # a worker's memory per byte of float32 shard it holds (the shard's model keeps float64 points for exact
+    # float64 queries and a float32 copy for float32 ones: about 3)
+    factor = max(grown.values()) / (shard_mib * max(1, max(held.values())))
+    plan(rate, memory_factor=factor)
     return rows
 
 
@@ -108,19 +111,21 @@ def _one_shard(model, x, t):
     return model.log_prob(x, t), model.denoise(x, t)
 
 
-def plan(rate_per_worker: float, *, worker_gib: float = 16.0, m: int = 256) -> dict:
-    """ImageNet-64's empirical model on a cluster, from a measured per-worker kernel rate (flops/s)."""
+def plan(rate_per_worker: float, *, memory_factor: float, worker_gib: float = 64.0, m: int = 256) -> dict:
+    """ImageNet-64's empirical model on a cluster, from a measured per-worker kernel rate (flops/s) and the
+    measured worker memory per byte of float32 shard."""
     n, d = 1_281_167, 64 * 64 * 3
     total_gib = n * d * 4 / 2**30
-    usable = 0.75 * worker_gib  # the shard may use three quarters of a worker's memory
+    usable = 0.75 * worker_gib / memory_factor  # float32 shard a worker can hold in three quarters of its memory
     shards = math.ceil(total_gib / usable)
     per_batch = 4.0 * m * n * d / (shards * rate_per_worker)
     out = {"N": n, "d": d, "float32_gib": total_gib, "worker_gib": worker_gib, "workers": shards,
-           "shard_gib": total_gib / shards, "query_batch": m, "seconds_per_batch": per_batch,
-           "rate_per_worker_gflops": rate_per_worker / 1e9}  # fmt: skip
+           "shard_gib": total_gib / shards, "memory_factor": memory_factor, "query_batch": m,
+           "seconds_per_batch": per_batch, "rate_per_worker_gflops": rate_per_worker / 1e9}  # fmt: skip
     print(
         f"ImageNet-64 plan: {total_gib:.0f} GiB in float32 -> {shards} workers of {worker_gib:g} GiB "
-        f"({total_gib / shards:.1f} GiB each); one batch of {m} queries: about {per_batch:.1f} s at "
+        f"({total_gib / shards:.1f} GiB of shard each, {memory_factor:.1f}x that in worker memory); one batch "
+        f"of {m} queries: about {per_batch:.1f} s at "
         f"{rate_per_worker / 1e9:.0f} GFLOP/s per worker (this machine's single-thread rate; a worker "
         f"with more cores scales it)"
     )

@@ -104,11 +104,20 @@ def _evaluate(model: EmpiricalDistribution, x: np.ndarray, t: float, want: tuple
     if "rows" in want:
         out["rows"] = model.points[x.astype(np.int64)]
         return out
-    out["log_prob"] = model.log_prob(x, t)
-    if "denoise" in want:
-        out["denoise"] = model.denoise(x, t)
-    if "classes" in want:
-        out["classes"] = (model.classes, model.class_posterior(x, t))
+    if model._path() == "iso":  # one pass of the streaming kernel gives all three
+        xs, _, a, s2 = model._prep(x, t)
+        lse, _, den, cls = model._run_iso(xs, a, s2, denoise="denoise" in want, classes="classes" in want)
+        out["log_prob"] = lse
+        if "denoise" in want:
+            out["denoise"] = den
+        if "classes" in want:
+            out["classes"] = (model.classes, cls)
+    else:  # small d: the small-d kernel, one call per quantity
+        out["log_prob"] = model.log_prob(x, t)
+        if "denoise" in want:
+            out["denoise"] = model.denoise(x, t)
+        if "classes" in want:
+            out["classes"] = (model.classes, model.class_posterior(x, t))
     if "nearest" in want:
         from .nearest import nearest_neighbours
 

@@ -99,10 +99,16 @@ def test_generalisation_quick(tmp_path):
 
 
 def _late_data(ts, gli_means, full_mean=5.0, spread=0.05, seeds=3, rng=None):
+    """FD_own tables with a known answer: each cell's bootstrap spread ``spread`` (so the standard error of a
+    mean over seeds is spread / sqrt(seeds))."""
     rng = np.random.default_rng(0) if rng is None else rng
     gli = np.array(gli_means)[:, None] + spread * rng.standard_normal((len(ts), seeds))
     full = full_mean + spread * rng.standard_normal(seeds)
-    return {"starts": np.array(ts, dtype=float), "gli": gli, "full": full}
+    boot_gli = gli[..., None] + spread * rng.standard_normal((len(ts), seeds, 200))
+    boot_full = full[:, None] + spread * rng.standard_normal((seeds, 200))
+    ls = _load("late_start")
+    return {"starts": np.array(ts, dtype=float), "gli": gli, "full": full, "se_gli": ls.stderr_of_mean(boot_gli),
+            "se_full": float(ls.stderr_of_mean(boot_full))}  # fmt: skip
 
 
 def test_the_late_start_threshold_rule_and_decision():
@@ -116,18 +122,25 @@ def test_the_late_start_threshold_rule_and_decision():
     assert ts.size == 12 and ts[0] == 990 and ts[-1] == 60 and np.all(ts % 5 == 0)
     lo, hi = ls.window(cfg, sch)
     assert lo < float(sch.log_snr(702.48)) < float(sch.log_snr(626.99)) < hi
+    # the bootstrap standard error of a mean over 3 seeds: spread / sqrt(3)
+    boot = 0.3 * np.random.default_rng(1).standard_normal((3, 4000))
+    assert abs(float(ls.stderr_of_mean(boot)) - 0.3 / np.sqrt(3)) < 0.01
+
+    def rule(data):
+        return ls.critical_start(ts, data["gli"], data["full"], cfg.k, data["se_gli"], data["se_full"])
+
     # quality lost from t = 530 on (later starts): t* = 625, inside the window -> confirmed
-    means = [5.0 if t >= 600 else 9.0 for t in ts]
-    t_star, z = ls.critical_start(ts, _late_data(ts, means)["gli"], _late_data(ts, means)["full"], 2.0)
-    assert t_star == 625.0 and z[ts == 530][0] > 2
-    assert ls.decide(_late_data(ts, means), cfg, sch)[0] == "confirmed"
+    lost = _late_data(ts, [5.0 if t >= 600 else 9.0 for t in ts])
+    t_star, z = rule(lost)
+    assert t_star == 625.0 and z[ts == 530][0] > 3
+    assert ls.decide(lost, cfg, sch)[0] == "confirmed"
     # never lost (the exact Gaussian): t* = 60, outside -> refuted; lost at once: t* undefined -> refuted
-    assert ls.critical_start(ts, *[_late_data(ts, [5.0] * 12)[k] for k in ("gli", "full")], 2.0)[0] == 60.0
+    assert rule(_late_data(ts, [5.0] * 12))[0] == 60.0
     assert ls.decide(_late_data(ts, [5.0] * 12), cfg, sch)[0] == "refuted"
     assert ls.decide(_late_data(ts, [9.0] * 12), cfg, sch)[0] == "refuted"
     # a recovery after a loss does not move t* later: the first loss from early starts decides
-    wiggle = [5.0 if t >= 600 else (9.0 if t == 530 else 5.0) for t in ts]
-    assert ls.critical_start(ts, *[_late_data(ts, wiggle)[k] for k in ("gli", "full")], 2.0)[0] == 625.0
+    wiggle = _late_data(ts, [5.0 if t >= 600 else (9.0 if t == 530 else 5.0) for t in ts])
+    assert rule(wiggle)[0] == 625.0
 
 
 # .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)

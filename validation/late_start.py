@@ -17,7 +17,8 @@ linear schedule; used unconditionally) of the earlier R5 row:
   10,000 test images; per (start, kind, seed) also ``n_bootstrap`` resamples of the samples.
 
 The critical start t* is the latest start (smallest t) such that at it and at every earlier start
-the GLI samples are within k = 2 combined standard errors (over seeds) of the full chain's FD_own.
+the GLI samples are within k = 3 combined standard errors of the full chain's FD_own (standard
+errors of the means over seeds, from each seed's bootstrap over its samples).
 Verdict by the rule of the pre-registration, with its bootstrap stability (resampling samples within
 each seed). Jobs are cached per (kind, start, seed) in ``validation/jobs/late_start`` (a killed run
 resumes, also on another machine).
@@ -68,8 +69,8 @@ class Config:
     seed: int = 0
 
 
-FULL = Config("full", 990.0, 60.0, 12, 5.0, 1000, 3, 2.0, 1.5, 200, "small")
-QUICK = Config("quick", 990.0, 60.0, 3, 100.0, 24, 2, 2.0, 1.5, 20, "quick")
+FULL = Config("full", 990.0, 60.0, 12, 5.0, 1000, 3, 3.0, 1.5, 200, "small")
+QUICK = Config("quick", 990.0, 60.0, 3, 100.0, 24, 2, 3.0, 1.5, 20, "quick")
 # the reference check (pre-registration, "Reference check"): exact stand-ins, fewer samples
 REFERENCE = dataclasses.replace(FULL, mode="reference", n=300, n_bootstrap=100)
 
@@ -149,14 +150,24 @@ def scan_job(job: dict) -> dict:
 # -- the rule ---------------------------------------------------------------------------------------------
 
 
-def critical_start(ts: np.ndarray, gli: np.ndarray, full: np.ndarray, k: float) -> tuple[float, np.ndarray]:
-    """(t*, excess in standard errors per start): ``gli`` (starts, seeds) and ``full`` (seeds,) FD_own.
+def stderr_of_mean(boot: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over seeds of FD_own, from each seed's bootstrap: ``boot`` (..., seeds, B)
+    -> (...,), sqrt(sum_s var_B(s)) / S. Each seed's 1,000 samples give its own sampling variance with many
+    degrees of freedom; three seeds alone would give a standard error with two."""
+    s = boot.shape[-2]
+    return np.sqrt(boot.var(axis=-1, ddof=1).sum(axis=-1)) / s
 
-    The excess at a start is (mean_gli - mean_full) / sqrt(se_gli^2 + se_full^2) (standard errors over
-    seeds); t* is the smallest start such that it and every earlier (larger) start have excess <= k,
-    NaN when even the earliest start exceeds it."""
-    s = gli.shape[1]
-    se = np.sqrt(gli.var(axis=1, ddof=1) / s + full.var(ddof=1) / s)
+
+def critical_start(
+    ts: np.ndarray, gli: np.ndarray, full: np.ndarray, k: float, se_gli: np.ndarray, se_full: float
+) -> tuple[float, np.ndarray]:
+    """(t*, excess in standard errors per start): ``gli`` (starts, seeds) and ``full`` (seeds,) FD_own, with
+    the standard errors of their means over seeds (:func:`stderr_of_mean`).
+
+    The excess at a start is (mean_gli - mean_full) / sqrt(se_gli^2 + se_full^2); t* is the smallest start
+    such that it and every earlier (larger) start have excess <= k, NaN when even the earliest start
+    exceeds it."""
+    se = np.sqrt(np.asarray(se_gli) ** 2 + float(se_full) ** 2)
     z = (gli.mean(axis=1) - full.mean()) / se
     order = np.argsort(-ts)  # earliest start first
     t_star = float("nan")
@@ -170,7 +181,7 @@ def critical_start(ts: np.ndarray, gli: np.ndarray, full: np.ndarray, k: float) 
 def decide(data: dict, cfg: Config, schedule) -> tuple[str, str]:
     """The pre-registered decision rule on one (possibly resampled) set of FD_own values."""
     ts, k = data["starts"], cfg.k
-    t_star, _ = critical_start(ts, data["gli"], data["full"], k)
+    t_star, _ = critical_start(ts, data["gli"], data["full"], k, data["se_gli"], data["se_full"])
     lo, hi = window(cfg, schedule)
     if not np.isfinite(t_star):
         return "refuted", "even the earliest start loses quality against the full chain"
@@ -183,12 +194,12 @@ def decide(data: dict, cfg: Config, schedule) -> tuple[str, str]:
 
 def gates(data: dict, cfg: Config) -> dict:
     """G1 (the metric sees a bad start) and G2 (power), on the control at the latest start."""
-    ts, s = data["starts"], data["full"].size
+    ts = data["starts"]
     last = int(np.argmin(ts))
     ctrl, full = data["control"][last], data["full"]
-    se = float(np.sqrt(ctrl.var(ddof=1) / s + full.var(ddof=1) / s))
+    se = float(np.hypot(data["se_control"][last], data["se_full"]))
     gap = float(ctrl.mean() - full.mean())
-    full_se = float(np.sqrt(2.0) * full.std(ddof=1) / np.sqrt(s))
+    full_se = float(np.sqrt(2.0) * data["se_full"])
     return {
         "G1_control_excess_se": gap / se,
         "G1_passes": bool(gap > cfg.k * se),
@@ -231,6 +242,8 @@ def measure(cfg: Config, data, cache, progress: bool) -> dict:
     }
     for k in KINDS:
         out[k], out[f"boot_{k}"] = table(k, "fd"), table(k, "fd_boot")
+        out[f"se_{k}"] = stderr_of_mean(out[f"boot_{k}"])
+    out["se_full"] = float(stderr_of_mean(out["boot_full"]))
     return out
 
 
@@ -242,10 +255,15 @@ def summarise(data: dict, cfg: Config, prereg: str, seconds: float) -> dict:
         verdict = ex.Verdict("not testable", f"gates failed: {failed}", 1.0, 0)
     else:
         verdict = ex.decide(lambda d: decide(d, cfg, sch), data, _resample, n_resamples=cfg.n_bootstrap, rng=cfg.seed)
-    t_star, z_gli = critical_start(data["starts"], data["gli"], data["full"], cfg.k)
-    _, z_ctrl = critical_start(data["starts"], data["control"], data["full"], cfg.k)
+    se_full = data["se_full"]
+    t_star, z_gli = critical_start(data["starts"], data["gli"], data["full"], cfg.k, data["se_gli"], se_full)
+    _, z_ctrl = critical_start(data["starts"], data["control"], data["full"], cfg.k, data["se_control"], se_full)
     reps = (_resample(data, np.random.default_rng([cfg.seed, b])) for b in range(cfg.n_bootstrap))
-    boots = [critical_start(data["starts"], r["gli"], r["full"], cfg.k)[0] for r in reps]
+    boots = [critical_start(data["starts"], r["gli"], r["full"], cfg.k, data["se_gli"], se_full)[0] for r in reps]
+    # diagnostic: the excess with standard errors from the seeds' spread alone (two degrees of freedom)
+    s = data["full"].size
+    seed_se = np.sqrt(data["gli"].var(axis=1, ddof=1) / s + data["full"].var(ddof=1) / s)
+    z_seeds = (data["gli"].mean(axis=1) - data["full"].mean()) / seed_se
     finite = np.array([b for b in boots if np.isfinite(b)])
     lo, hi = window(cfg, sch)
     return {
@@ -266,6 +284,8 @@ def summarise(data: dict, cfg: Config, prereg: str, seconds: float) -> dict:
         "control_fd": data["control"],
         "gli_excess_se": z_gli,
         "control_excess_se": z_ctrl,
+        "gli_excess_seed_se": z_seeds,
+        "stderr": {"full": se_full, "gli": data["se_gli"], "control": data["se_control"]},
         "provenance": ex.provenance(cfg, prereg, seconds),
     }
 

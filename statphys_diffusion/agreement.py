@@ -45,7 +45,14 @@ __all__ = [
 
 def per_sample_r2(reference, other) -> np.ndarray:
     """r^2 of each row of ``other`` against the same row of ``reference`` (M,), over the row's entries:
-    1 - |a - b|^2 / |a - mean(a)|^2 (module docstring). A constant reference row gives -inf or nan."""
+    1 - |a - b|^2 / |a - mean(a)|^2 (module docstring). A constant reference row gives -inf or nan.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sd.per_sample_r2(np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0, 4.0]]))
+    array([0.5])
+    """
     a = _checks.as_image_rows(reference, "reference", dtype=np.float64)
     b = _checks.as_image_rows(other, "other", dtype=np.float64)
     if a.shape != b.shape:
@@ -266,6 +273,15 @@ def r2_intervals(
     with ``median``, ``median_low``, ``median_high``, ``fraction_above``, ``fraction_low``,
     ``fraction_high``, ``threshold`` and ``confidence`` (the fields of :class:`SampleAgreement`);
     pieces of one comparison run in batches are summarised by concatenating their r^2 first.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> r = sd.r2_intervals([0.9, 0.95, 0.7, 0.85, 0.99, 0.6], n_bootstrap=200, rng=0)
+    >>> r["median"], round(r["fraction_above"], 3)
+    (0.875, 0.667)
+    >>> r["median_low"] <= r["median"] <= r["median_high"]
+    True
     """
     r2 = np.asarray(r2, dtype=np.float64).ravel()
     if r2.size < 2:

@@ -44,6 +44,17 @@ class EmpiricalDistribution(GaussianMixture):
         Where the score, denoiser, log-density and class posterior are evaluated for d > SMALL_D
         (:class:`GaussianMixture`): ``backend="torch", device="cuda"`` runs the same streaming
         log-sum-exp on a GPU.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> y = np.random.default_rng(0).standard_normal((200, 4))
+    >>> emp = sd.EmpiricalDistribution(y)  # OU schedule by default
+    >>> a = float(emp.schedule.alpha(1e-4))
+    >>> bool(np.allclose(emp.denoise(a * y[:3], 1e-4), y[:3]))  # small t: the nearest training point
+    True
+    >>> bool(np.allclose(emp.denoise(np.zeros((1, 4)), 20.0), y.mean(axis=0)))  # large t: their mean
+    True
     """
 
     def __init__(

@@ -82,6 +82,13 @@ def frechet_distance(feat_a, feat_b) -> float:
     Reported by this package as FD_own when the features are those of its own
     classifier (:func:`statphys_diffusion.nets.classifier.features`): Inception
     weights are not available here, so it is not comparable with published FIDs.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> y = np.random.default_rng(0).standard_normal((200, 4))
+    >>> sd.frechet_distance(y, y)
+    0.0
     """
     a = _checks.as_float_array(feat_a, "feat_a", dtype=np.float64, ndim=2)
     b = _checks.as_float_array(feat_b, "feat_b", dtype=np.float64, ndim=2)

@@ -158,6 +158,13 @@ def nearest_neighbours(
     NearestNeighbours
         numpy ``distances`` (M, k) float64 and ``indices`` (M, k) int64, whatever the inputs: the
         result is a table of neighbours, not a tensor to compute on.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> y = np.random.default_rng(0).standard_normal((200, 4))
+    >>> sd.nearest_neighbours(y[:2] + 1e-3, y, k=1).indices[:, 0]
+    array([0, 1])
     """
     tensors = [v for v in (samples, train) if is_tensor(v)]
     if backend is None:

@@ -346,6 +346,15 @@ class DiscreteSchedule(Schedule):
     reproduced exactly.
 
     Use the factories :meth:`linear`, :meth:`cosine` and :meth:`from_diffusers`.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> sch = sd.DiscreteSchedule.linear(1000)  # DDPM's betas 1e-4 .. 0.02; t is the step index
+    >>> round(float(sch.alpha(500)), 4), round(float(sch.log_snr(500)), 3)
+    (0.2803, -2.462)
+    >>> round(float(sch.t_of_snr(1.0)), 1)  # where signal and noise are equal
+    259.1
     """
 
     def __init__(self, alphas_cumprod, name: str = "custom"):

@@ -281,6 +281,12 @@ def gaussian_instability_time(
 
     Raises ValueError when the centre never changes stability on the schedule's range (for
     example the probability-flow ODE or the potential on VP schedules).
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> round(sd.gaussian_instability_time(sd.OrnsteinUhlenbeck(), top_eigenvalue=4.0), 4)
+    0.5493
     """
     from scipy.optimize import brentq
 

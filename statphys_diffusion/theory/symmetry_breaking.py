@@ -251,6 +251,13 @@ def speciation_time(
     Lambda comes from ``top_eigenvalue``, from ``data`` (an (N, d) array; its
     :func:`~statphys_diffusion.covariance_spectrum`), or from ``model.covariance()``, in that
     order. The schedule defaults to ``model.schedule``, else Ornstein-Uhlenbeck.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-2.0], [2.0]], 0.1, labels=[0, 1])
+    >>> round(sd.speciation_time(gm), 4)  # OU time where the two classes start to separate
+    0.8146
     """
     if form not in ("exact", "paper"):
         raise ValueError(f"form must be 'exact' or 'paper', got {form!r}")

@@ -183,6 +183,12 @@ def run_sweep(
     Returns
     -------
     list of results, in the order of ``configs``.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> sd.run_sweep(lambda cfg: {"square": cfg["x"] ** 2}, [{"x": 1}, {"x": 2}], progress=False)
+    [{'square': 1}, {'square': 4}]
     """
     if not callable(fn):
         raise ValueError("fn must be callable")

@@ -111,6 +111,12 @@ def collapse_time(n_points=None, eigenvalues=None, schedule: Schedule | None = N
     on ``schedule`` (default Ornstein-Uhlenbeck: t_C = 1/2 log(1 + 1/snr_C)).
     Raises if the schedule cannot reach that snr. ``data`` (an (N, d) array) replaces
     ``n_points`` and ``eigenvalues``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> bool(np.isclose(sd.collapse_time(1000, np.ones(10)), 0.1446, atol=1e-4))  # N = 1,000 points, d = 10
+    True
     """
     schedule = OrnsteinUhlenbeck() if schedule is None else schedule
     if not isinstance(schedule, Schedule):

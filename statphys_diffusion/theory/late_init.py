@@ -64,6 +64,14 @@ def gaussian_late_init(source, t_late: float, schedule=None) -> LateInitGaussian
         Start time, strictly inside the schedule's range (t_late > t_min).
     schedule : Schedule, optional
         Default: ``source.schedule``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> y = np.random.default_rng(0).standard_normal((200, 4))
+    >>> g = sd.gaussian_late_init(y, 0.5, schedule=sd.OrnsteinUhlenbeck())  # N(alpha m, alpha^2 C + sigma^2 I)
+    >>> g.sample(3, rng=0).shape  # starting points for a sampler at t_start = 0.5
+    (3, 4)
     """
     if schedule is None:
         schedule = getattr(source, "schedule", None)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,22 @@ from statphys_diffusion.theory.central_branch import first_crossing  # noqa: E40
 
 GATE_RESIDUAL = 0.1
 AGREE_FACTOR = 1.25
+
+
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes: FULL made the committed outputs, QUICK checks the pipeline (with the quick network)."""
+
+    mode: str
+    branch_times: int  # points of the exact central branch, t = 990 down to 20
+    fine_times: int  # refinement points inside the network's crossing bracket
+    gli_n: int  # samples per GLI start and seed
+    gli_seeds: int
+    gli_starts: int  # start times, t = 60 to 990
+
+
+FULL = Config("full", 24, 9, 300, 3, 11)
+QUICK = Config("quick", 8, 3, 64, 2, 4)
 
 
 def _network_margin(model, x: np.ndarray, t: float) -> tuple[float, float, float]:
@@ -136,6 +153,7 @@ def main(argv=None):
 
     torch.set_num_threads(2)
     cfg, out = _networks.setup(args)
+    sizes = QUICK if args.quick else FULL
     t0 = time.time()
     model, meta = _networks.conditional_network(cfg)
     sch = model.schedule
@@ -147,7 +165,7 @@ def main(argv=None):
     t_s = {form: sd.speciation_time(schedule=sch, top_eigenvalue=lam, form=form) for form in ("exact", "paper")}
 
     # 1. the exact central branch, continued from large t
-    ts = np.geomspace(990.0, 20.0, 8 if args.quick else 24)
+    ts = np.geomspace(990.0, 20.0, sizes.branch_times)
     branch = sd.central_branch(exact, ts, progress=not args.quick)
     # 2. the network at the branch points
     net_margin, net_resid, net_eps = _probe(model, branch)
@@ -157,7 +175,7 @@ def main(argv=None):
     gate_resid = gate_resid_rel = float("nan")
     if i_cross is not None:
         hi, lo = float(branch.times[i_cross]), float(branch.times[i_cross + 1])
-        fine_t = np.geomspace(hi, lo, 3 if args.quick else 9)
+        fine_t = np.geomspace(hi, lo, sizes.fine_times)
         fine = sd.central_branch(exact, fine_t, x0=branch.points[i_cross])
         fm, fr, fe = _probe(model, fine)
         for j in range(fine_t.size):
@@ -202,9 +220,9 @@ def main(argv=None):
         w1.append(sliced_wasserstein(f, f_test, rng=np.random.default_rng(7)))
         return frechet_distance(f, f_test)
 
-    n = 64 if args.quick else 300
-    seeds = 2 if args.quick else 3
-    starts = np.geomspace(60.0, 990.0, 4 if args.quick else 11)
+    n = sizes.gli_n
+    seeds = sizes.gli_seeds
+    starts = np.geomspace(60.0, 990.0, sizes.gli_starts)
     scan = sd.late_start_scan(
         model,
         DDIM(10),

@@ -31,6 +31,7 @@ LinearManifold             Gaussian data on a linear subspace (Woodbury, O(d m) 
 MixtureComponents          read-only view of a mixture's components
 Draws                      samples of (x_0, x_t, component, label) at a time t
 ShardedEmpirical           the empirical model of shards (files or arrays), in this process or on a Dask cluster
+ShardedLocalModel          LS / ELS of training images held in shards (this process or Dask), merged exactly
 ShardLost                  raised when a scattered shard is lost with its Dask worker
 write_shards               split a training set into shard-XXXXX.npy files for ShardedEmpirical
 

@@ -102,10 +102,11 @@ class _ImageModel:
         """``"numba"`` (BLAS + the numba softmax) or ``"torch"`` (the same stream in torch, on ``device``)."""
         return self._backend
 
-    def _posterior_mean(self, q, chunks, n_values, a, s2):
-        """The streaming patch posterior on this model's backend; numpy in, numpy out."""
+    def _posterior_mean(self, q, chunks, n_values, a, s2, lse: bool = False):
+        """The streaming patch posterior on this model's backend; numpy in, numpy out (with ``lse``: and the
+        log-normaliser per row, as the kernel's ``return_lse``)."""
         if self._backend == "numba":
-            return patch_posterior_mean(q, chunks, n_values, a, s2)
+            return patch_posterior_mean(q, chunks, n_values, a, s2, return_lse=lse)
         import torch
 
         dev = self._device
@@ -115,7 +116,8 @@ class _ImageModel:
             for keys, values in chunks():
                 yield torch.as_tensor(keys, device=dev), torch.as_tensor(values, device=dev)
 
-        return patch_posterior_mean_torch(tq, tchunks, n_values, a, s2).cpu().numpy()
+        got = patch_posterior_mean_torch(tq, tchunks, n_values, a, s2, return_lse=lse)
+        return (got[0].cpu().numpy(), got[1].cpu().numpy()) if lse else got.cpu().numpy()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -193,8 +195,14 @@ class _PatchModel(_ImageModel):
         """s_t(x) = (alpha_t D_t(x) - x) / sigma_t^2 (Tweedie's relation defines it), shape (M, d)."""
         return self._tweedie(self.denoise(x, t, patch_size=patch_size), x, t)
 
-    def _denoise_images(self, img, a, s2, k):  # pragma: no cover - each model defines it
+    def _denoise_images(self, img, a, s2, k, lse: bool = False):  # pragma: no cover - each model defines it
         raise NotImplementedError
+
+    def _denoise_parts(self, x, t) -> tuple[np.ndarray, np.ndarray]:
+        """(D_t(x) as images (M, C, H, W), the log-normaliser of each pixel's posterior (M, H, W)): what a
+        shard of the training images contributes (:class:`~statphys_diffusion.ShardedLocalModel`)."""
+        img, t, a, s2 = self._prep(x, t)
+        return self._denoise_images(img, a, s2, self.patch_size(t), lse=True)
 
 
 @references("kamb2024")
@@ -234,7 +242,7 @@ class LocalEmpirical(_PatchModel):
         k = "k(t)" if callable(self._k) else self._k
         return f"LocalEmpirical(N={self.n_images}, image_shape={self.image_shape}, patch_size={k})"
 
-    def _denoise_images(self, img, a, s2, k):
+    def _denoise_images(self, img, a, s2, k, lse: bool = False):
         m = img.shape[0]
         c, h, w = self.image_shape
         r = k // 2
@@ -243,9 +251,10 @@ class LocalEmpirical(_PatchModel):
         tp = np.pad(self._train, pad).astype(img.dtype, copy=False)
         if self._backend == "numba":  # all positions at once by box sums (no GEMM per position)
             per = max(1, _CHUNK_BYTES // (8 * m * (h + k) * (w + k) * 3))
-            return local_posterior_mean(xp, tp, self._train, k, a, s2, per)
+            return local_posterior_mean(xp, tp, self._train, k, a, s2, per, return_lse=lse)
         n = tp.shape[0]
         out = np.empty((m, c, h, w), dtype=img.dtype)
+        norm = np.empty((m, h, w))
         per = self._chunk_images(1, c * k * k, m, img.dtype.itemsize)
         for i in range(h):
             for j in range(w):
@@ -258,8 +267,8 @@ class LocalEmpirical(_PatchModel):
                         keys = np.ascontiguousarray(keys_all[n0 : n0 + per].reshape(-1, c * k * k))
                         yield keys, np.ascontiguousarray(vals_all[n0 : n0 + per], dtype=img.dtype)
 
-                out[:, :, i, j] = self._posterior_mean(q, chunks, c, a, s2)
-        return out
+                out[:, :, i, j], norm[:, i, j] = self._posterior_mean(q, chunks, c, a, s2, lse=True)
+        return (out, norm) if lse else out
 
 
 @references("kamb2024")
@@ -302,7 +311,7 @@ class EquivariantLocalEmpirical(_PatchModel):
         _, h, w = self.image_shape
         return self.n_images * max(0, h - k + 1) * max(0, w - k + 1)
 
-    def _denoise_images(self, img, a, s2, k):
+    def _denoise_images(self, img, a, s2, k, lse: bool = False):
         m = img.shape[0]
         c, h, w = self.image_shape
         if k > h or k > w:
@@ -324,8 +333,9 @@ class EquivariantLocalEmpirical(_PatchModel):
                 centres = block[:, :, r : r + hv, r : r + wv].transpose(0, 2, 3, 1).reshape(-1, c)
                 yield keys, np.ascontiguousarray(centres)
 
-        out = self._posterior_mean(q, chunks, c, a, s2)
-        return out.reshape(m, h, w, c).transpose(0, 3, 1, 2)
+        out, norm = self._posterior_mean(q, chunks, c, a, s2, lse=True)
+        img_out = out.reshape(m, h, w, c).transpose(0, 3, 1, 2)
+        return (img_out, norm.reshape(m, h, w)) if lse else img_out
 
 
 @references("niedoba2024")

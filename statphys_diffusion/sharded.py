@@ -28,6 +28,13 @@ Where the shards live:
   is rebuilt by Dask on another worker (the call is retried, not answered from fewer shards); a
   scattered shard cannot be rebuilt, and the call raises :class:`ShardLost` naming it.
 
+The local patch models whose candidates are the training images' own patches (LS and ELS) shard the
+same way, by training images (:class:`ShardedLocalModel`): each output pixel is a softmax over the
+candidates of every shard, so with each shard's per-pixel posterior mean D^s_i and log-normaliser
+L^s_i (log sum of its candidates' unnormalised weights),
+
+    D_i = sum_s exp(L^s_i - L_i) D^s_i,   L_i = logsumexp_s L^s_i.
+
 Files: one ``.npy`` per shard, (N_s, d) float64 (or float32), named ``shard-00000.npy``,
 ``shard-00001.npy``, ... in one directory, with optional ``labels-00000.npy``, ... beside them
 (:func:`write_shards` writes them; :meth:`ShardedEmpirical.from_directory` reads them).
@@ -48,7 +55,7 @@ from .empirical import EmpiricalDistribution
 from .mixture import Draws
 from .schedules import OrnsteinUhlenbeck, Schedule
 
-__all__ = ["ShardedEmpirical", "ShardLost", "write_shards"]
+__all__ = ["ShardedEmpirical", "ShardedLocalModel", "ShardLost", "write_shards"]
 
 
 class ShardLost(RuntimeError):
@@ -383,3 +390,117 @@ class ShardedEmpirical:
                 y[shard == s] = g["rows"]
         a, sig = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
         return Draws(x=a * y + sig * rng.standard_normal(y.shape), x0=y, components=pick, labels=None, t=t)
+
+
+def _build_local(source, kind: str, patch_size, schedule):
+    """A shard's LS or ELS model from a path (an .npy of images (N_s, C, H, W)) or an array."""
+    from .local import EquivariantLocalEmpirical, LocalEmpirical
+
+    imgs = np.load(source, mmap_mode="r") if isinstance(source, (str, Path)) else source
+    cls = LocalEmpirical if kind == "LS" else EquivariantLocalEmpirical
+    return cls(np.asarray(imgs), patch_size=patch_size, schedule=schedule)
+
+
+def _evaluate_local(model, x, t):
+    return model._denoise_parts(x, t)
+
+
+@references("kamb2024")
+class ShardedLocalModel:
+    """LS or ELS (Kamb & Ganguli 2024) of training images held in shards; the merge is exact (module docstring).
+
+    Parameters
+    ----------
+    kind : {"LS", "ELS"}
+        :class:`~statphys_diffusion.LocalEmpirical` or :class:`~statphys_diffusion.EquivariantLocalEmpirical`.
+    shards : sequence of arrays (N_s, C, H, W) or paths to ``.npy`` files holding them
+    patch_size : int or callable t -> int (as the in-memory models)
+    client : distributed.Client, optional (None: the shards are evaluated in this process)
+    schedule : Schedule, optional (default Ornstein-Uhlenbeck)
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> train = np.random.default_rng(0).uniform(-1, 1, (12, 1, 5, 5))
+    >>> sharded = sd.ShardedLocalModel("ELS", [train[:5], train[5:]], patch_size=3)
+    >>> x = np.random.default_rng(1).standard_normal((2, 25))
+    >>> whole = sd.EquivariantLocalEmpirical(train, patch_size=3)
+    >>> bool(np.allclose(sharded.denoise(x, 0.3), whole.denoise(x, 0.3), rtol=0, atol=1e-12))
+    True
+    """
+
+    def __init__(self, kind: str, shards: Sequence, *, patch_size, client=None, schedule=None):
+        if kind not in ("LS", "ELS"):
+            raise ValueError(
+                f"kind must be 'LS' or 'ELS' (the models whose candidates are the images' patches), got {kind!r}"
+            )
+        if isinstance(shards, (str, Path, np.ndarray)) or not isinstance(shards, Sequence) or len(shards) == 0:
+            raise ValueError("shards must be a non-empty sequence of .npy paths or (N_s, C, H, W) arrays")
+        self.schedule = OrnsteinUhlenbeck() if schedule is None else schedule
+        if not isinstance(self.schedule, Schedule):
+            raise ValueError(f"schedule must be a Schedule, got {type(self.schedule).__name__}")
+        shapes = []
+        for i, src in enumerate(shards):
+            shape = np.load(src, mmap_mode="r").shape if isinstance(src, (str, Path)) else np.shape(src)
+            if len(shape) != 4:
+                raise ValueError(f"shard {i} must hold images (N_s, C, H, W), got shape {shape}")
+            if shape[0] == 0:
+                raise ValueError(f"shard {i} is empty: every shard must hold at least one image")
+            shapes.append(tuple(int(v) for v in shape))
+        if len({sh[1:] for sh in shapes}) != 1:
+            raise ValueError(f"shards hold images of different shapes {sorted({sh[1:] for sh in shapes})}")
+        self.kind = kind
+        self._image_shape = shapes[0][1:]
+        self._n = sum(sh[0] for sh in shapes)
+        self._client = client
+        self._models: list | None = None
+        self._futures: list | None = None
+        if client is None:
+            self._models = [_build_local(src, kind, patch_size, self.schedule) for src in shards]
+        else:
+            srcs = [src if isinstance(src, (str, Path)) else client.scatter(np.asarray(src)) for src in shards]
+            self._futures = [
+                client.submit(_build_local, str(src) if isinstance(src, Path) else src, kind, patch_size, self.schedule,
+                              pure=False)
+                for src in srcs
+            ]  # fmt: skip
+
+    def __repr__(self) -> str:
+        where = "local" if self._client is None else "dask"
+        return f"ShardedLocalModel({self.kind}, N={self._n}, image_shape={self._image_shape}, {where})"
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self._image_shape))
+
+    @property
+    def image_shape(self) -> tuple:
+        return self._image_shape
+
+    @property
+    def n_images(self) -> int:
+        return self._n
+
+    def denoise(self, x, t) -> np.ndarray:
+        """D_t(x) (M, d), merged over the shards per pixel (module docstring); dtype of x."""
+        if self._client is None:
+            assert self._models is not None
+            parts = [_evaluate_local(m, x, t) for m in self._models]
+        else:
+            assert self._futures is not None
+            parts = self._client.gather(
+                [self._client.submit(_evaluate_local, f, x, t, pure=False) for f in self._futures]
+            )
+        norm = np.stack([p[1] for p in parts])  # (S, M, H, W)
+        w = np.exp(norm - logsumexp(norm, axis=0))
+        out = sum(w[s][:, None] * np.asarray(p[0], dtype=np.float64) for s, p in enumerate(parts))
+        dtype = np.asarray(parts[0][0]).dtype
+        return np.asarray(out).reshape(np.shape(out)[0], -1).astype(dtype, copy=False)
+
+    def score(self, x, t) -> np.ndarray:
+        """s_t(x) = (alpha_t D_t(x) - x) / sigma_t^2 (Tweedie's relation defines it), shape (M, d)."""
+        d = self.denoise(x, t).astype(np.float64)
+        t = _checks.check_time(t, self.schedule, allow_zero=False)
+        a, s2 = float(self.schedule.alpha(t)), float(self.schedule.sigma2(t))
+        xr = np.asarray(x, dtype=np.float64).reshape(d.shape)
+        return ((a * d - xr) / s2).astype(np.asarray(x).dtype if np.asarray(x).dtype.kind == "f" else np.float64)

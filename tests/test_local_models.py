@@ -318,3 +318,7 @@ def test_the_streaming_patch_posterior_equals_one_softmax(seed, n_values, per_ch
     # weight errors ~5e-5 on values of size ~3
     tol = 1e-9 if dtype == np.float64 else 3e-4
     np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
+    # the log-normaliser the shards merge by: logsumexp of the logits without the row constant |q|^2 / (2 s2)
+    _, lse = patch_posterior_mean(q, chunks, n_values, a, s2, return_lse=True)
+    expect = logsumexp(logits + (q64**2).sum(-1, keepdims=True) / (2 * s2), axis=1)
+    np.testing.assert_allclose(lse, expect, rtol=1e-9 if dtype == np.float64 else 1e-4, atol=1e-9)

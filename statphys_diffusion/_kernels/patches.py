@@ -56,17 +56,21 @@ Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
 def patch_posterior_mean(
-    q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float, row_block: int = 4096
-) -> np.ndarray:
+    q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float, row_block: int = 4096, return_lse: bool = False
+):
     """sum_j w_j v_j / sum_j w_j for each row of ``q`` (M, D), weights as in the module docstring.
 
     ``chunks()`` yields the candidates as (keys, values) blocks; it is called once per block of
-    ``row_block`` rows. Plain arrays in, nothing validated. Returns (M, n_values) in q's dtype.
+    ``row_block`` rows. Plain arrays in, nothing validated. Returns (M, n_values) in q's dtype, and with
+    ``return_lse`` also log sum_j exp(a q.p_j / s2 - a^2 |p_j|^2 / (2 s2)) per row (M,) float64: the
+    normaliser that merges the posteriors of disjoint candidate sets exactly.
     """
     out = np.empty((q.shape[0], n_values), dtype=q.dtype)
+    lse = np.empty(q.shape[0])
     for r0 in range(0, q.shape[0], row_block):
-        out[r0 : r0 + row_block] = _rows(np.ascontiguousarray(q[r0 : r0 + row_block]), chunks, n_values, a, s2)
-    return out
+        rows = np.ascontiguousarray(q[r0 : r0 + row_block])
+        out[r0 : r0 + row_block], lse[r0 : r0 + row_block] = _rows(rows, chunks, n_values, a, s2)
+    return (out, lse) if return_lse else out
 
 
 @njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
@@ -149,7 +153,7 @@ def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragm
             run_max[i] = new
 
 
-def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> np.ndarray:
+def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_rows` for few values per candidate: the values' product inside the softmax pass."""
     m_rows = q.shape[0]
     cut = CUT.get(np.dtype(q.dtype), CUT[np.dtype(np.float32)])
@@ -168,10 +172,10 @@ def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: floa
         ksq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
         values_t = np.ascontiguousarray(values.T, dtype=np.float64)
         _softmax_values(G, a / s2, -0.5 * a * a * ksq / s2, values_t, run_max, run_sum, acc, cut)
-    return (acc / run_sum[:, None]).astype(q.dtype, copy=False)
+    return (acc / run_sum[:, None]).astype(q.dtype, copy=False), run_max + np.log(run_sum)
 
 
-def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> np.ndarray:
+def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
     if n_values <= _FUSED_MAX_VALUES:
         return _rows_fused(q, chunks, n_values, a, s2)
     m_rows = q.shape[0]
@@ -225,10 +229,10 @@ def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> 
             _gemm_accumulate(acc, G, values)
     # G held w_j / s2, so acc = sum w v / s2 and acc_b = sum w / s2
     np.divide(acc, acc_b[:, None], out=out, casting="unsafe")
-    return out
+    return out, run_max + np.log(run_sum)
 
 
-def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, row_block: int = 4096):
+def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, row_block: int = 4096, return_lse=False):
     """:func:`patch_posterior_mean` in torch on any device: ``q`` (M, D) and every chunk's (keys, values)
     are tensors on one device in one floating dtype. The logits and the softmax's running state are
     float64 (as in the numba kernel), the products in the input's dtype. Returns (M, n_values)."""
@@ -237,6 +241,7 @@ def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, ro
     dev, dt = q.device, q.dtype
     cut = CUT.get(np.dtype(np.float32 if dt == torch.float32 else np.float64), CUT[np.dtype(np.float32)])
     out = torch.empty((q.shape[0], n_values), dtype=dt, device=dev)
+    lse = torch.empty(q.shape[0], dtype=torch.float64, device=dev)
     for r0 in range(0, q.shape[0], row_block):
         qb = q[r0 : r0 + row_block]
         rows = qb.shape[0]
@@ -256,7 +261,8 @@ def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, ro
             acc = acc * scale[:, None] + (w.to(dt) @ values).double()
             run_max = new
         out[r0 : r0 + rows] = (acc / run_sum[:, None]).to(dt)
-    return out
+        lse[r0 : r0 + rows] = run_max + torch.log(run_sum)
+    return (out, lse) if return_lse else out
 
 
 def _box_sums(p: np.ndarray, k: int) -> np.ndarray:
@@ -268,7 +274,7 @@ def _box_sums(p: np.ndarray, k: int) -> np.ndarray:
     return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
 
 
-def local_posterior_mean(x_pad, train_pad, values, k: int, a: float, s2: float, chunk: int) -> np.ndarray:
+def local_posterior_mean(x_pad, train_pad, values, k: int, a: float, s2: float, chunk: int, return_lse=False):
     r"""The local score machine at every position at once, without a GEMM per position.
 
     For query images ``x_pad`` (M, C, Hp, Wp) and training images ``train_pad`` (N, C, Hp, Wp), both
@@ -277,7 +283,8 @@ def local_posterior_mean(x_pad, train_pad, values, k: int, a: float, s2: float, 
     |k_{n,p}|^2 the box sums of sum_c train_pad[n, c]^2: C + 6 operations per (m, n, position) instead
     of 2 C k^2. Then the online softmax over n (per query and position, chunks of ``chunk`` training
     images, weights below e^cut of the running maximum set to 0) and the weighted mean of ``values``
-    (N, C, H, W). float64 inside; returns (M, C, H, W) in x_pad's dtype.
+    (N, C, H, W). float64 inside; returns (M, C, H, W) in x_pad's dtype, and with ``return_lse`` the
+    log-normaliser per query and position (M, H, W) (as :func:`patch_posterior_mean`'s).
     """
     m, c, hp, wp = x_pad.shape
     h, w = hp - k + 1, wp - k + 1
@@ -303,4 +310,5 @@ def local_posterior_mean(x_pad, train_pad, values, k: int, a: float, s2: float, 
         acc *= scale[:, None]
         acc += np.einsum("mnhw,nchw->mchw", logits, values[n0 : n0 + chunk].astype(np.float64, copy=False))
         run_max = new
-    return (acc / run_sum[:, None]).astype(x_pad.dtype, copy=False)
+    out = (acc / run_sum[:, None]).astype(x_pad.dtype, copy=False)
+    return (out, run_max + np.log(run_sum)) if return_lse else out

@@ -154,6 +154,89 @@ def _experiments_page() -> str:
 
 (Path(__file__).parent / "user_guide" / "experiments.rst").write_text(_experiments_page())
 
+# the network results: the claim and the command are stated here once; every number, criterion, gate and
+# verdict is read from the committed JSON when the site is built (issue 35: no number copied by hand)
+RESULTS = (
+    ("network_entropy", "Result 1: semantic decisions as entropy-rate peaks (Handke et al.)",
+     "python validation/network_entropy.py --continue-steps 19000"),
+    ("network_memorization", "Result 2: diffusion models as associative memories (Pham et al.)",
+     "python validation/network_memorization.py --budgets 8000 4000 --window 3 --also 512 128 256 --second-window 1"),
+    ("network_guidance", "Result 3: dynamic negative guidance on a trained network (Koulischer et al.)",
+     "python validation/network_guidance.py"),
+    ("network_dimension", "Result 4: the manifold dimension of image networks (Achilli et al.)",
+     "python validation/network_dimension.py --workers 2"),
+    ("geometric_synthetic", "Result 4 in the paper's synthetic setting (Achilli et al.)",
+     "python validation/geometric_synthetic.py --steps 200000 --workers 2"),
+    ("network_symmetry", "Result 5: symmetry breaking and Gaussian late initialisation (Raya & Ambrogioni)",
+     "python validation/network_symmetry.py"),
+    ("network_regime", "Where the package's networks stand: the regime map", "python validation/network_regime.py"),
+)  # fmt: skip
+_SKIP = {"quick", "version", "package_version", "config", "results", "criterion", "verdict", "train_config"}
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list) and len(v) > 8:
+        return f"[{', '.join(_value(x) for x in v[:4])}, ... {len(v)} values]"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _flat(d: dict, prefix: str = "") -> list:
+    """(key, value) rows, nested dicts opened one level (``gates.classifier_agreement``)."""
+    rows = []
+    for k, v in d.items():
+        if k in _SKIP or k.startswith("seconds"):
+            continue
+        if isinstance(v, dict) and not prefix:
+            rows += _flat(v, f"{k}.")
+        else:
+            rows.append((prefix + k, v))
+    return rows
+
+
+def _results_page() -> str:
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    lines = [
+        "Results on trained networks (generated)",
+        "=======================================",
+        "",
+        "Generated when the site is built from the committed outputs in ``figures/``: each section shows its",
+        "script's criterion, gates, verdict and measured values as the JSON holds them (no number here is",
+        "typed by hand), the command that regenerates them and the figure. The narrative record of these runs",
+        "is :doc:`validation`; the pre-registered experiments of issue 34 are on :doc:`experiments`.",
+        "",
+    ]
+    for name, title, command in RESULTS:
+        path = root / "figures" / f"{name}.json"
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text())
+        lines += [title, "-" * len(title), "", f"Command: ``{command}``; output ``figures/{name}.json``.", ""]
+        if d.get("criterion"):
+            lines += ["Criterion (stated before the run)::", "", "   " + " ".join(str(d["criterion"]).split()), ""]
+        if d.get("verdict") is not None:
+            lines += [f"**Verdict: {d['verdict']}**", ""]
+        rows = _flat(d)
+        if rows:
+            lines += [".. list-table::", "   :widths: 30 70", ""]
+            for k, v in rows:
+                lines += [f"   * - ``{k}``", f"     - {_value(v)}"]
+            lines.append("")
+        png = root / "figures" / f"{name}.png"
+        if png.is_file():
+            lines += [f".. image:: ../../figures/{name}.png", "   :width: 100%", ""]
+    return "\n".join(lines)
+
+
+(Path(__file__).parent / "user_guide" / "network_results.rst").write_text(_results_page())
+
 # Offline math: MathJax's files come from the ``sphinx-mathjax-offline`` distribution (its module name
 # has a hyphen and cannot be imported as an extension), copied next to the pages after the build.
 mathjax_path = "mathjax/tex-chtml.js"

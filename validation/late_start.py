@@ -327,12 +327,15 @@ def figure(summary: dict, path: Path) -> None:
     lsnr = np.array([float(sch.log_snr(t)) for t in ts])
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     full = np.asarray(summary["full_fd"])
-    m, se = full.mean(), full.std(ddof=1) / np.sqrt(full.size)
+    stderr = summary.get("stderr") or {}
+    m = full.mean()
+    se = float(stderr["full"]) if "full" in stderr else full.std(ddof=1) / np.sqrt(full.size)
     ax.axhspan(m - 2 * se, m + 2 * se, color="0.85", label="full chain (t = 1000), +-2 s.e.")
     for kind, colour, label in (("gli", "C0", "GLI start"), ("control", "C3", "N(0, I) start")):
         v = np.asarray(summary[f"{kind}_fd"])
-        ax.errorbar(lsnr, v.mean(axis=1), yerr=2 * v.std(axis=1, ddof=1) / np.sqrt(v.shape[1]), marker="o", ms=3,
-                    color=colour, label=f"{label} (+-2 s.e.)", capsize=2)  # fmt: skip
+        err = np.asarray(stderr[kind]) if kind in stderr else v.std(axis=1, ddof=1) / np.sqrt(v.shape[1])
+        ax.errorbar(lsnr, v.mean(axis=1), yerr=2 * err, marker="o", ms=3, color=colour,
+                    label=f"{label} (+-2 s.e.)", capsize=2)  # fmt: skip
     lo, hi = summary["window_log_snr"]
     ax.axvspan(lo, hi, color="C2", alpha=0.12, label="predicted window")
     if summary["critical_start"] is not None and np.isfinite(summary["critical_start"]):
@@ -368,7 +371,7 @@ def main(argv=None) -> dict:
             cfg = dataclasses.replace(REFERENCE, network=stand_in)
             summary = summarise(measure(cfg, args.data, cache, args.progress), cfg, "reference check", timer.seconds)
             keep = ("critical_start", "critical_start_interval", "gates", "verdict", "starts", "full_fd", "gli_fd",
-                    "control_fd")  # fmt: skip
+                    "control_fd", "stderr", "window_log_snr", "gli_excess_se", "control_excess_se")  # fmt: skip
             report[stand_in] = {k: summary[k] for k in keep}
             figure(summary, ex.PREREGISTRATIONS / f"{NAME}_reference_{stand_in}.png")
             print(stand_in, report[stand_in])

@@ -54,9 +54,11 @@ crossing and the networks that bracket it), to show whether the crossing moves w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,26 @@ CRITERION = (
     "otherwise; not testable when a gate fails."
 )
 QUICK = {"size": 8, "steps": 30, "batch_size": 16, "lr": 2e-3, "ns": (4, 8)}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """One mode's measurement sizes (issue 34's experiment shape); FULL_SIZES made the committed outputs.
+    Their fields go into every job's configuration under these names, as before."""
+
+    sample_steps: int  # DDPM steps per generated sample
+    n_samples: int  # generated samples per network
+    n_recovery: int  # samples per kind probed for their recovery time
+    recovery_trials: int
+    regime_points: int  # held-out points of the regime map
+    n_cues: int  # cues of the attractor census
+    census_iter: int
+    n_spacing: int  # training-set spacing sample for the thresholds
+    clf_steps: int  # evaluation classifier training steps
+
+
+FULL_SIZES = Sizes(50, 2000, 24, 8, 256, 64, 300, 2000, 3000)
+QUICK_SIZES = Sizes(10, 32, 2, 2, 16, 4, 20, 200, 50)
 
 
 def lattice(j: int) -> int:
@@ -406,15 +428,7 @@ def main(argv=None):
         "size": size,
         "spec": spec,
         "steps": QUICK["steps"] if args.quick else args.budgets[0],
-        "sample_steps": 10 if args.quick else 50,
-        "n_samples": 32 if args.quick else 2000,
-        "n_recovery": 2 if args.quick else 24,
-        "recovery_trials": 2 if args.quick else 8,
-        "regime_points": 16 if args.quick else 256,
-        "n_cues": 4 if args.quick else 64,
-        "census_iter": 20 if args.quick else 300,
-        "n_spacing": 200 if args.quick else 2000,
-        "clf_steps": 50 if args.quick else 3000,
+        **dataclasses.asdict(QUICK_SIZES if args.quick else FULL_SIZES),
         "runs": str(Path(args.runs) / ("memorization-quick" if args.quick else "memorization")),
         "threads": args.threads,
     }

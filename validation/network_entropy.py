@@ -72,6 +72,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -250,6 +251,31 @@ def training_images(cfg: dict) -> int:
 CONTINUE_SEED = 1  # the warm restart's generator: not the first run's 0, so no batch is replayed
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """One mode's measurement sizes (issue 34's experiment shape); FULL_SIZES made the committed outputs."""
+
+    n_times: int  # grid of the exact references, t = 2 to 990
+    n_exact_empirical: int  # draws per exact job
+    n_exact_class_gaussian: int
+    n_bootstrap: int
+    steps: int  # DDPM steps of the network's tracks
+    coarse: int
+    n_low_times: int  # low-noise residual grid, t = 1 to 100
+    n_joint: int  # chains per class, joint estimator
+    n_null: int  # unconditional chains
+    check_steps: int  # the step-size check's joint run
+    n_check: int
+    check_coarse: int
+    n_held: int  # held-out test images
+    n_regime_times: int
+    regime_points: int
+
+
+FULL_SIZES = Sizes(36, 4000, 1500, 200, 250, 5, 12, 60, 240, 1000, 15, 20, 500, 8, 128)
+QUICK_SIZES = Sizes(16, 300, 300, 50, 20, 1, 5, 8, 32, 40, 4, 2, 64, 5, 64)
+
+
 def network_config(quick: bool, base: dict, steps: int | None = None, continue_steps: int | None = None) -> dict:
     """The four-class network's configuration (``_networks.FOUR`` or its quick twin).
 
@@ -302,15 +328,16 @@ def main(argv=None):
     base, out = _networks.setup(args)
     cfg = network_config(args.quick, base, args.steps, args.continue_steps)
     quick = args.quick
+    sz = QUICK_SIZES if quick else FULL_SIZES
     t0 = time.time()
     model, meta = _networks.conditional_network(cfg)  # trains (cached, resumable) if absent
     sch = model.schedule
     names = list(meta["class_names"])
     cache = Path(cfg["runs"]) / "network_entropy-jobs"
-    ts = np.geomspace(2.0, 990.0, 16 if quick else 36)
+    ts = np.geomspace(2.0, 990.0, sz.n_times)
     # draws per exact job: the empirical model is two GEMMs per chunk whatever the grid; the
     # full-covariance class-Gaussian costs two d x d solves per draw, component and time
-    n_exact = {"empirical": 300 if quick else 4000, "class_gaussian": 300 if quick else 1500}
+    n_exact = {"empirical": sz.n_exact_empirical, "class_gaussian": sz.n_exact_class_gaussian}
     exact_jobs = [
         {
             "kind": "exact",
@@ -320,32 +347,32 @@ def main(argv=None):
             "n": n_exact[ref],
             "seed": 10 + i,
             "net": cfg,
-            "n_bootstrap": 50 if quick else 200,
+            "n_bootstrap": sz.n_bootstrap,
         }
         for ref in ("class_gaussian", "empirical")
         for i, prob in enumerate(PROBLEMS)
     ]
-    steps = 20 if quick else 250
-    coarse = 1 if quick else 5
-    t_low = np.geomspace(1.0, 100.0, 5 if quick else 12)
+    steps = sz.steps
+    coarse = sz.coarse
+    t_low = np.geomspace(1.0, 100.0, sz.n_low_times)
     net_jobs = [
         {
             "kind": "track",
             "chains": "joint",
             "steps": steps,
-            "n": 8 if quick else 60,
+            "n": sz.n_joint,
             "seed": 1,
             "coarse": coarse,
             "residual_t": t_low.tolist(),
         },
-        {"kind": "track", "chains": "null", "steps": steps, "n": 32 if quick else 240, "seed": 2, "coarse": coarse},
+        {"kind": "track", "chains": "null", "steps": steps, "n": sz.n_null, "seed": 2, "coarse": coarse},
         {
             "kind": "track",
             "chains": "joint",
-            "steps": 40 if quick else 1000,
-            "n": 4 if quick else 15,
+            "steps": sz.check_steps,
+            "n": sz.n_check,
             "seed": 3,
-            "coarse": 2 if quick else 20,
+            "coarse": sz.check_coarse,
         },
     ]
     for j in net_jobs:
@@ -360,7 +387,7 @@ def main(argv=None):
     # gates
     agree = np.mean(np.array(joint["classifier_labels"]) == np.array(joint["labels"]))
     test = datasets.load_cifar10(cfg["data"], "test", classes=cfg["classes"], size=cfg["size"], progress=False)
-    pick = np.random.default_rng(5).choice(len(test.images), 64 if quick else 500, replace=False)
+    pick = np.random.default_rng(5).choice(len(test.images), sz.n_held, replace=False)
     x_held, y_held = _networks.flat_points(test.images[pick]), test.labels[pick]
     clf_test = _classify(cfg, meta, x_held)
     resid, resid_se = np.asarray(joint["residual"]), np.asarray(joint["residual_stderr"])
@@ -371,7 +398,7 @@ def main(argv=None):
         "empirical": sd.EmpiricalDistribution(x_train, labels=y_train, schedule=sch),
         "class_gaussian": sd.GaussianMixture.fit(x_train, y_train, schedule=sch),
     }
-    t_reg = np.geomspace(3.0, 900.0, 5 if quick else 8)
+    t_reg = np.geomspace(3.0, 900.0, sz.n_regime_times)
     # the same residual for the exact class-Gaussian reference: on its own draws (the calibration:
     # a generalising model with no spurious low-noise information) and on the held-out images
     own = refs["class_gaussian"].sample(len(y_held), 0.0, rng=np.random.default_rng(7))
@@ -385,7 +412,7 @@ def main(argv=None):
         t_reg,
         references=refs,
         labels=y_train,
-        n_points=64 if quick else 128,
+        n_points=sz.regime_points,
         consistency_steps=steps,
         rng=np.random.default_rng(8),
     )

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,23 @@ CRITERION = (
     "t is trusted."
 )
 QUICK = {"size": 8, "steps": 30, "batch_size": 16, "ns": (4, 8), "twin_n": 4, "times": (5.0, 20.0)}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """One mode's grid and sizes (issue 34's experiment shape); FULL_SIZES made the committed outputs."""
+
+    ns: tuple  # training-set sizes of the EDM networks
+    twin_n: int  # N of the parameterisation twins
+    times: tuple
+    n_train_points: int
+    n_per_category: int
+    n_samples: int
+    window: tuple | None  # the N of the verdict (None: all of ns)
+
+
+FULL_SIZES = Sizes(NETWORK_NS, TWIN_N, TIMES, N_TRAIN_POINTS, N_PER_CATEGORY, N_SAMPLES, WINDOW)
+QUICK_SIZES = Sizes(QUICK["ns"], QUICK["twin_n"], QUICK["times"], 2, 1, 16, None)
 
 
 def _dimensions(sv: np.ndarray) -> dict:
@@ -219,9 +237,8 @@ def main(argv=None):
     q = args.quick
     m = _networks.MEMORIZATION
     spec = dict(m["train"], batch_size=QUICK["batch_size"]) if q else dict(m["train"])
-    ns = QUICK["ns"] if q else NETWORK_NS
-    twin_n = QUICK["twin_n"] if q else TWIN_N
-    times = QUICK["times"] if q else TIMES
+    sz = QUICK_SIZES if q else FULL_SIZES
+    ns, twin_n, times = sz.ns, sz.twin_n, sz.times
     regimes, delta = _regimes(out / "network_memorization.json", q)
     base = {
         "runs": str(runs / ("memorization-quick" if q else "memorization")),
@@ -230,9 +247,9 @@ def main(argv=None):
         "size": QUICK["size"] if q else m["size"],
         "steps": QUICK["steps"] if q else m["budgets"][0],
         "times": list(times),
-        "n_train_points": 2 if q else N_TRAIN_POINTS,
-        "n_per_category": 1 if q else N_PER_CATEGORY,
-        "n_samples": 16 if q else N_SAMPLES,
+        "n_train_points": sz.n_train_points,
+        "n_per_category": sz.n_per_category,
+        "n_samples": sz.n_samples,
         "delta_pixels": delta,
         "threads": 1,
     }
@@ -245,7 +262,7 @@ def main(argv=None):
     trust = trusted_times(twins, {} if q else {n: regimes.get(n, {}) for n in ns}, times)
     trusted = [t for t in times if trust[t]["trusted"]]
     t_star = min(trusted) if trusted else None
-    window = ns if q else WINDOW
+    window = ns if sz.window is None else sz.window
     if t_star is None:
         verdict_, crit = "not testable with these networks", {}
     else:

@@ -160,3 +160,29 @@ def test_late_start_quick(tmp_path):
     assert len(list((tmp_path / "jobs").glob("*.json"))) == 2 + 2 * 3 * 2
     assert (tmp_path / "late_start_quick.png").is_file() and (tmp_path / "late_start_quick.csv").is_file()
     assert summary["gates"]["G1_control_excess_se"] == saved["gates"]["G1_control_excess_se"]
+
+
+def test_entropy_replication_power_rule_on_known_peaks():
+    er = _load("entropy_replication")
+    # two seeds, four classes; the largest separation is classes 0 and 3 (300 steps), s.e. 40 each at 400
+    # draws per class: 3 combined s.e. = 3 * 40 * sqrt(2) = 170 -> (170 / 300)^2 * 400 = 128.0 -> 128 chains
+    seeds = [{"class": {"log_snr_peak_time": [100.0, 200.0, 250.0, 400.0], "log_snr_peak_time_stderr": [40.0] * 4}}] * 2
+    p = er.power_rule(seeds, n_draws=1600, z=3.0)
+    assert p["classes"] == ["automobile", "dog"] and p["separation_t"] == 300.0
+    assert p["chains_per_class"] == int(np.ceil(400 * (3 * 40 * np.sqrt(2) / 300) ** 2))
+
+
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
+def test_entropy_replication_reference_check_quick(tmp_path):
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    er = _load("entropy_replication")
+    out = er.main(["--reference-check", "--quick", "--out", str(tmp_path / "r.json"), "--runs", str(tmp_path)])
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert len(saved["class_gaussian"]["coarse_first_margin_t"]) == er.QUICK.seeds
+    assert saved["power"]["chains_per_class"] == out["power"]["chains_per_class"] > 0
+    with pytest.raises(SystemExit, match="reference-check first"):
+        er.main([])

@@ -49,6 +49,7 @@ PatchCalibration           result of calibrate_patch_size; as_function() gives k
 sample_agreement           network and model from identical noise: per-sample r^2, median, fraction above 0.8
 SampleAgreement            result of sample_agreement
 per_sample_r2              r^2 of each sample against a reference sample, over its pixels
+flow_log_likelihood        log p_t(x) of any model with Hessian-vector products, by its probability-flow ODE
 r2_intervals               median r^2 and fraction above a threshold, with bootstrap intervals
 
 Protocols (what analysis functions need of a model)
@@ -194,6 +195,7 @@ from .agreement import *  # noqa: F403
 from .citations import *  # noqa: F403
 from .conventions import *  # noqa: F403
 from .empirical import *  # noqa: F403
+from .flow_likelihood import *  # noqa: F403
 from .gaussian_linear import *  # noqa: F403
 from .guidance import *  # noqa: F403
 from .local import *  # noqa: F403
@@ -219,6 +221,7 @@ _MODULES = (
     "citations",
     "conventions",
     "empirical",
+    "flow_likelihood",
     "gaussian_linear",
     "guidance",
     "local",

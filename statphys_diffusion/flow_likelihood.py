@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _checks
 from .citations import references
+from .mixture import GaussianMixture
 from .protocols import CurvatureModel, require
 
 __all__ = ["flow_log_likelihood"]
@@ -84,7 +85,7 @@ def flow_log_likelihood(
     n_probes = _checks.check_positive_int(n_probes, "n_probes")
     rng = _checks.check_rng(rng)
     kw = {} if y is None else {"y": y}
-    if y is not None and callable(getattr(model, "conditional", None)):  # an exact mixture: its class's mixture
+    if y is not None and isinstance(model, GaussianMixture):  # an exact mixture: its class's own mixture
         model, kw = model.conditional(y), {}
     # a grid uniform in log-SNR (the flow's scale), from t up to t_end
     lsnr = np.linspace(float(sch.log_snr(t)), float(sch.log_snr(t1)), n_steps + 1)

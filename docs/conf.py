@@ -199,43 +199,59 @@ def _flat(d: dict, prefix: str = "") -> list:
     return rows
 
 
-def _results_page() -> str:
+def _result_page(name: str, title: str, command: str) -> str | None:
+    """One result's page from its committed JSON (None when the JSON is not committed)."""
     import json
 
     root = Path(__file__).resolve().parents[1]
-    lines = [
-        "Results on trained networks (generated)",
-        "=======================================",
-        "",
-        "Generated when the site is built from the committed outputs in ``figures/``: each section shows its",
-        "script's criterion, gates, verdict and measured values as the JSON holds them (no number here is",
-        "typed by hand), the command that regenerates them and the figure. The narrative record of these runs",
-        "is :doc:`validation`; the pre-registered experiments of issue 34 are on :doc:`experiments`.",
-        "",
-    ]
-    for name, title, command in RESULTS:
-        path = root / "figures" / f"{name}.json"
-        if not path.is_file():
-            continue
-        d = json.loads(path.read_text())
-        lines += [title, "-" * len(title), "", f"Command: ``{command}``; output ``figures/{name}.json``.", ""]
-        if d.get("criterion"):
-            lines += ["Criterion (stated before the run)::", "", "   " + " ".join(str(d["criterion"]).split()), ""]
-        if d.get("verdict") is not None:
-            lines += [f"**Verdict: {d['verdict']}**", ""]
-        rows = _flat(d)
-        if rows:
-            lines += [".. list-table::", "   :widths: 30 70", ""]
-            for k, v in rows:
-                lines += [f"   * - ``{k}``", f"     - {_value(v)}"]
-            lines.append("")
-        png = root / "figures" / f"{name}.png"
-        if png.is_file():
-            lines += [f".. image:: ../../figures/{name}.png", "   :width: 100%", ""]
+    path = root / "figures" / f"{name}.json"
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    lines = [title, "=" * len(title), "", f"Command: ``{command}``; output ``figures/{name}.json``.", ""]
+    if d.get("criterion"):
+        lines += ["Criterion (stated before the run)::", "", "   " + " ".join(str(d["criterion"]).split()), ""]
+    if d.get("verdict") is not None:
+        lines += [f"**Verdict: {d['verdict']}**", ""]
+    rows = _flat(d)
+    if rows:
+        lines += [".. list-table::", "   :widths: 30 70", ""]
+        for k, v in rows:
+            lines += [f"   * - ``{k}``", f"     - {_value(v)}"]
+        lines.append("")
+    if (root / "figures" / f"{name}.png").is_file():
+        lines += [f".. image:: ../../../figures/{name}.png", "   :width: 100%", ""]
     return "\n".join(lines)
 
 
-(Path(__file__).parent / "user_guide" / "network_results.rst").write_text(_results_page())
+def _write_result_pages() -> None:
+    """user_guide/results/<name>.rst, one per committed result, and their index page network_results.rst."""
+    here = Path(__file__).parent / "user_guide"
+    (here / "results").mkdir(exist_ok=True)
+    names = []
+    for name, title, command in RESULTS:
+        page = _result_page(name, title, command)
+        if page is not None:
+            (here / "results" / f"{name}.rst").write_text(page)
+            names.append(name)
+    index = [
+        "Results on trained networks (generated)",
+        "=======================================",
+        "",
+        "One page per result, generated when the site is built from the committed outputs in ``figures/``:",
+        "each shows its script's criterion, gates, verdict and measured values as the JSON holds them (no",
+        "number is typed by hand), the command that regenerates them and the figure. The narrative record of",
+        "these runs is :doc:`validation`; the pre-registered experiments of issue 34 are on :doc:`experiments`.",
+        "",
+        ".. toctree::",
+        "   :maxdepth: 1",
+        "",
+    ] + [f"   results/{n}" for n in names]
+    (here / "network_results.rst").write_text("\n".join(index) + "\n")
+
+
+_write_result_pages()
+
 
 # Offline math: MathJax's files come from the ``sphinx-mathjax-offline`` distribution (its module name
 # has a hyphen and cannot be imported as an extension), copied next to the pages after the build.

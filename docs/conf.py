@@ -210,7 +210,10 @@ def _result_page(name: str, title: str, command: str) -> str | None:
     d = json.loads(path.read_text())
     lines = [title, "=" * len(title), "", f"Command: ``{command}``; output ``figures/{name}.json``.", ""]
     if d.get("criterion"):
-        lines += ["Criterion (stated before the run)::", "", "   " + " ".join(str(d["criterion"]).split()), ""]
+        import textwrap
+
+        wrapped = textwrap.wrap(" ".join(str(d["criterion"]).split()), 88)
+        lines += ["Criterion (stated before the run)::", ""] + ["   " + w for w in wrapped] + [""]
     if d.get("verdict") is not None:
         lines += [f"**Verdict: {d['verdict']}**", ""]
     rows = _flat(d)

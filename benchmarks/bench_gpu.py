@@ -45,15 +45,7 @@ from statphys_diffusion import (
 
 
 def _best(fn, repeat: int, sync) -> float:
-    fn()
-    sync()
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return _bench.best_of(fn, repeat, warm_up=True, sync=sync)[0]
 
 
 def _gemm_rate(torch, x, mu, device, repeat, sync) -> float:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +43,7 @@ def _case_keys(benchmark: str, dtype, n: int, d: int, m: int) -> dict:
 
 
 def _best_time(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return _bench.best_of(fn, repeat)[0]
 
 
 def numpy_empirical_score(x, mu, a, s2):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +33,7 @@ from scipy.linalg import blas
 import statphys_diffusion as sd
 from statphys_diffusion import _bench
 
-
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+_best = _bench.best_of
 
 
 def _baseline_els(train, x, a, s2, k, block=1024):

@@ -24,7 +24,6 @@ import functools
 import math
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +33,7 @@ from statphys_diffusion import _bench
 
 
 def _best(fn, repeat: int) -> float:
-    fn()
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return _bench.best_of(fn, repeat, warm_up=True)[0]
 
 
 def _rss_mib() -> float:

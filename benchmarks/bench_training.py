@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
 
+from statphys_diffusion import _bench
 from statphys_diffusion._io import write_rows_csv
 from statphys_diffusion.nets import build
 
@@ -94,12 +94,7 @@ def _throughput(net, call, batch: int, steps: int, repeat: int) -> float:
             loss.backward()
             opt.step()
 
-    block()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        block()
-        best = min(best, time.perf_counter() - t0)
+    best, _ = _bench.best_of(block, repeat, warm_up=True)
     return batch * steps / best
 
 

@@ -1,12 +1,13 @@
 """Scaffolding shared by the scripts in benchmarks/: their command line and their table output.
 
 Private: the benchmarks compare the package's kernels with a baseline in the same run and write
-ratios (docs/user_guide/conventions.rst); nothing here times anything.
+ratios (docs/user_guide/conventions.rst). ``best_of`` is the one timer they share.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ._io import write_rows_csv
@@ -20,6 +21,30 @@ def parser(doc: str, default_out: Path, quick_help: str) -> argparse.ArgumentPar
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default=str(default_out))
     return p
+
+
+def best_of(fn, repeat: int, *, warm_up: bool = False, sync=None) -> tuple[float, object]:
+    """(the shortest of ``repeat`` wall-clock times of ``fn()``, in seconds; its last return value).
+
+    ``warm_up``: one untimed call first (compilation, allocator, caches); ``sync``: called after each
+    call and inside the timing (a GPU's ``torch.cuda.synchronize``), so asynchronous work is counted.
+    The minimum, not the mean: the benchmarks compare kernels on a shared machine, where other load
+    only ever adds time.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    if warm_up:
+        fn()
+        if sync is not None:
+            sync()
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        if sync is not None:
+            sync()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
 
 
 def peak_mib(fn) -> float:

@@ -99,3 +99,36 @@ def test_bench_sharded_quick(tmp_path, capsys):
     assert by["sharded, Dask LocalCluster"]["max_abs_diff"] < 1e-4
     assert by["sharded, Dask LocalCluster"]["shards_per_worker_max"] >= 2
     assert "ImageNet-64 plan" in capsys.readouterr().out
+
+
+def test_best_of_is_the_minimum_over_repeats_with_sync_inside_the_timing():
+    # a fake clock: each call of fn advances it by the next duration; sync adds a fixed 0.5
+    import time as _time
+
+    from statphys_diffusion import _bench
+
+    clock = {"now": 0.0}
+    durations = iter([9.0, 3.0, 5.0, 4.0])
+    calls = []
+
+    def fn():
+        clock["now"] += next(durations)
+        calls.append("fn")
+        return len(calls)
+
+    def sync():
+        clock["now"] += 0.5
+        calls.append("sync")
+
+    real = _time.perf_counter
+    _time.perf_counter = lambda: clock["now"]
+    try:
+        best, out = _bench.best_of(fn, 3, warm_up=True, sync=sync)
+    finally:
+        _time.perf_counter = real
+    # the warm-up (9.0) is untimed; timed: 3.5, 5.5, 4.5
+    assert best == 3.5
+    assert out == 7  # the last call's value: 4 calls of fn and 3 of sync before it returned
+    assert calls.count("fn") == 4 and calls.count("sync") == 4
+    with pytest.raises(ValueError, match="repeat"):
+        _bench.best_of(fn, 0)

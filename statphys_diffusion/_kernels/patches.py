@@ -153,13 +153,11 @@ def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragm
             run_max[i] = new
 
 
-def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_rows` for few values per candidate: the values' product inside the softmax pass."""
+def _logit_chunks(q: np.ndarray, chunks: Chunks):
+    """Per non-empty chunk of candidates: (G = q @ keys.T in one reused (rows x chunk) buffer of the
+    queries' dtype, |keys|^2 per candidate in float64, the chunk's values). ``G`` is overwritten by the
+    next chunk: consume it before advancing."""
     m_rows = q.shape[0]
-    cut = CUT.get(np.dtype(q.dtype), CUT[np.dtype(np.float32)])
-    run_max = np.full(m_rows, -np.inf)
-    run_sum = np.zeros(m_rows)
-    acc = np.zeros((m_rows, n_values))
     buf: np.ndarray | None = None
     for keys, values in chunks():
         nc = keys.shape[0]
@@ -169,7 +167,17 @@ def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: floa
             buf = np.empty(m_rows * nc, dtype=q.dtype)
         G = buf[: m_rows * nc].reshape(m_rows, nc)
         _gemm_cross(G, q, keys)
-        ksq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+        yield G, np.einsum("ij,ij->i", keys, keys, dtype=np.float64), values
+
+
+def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rows` for few values per candidate: the values' product inside the softmax pass."""
+    m_rows = q.shape[0]
+    cut = CUT.get(np.dtype(q.dtype), CUT[np.dtype(np.float32)])
+    run_max = np.full(m_rows, -np.inf)
+    run_sum = np.zeros(m_rows)
+    acc = np.zeros((m_rows, n_values))
+    for G, ksq, values in _logit_chunks(q, chunks):
         values_t = np.ascontiguousarray(values.T, dtype=np.float64)
         _softmax_values(G, a / s2, -0.5 * a * a * ksq / s2, values_t, run_max, run_sum, acc, cut)
     return (acc / run_sum[:, None]).astype(q.dtype, copy=False), run_max + np.log(run_sum)
@@ -193,16 +201,8 @@ def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> 
     nnz = np.zeros(m_rows, dtype=np.int64)
     acc = np.zeros((m_rows, n_values), dtype=dt)
     xsq = np.zeros(m_rows)  # the row constant |q|^2 / (2 s2) cancels (corr = 0 below)
-    buf: np.ndarray | None = None
-    for keys, values in chunks():
-        nc = keys.shape[0]
-        if nc == 0:
-            continue
-        if buf is None or buf.size < m_rows * nc:
-            buf = np.empty(m_rows * nc, dtype=dt)
-        G = buf[: m_rows * nc].reshape(m_rows, nc)
-        _gemm_cross(G, q, keys)
-        ksq = np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+    for G, ksq, values in _logit_chunks(q, chunks):
+        nc = G.shape[1]
         const = np.full(nc, inv_s2)
         _chunk_softmax(
             G,

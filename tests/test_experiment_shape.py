@@ -186,3 +186,93 @@ def test_entropy_replication_reference_check_quick(tmp_path):
     assert saved["power"]["chains_per_class"] == out["power"]["chains_per_class"] > 0
     with pytest.raises(SystemExit, match="reference-check first"):
         er.main([])
+
+
+def test_entropy_replication_jobs_keep_exactly_what_the_entropy_rate_reads():
+    # a job keeps a thinned track, packed as base64 float64; merged back, its entropy rate (coarse=1) must be
+    # the full track's entropy rate at coarse=5, bit for bit, and splitting the chains over two jobs must give
+    # the concatenated track
+    import statphys_diffusion as sd
+
+    er = _load("entropy_replication")
+    sch = sd.DiscreteSchedule.linear(1000)
+    means = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    gm = sd.GaussianMixture.isotropic(means, 0.3, labels=np.arange(4), schedule=sch)
+    track = sd.OnlineClassifier(60).run(gm, n=6, classes=np.arange(4), chains="joint", rng=np.random.default_rng(0))
+    full = track.entropy_rate(sch, coarse=5, n_bootstrap=30, rng=1)
+    th = er.thin(track, sch, 5)
+    part = {"times": th.times.tolist(), "log_posterior": er._pack(th.log_posterior), "labels": th.labels.tolist()}
+    back = er.merge([json.loads(json.dumps(part))], np.arange(4))
+    again = back.entropy_rate(sch, coarse=1, n_bootstrap=30, rng=1)
+    for name in ("times", "entropy", "rate", "log_snr_rate", "peak_time", "log_snr_peak_time", "class_counts"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(full, name), err_msg=name)
+    np.testing.assert_array_equal(np.argmax(back.log_posterior[-1], 1), np.argmax(track.log_posterior[-1], 1))
+    # two jobs: the first 12 and the last 12 chains
+    halves = [dict(part, log_posterior=er._pack(th.log_posterior[:, s]), labels=th.labels[s].tolist())
+              for s in (slice(0, 12), slice(12, 24))]  # fmt: skip
+    np.testing.assert_array_equal(er.merge(halves, np.arange(4)).log_posterior, th.log_posterior)
+    with pytest.raises(ValueError, match="different grids"):
+        er.merge([part, dict(part, times=(np.asarray(part["times"]) + 1).tolist())], np.arange(4))
+
+
+def test_entropy_replication_decision_rule_and_total_peak_error():
+    import statphys_diffusion as sd
+
+    er = _load("entropy_replication")
+    yes = {"interior_peak": True, "classes_apart": True, "coarse_first": True}
+    assert er.criteria_outcome(yes)[0] == "confirmed"
+    assert er.criteria_outcome({k: False for k in yes})[0] == "refuted"
+    outcome, reason = er.criteria_outcome(dict(yes, coarse_first=False))
+    assert outcome == "partly" and "fails: (c) coarse first" in reason
+    # the total peak's bootstrap error shrinks about as 1 / sqrt(chains)
+    sch = sd.DiscreteSchedule.linear(1000)
+    means = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    gm = sd.GaussianMixture.isotropic(means, 0.3, labels=np.arange(4), schedule=sch)
+    ses = []
+    for n in (8, 72):
+        tr = sd.OnlineClassifier(50).run(gm, n=n, classes=np.arange(4), chains="joint", rng=np.random.default_rng(n))
+        ses.append(er._total_peak_stderr(er.thin(tr, sch, 1), sch, 200, np.random.default_rng(0)))
+    assert ses[1] < ses[0]
+
+
+def test_entropy_replication_verdict_on_an_exact_hierarchy():
+    # an exact four-class mixture in which vehicles and animals separate early (far apart) and each fine
+    # pair late (close): the rule runs on its joint track with gates passed, and a failed gate stops it
+    import statphys_diffusion as sd
+
+    er = _load("entropy_replication")
+    sch = sd.DiscreteSchedule.linear(1000)
+    means = np.array([[-3.0, 0.3, 0.0], [-3.0, -0.3, 0.0], [3.0, 0.0, 0.3], [3.0, 0.0, -0.3]])
+    gm = sd.GaussianMixture.isotropic(means, 0.05, labels=np.arange(4), schedule=sch)
+    track = sd.OnlineClassifier(100).run(gm, n=40, classes=np.arange(4), chains="joint", rng=np.random.default_rng(3))
+    joint = er.thin(track, sch, 2)
+    ok = {"G1_passes": True, "G2_passes": True, "G3_passes": True}
+    v = er.decide(joint, ok, sch, n_bootstrap=50, n_resamples=20)
+    s = er.summaries(joint, sch, 50, np.random.default_rng(0))
+    fine = max(s[p]["total_log_snr_peak_time"] for p in ("vehicle", "animal"))
+    assert s["superclass"]["total_log_snr_peak_time"] > fine
+    # (a) and (c) hold; (b) cannot: the mixture is symmetric, so every class peaks at the same time
+    assert v.outcome == "partly" and "fails: (b) classes apart" in v.reason and v.n_resamples == 20
+    stopped = er.decide(joint, dict(ok, G2_passes=False), sch, n_bootstrap=50, n_resamples=20)
+    assert stopped.outcome == "not testable" and "G2" in stopped.reason
+
+
+@pytest.mark.slow
+def test_entropy_replication_measurement_quick(tmp_path):
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    er = _load("entropy_replication")
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    summary = er.main(["--quick", "--runs", str(runs), "--out", str(out)])
+    saved = json.loads((out / "entropy_replication_quick.json").read_text())
+    assert saved["verdict"]["outcome"] in ("confirmed", "refuted", "partly", "inconclusive", "not testable")
+    assert saved["verdict"] == summary["verdict"]
+    assert set(saved["gates"]) >= {"G1_passes", "G2_passes", "G3_passes", "G2_by_time"}
+    assert len(saved["gates"]["G2_by_time"]) == len(er.FLOW_QUICK["times"])
+    assert saved["chains_per_class"]["joint"] == er.MEASURE_QUICK.chains_per_job
+    assert saved["provenance"]["preregistration_sha256"]
+    for prob in ("class", "superclass", "vehicle", "animal"):
+        assert np.isfinite(saved["network_joint"][prob]["total_log_snr_peak_time_stderr"])
+    assert (out / "entropy_replication_quick.png").is_file() and (out / "entropy_replication_quick.csv").is_file()

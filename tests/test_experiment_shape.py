@@ -276,3 +276,52 @@ def test_entropy_replication_measurement_quick(tmp_path):
     for prob in ("class", "superclass", "vehicle", "animal"):
         assert np.isfinite(saved["network_joint"][prob]["total_log_snr_peak_time_stderr"])
     assert (out / "entropy_replication_quick.png").is_file() and (out / "entropy_replication_quick.csv").is_file()
+
+
+def test_spurious_samples_rules_on_known_answers():
+    ss = _load("spurious_samples")
+    # the crossing, linear in log N: memorised 0.75 at 16 and 0.25 at 64 cross at 32
+    assert ss.crossing([16, 64], [0.75, 0.25]) == pytest.approx(32.0)
+    assert ss.crossing([16, 64], [0.4, 0.2]) is None
+    peak = {"N": [23, 32, 45, 64], "memorized": [0.8, 0.55, 0.3, 0.1], "spurious": [0.15, 0.3, 0.4, 0.2], "n": 2000}
+    assert ss.replication_rule(peak)[0] == "confirmed"
+    # the crossing moved out of the window (N_c about 60) and the peak at the largest N: refuted
+    late = dict(peak, memorized=[0.9, 0.8, 0.7, 0.45], spurious=[0.05, 0.1, 0.2, 0.3])
+    assert ss.replication_rule(late)[0] == "refuted"
+    # the crossing inside, but the peak not above N = 64 within the intervals: partly
+    flat = dict(peak, spurious=[0.15, 0.3, 0.31, 0.3])
+    assert ss.replication_rule(flat)[0] == "partly"
+
+
+def test_spurious_samples_return_classification():
+    ss = _load("spurious_samples")
+    train = np.array([[0.0, 0.0], [10.0, 0.0]])
+    starts = np.array([[5.5, 0.0], [1.5, 0.0]])  # nearest training images: 1 and 0
+    # start 0 (a mixture state): returns to itself, to training image 1, far away; start 1 (a halo of 0):
+    # returns to training image 0 (its nearest), to itself (1.5 from 0: within delta of image 0, so "training image")
+    returns = np.array([[[5.7, 0.0], [9.9, 0.0], [5.5, 4.0]], [[0.1, 0.0], [1.4, 0.0], [3.1, 0.0]]])
+    c = ss.classify_returns(returns, starts, train, delta=2.0)
+    assert c["label"].tolist() == [["itself", "training image", "elsewhere"],
+                                   ["training image", "training image", "itself"]]  # fmt: skip
+    assert c["train_index"].tolist() == [[-1, 1, -1], [0, 0, -1]]
+    assert c["to_nearest"].tolist() == [[False, True, False], [True, True, False]]
+
+
+# .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
+@pytest.mark.slow
+def test_spurious_samples_quick(tmp_path):
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    ss = _load("spurious_samples")
+    summary = ss.main(["--quick", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "spurious_samples_quick.json").read_text())
+    assert saved["verdict"] == summary["verdict"]
+    assert set(saved["fractions"]) == {"0", "1"} and saved["fractions"]["1"]["N"] == list(ss.QUICK.ns)
+    # the threshold table: every network at both ratios
+    assert len(saved["threshold_table"]) == len(ss.QUICK.ns) * len(ss.QUICK.seeds) * len(ss.QUICK.ratios)
+    assert saved["part_B"]["call"] in ("halos of one image", "attractors of their own", "mixed", "not testable",
+                                       "not testable (no spurious samples)")  # fmt: skip
+    for name in ("spurious_samples_quick.png", "spurious_samples_quick.csv", "spurious_samples_quick_returns.csv"):
+        assert (tmp_path / name).is_file()

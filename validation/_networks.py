@@ -203,8 +203,8 @@ def memorization_network(runs, n: int, steps: int, *, data=None, spec=None, size
     """(score model, training set, run name) of Result 2's network for N = n trained ``steps`` steps.
 
     From the committed float16 weights ``weights/<run name>.fp16.pt`` when they exist, else from the
-    cached run (trained first if absent). ``spec`` (TrainConfig fields) and ``size`` default to
-    ``MEMORIZATION``'s (quick mode overrides them).
+    cached run (trained first if absent). ``spec`` (TrainConfig fields; the training seed 0 unless it
+    gives ``seed``) and ``size`` default to ``MEMORIZATION``'s (quick mode overrides them).
     """
     from statphys_diffusion import datasets
     from statphys_diffusion.nets import TrainConfig
@@ -213,7 +213,8 @@ def memorization_network(runs, n: int, steps: int, *, data=None, spec=None, size
     m = MEMORIZATION
     size = m["size"] if size is None else int(size)
     ds = datasets.load_cifar10(data, "train", n=int(n), size=size, seed=0, nested=True, progress=False)
-    tc = TrainConfig(steps=int(steps), seed=0, **(m["train"] if spec is None else spec))
+    # training seed 0 unless ``spec`` names one (the second seed of issue 34's R2 completion)
+    tc = TrainConfig(**{"seed": 0, **(m["train"] if spec is None else spec), "steps": int(steps)})
     kw = {"size": size, "n": int(n), "config": m["config"], "nested": True, "train_config": tc}
     name = run_name(**kw)
     committed = WEIGHTS / f"{name}.fp16.pt"

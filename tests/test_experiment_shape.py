@@ -325,3 +325,33 @@ def test_spurious_samples_quick(tmp_path):
                                        "not testable (no spurious samples)")  # fmt: skip
     for name in ("spurious_samples_quick.png", "spurious_samples_quick.csv", "spurious_samples_quick_returns.csv"):
         assert (tmp_path / name).is_file()
+
+
+def test_dimension_twins_rule_closes_narrows_or_not():
+    dt = _load("dimension_twins")
+    cfg = dt.FULL
+
+    def med(**by_budget):  # budget -> (edm, eps, x0) at every t
+        return {b: {tw: {str(t): v[i] for t in cfg.times} for i, tw in enumerate(dt.TWINS)}
+                for b, v in zip(cfg.budgets, by_budget.values())}  # fmt: skip
+
+    assert dt.spread([10.0, 10.0, 10.0]) == 0.0 and dt.spread([0.0, 0.0, 30.0]) == pytest.approx(3.0)
+    call, reason, _ = dt.decide(med(a=(300, 280, 0), b=(100, 97, 95), c=(20, 20, 19)), cfg)
+    assert call == "closes" and "budget 16000" in reason
+    assert dt.decide(med(a=(300, 280, 0), b=(200, 150, 0), c=(100, 80, 10)), cfg)[0] == "narrows"
+    assert dt.decide(med(a=(300, 280, 0), b=(300, 280, 0), c=(300, 280, 0)), cfg)[0] == "does not close"
+
+
+@pytest.mark.slow
+def test_dimension_twins_quick(tmp_path):
+    from statphys_diffusion import datasets
+
+    if datasets.find_cifar10() is None:
+        pytest.skip("CIFAR-10 not found")
+    dt = _load("dimension_twins")
+    summary = dt.main(["--quick", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "dimension_twins_quick.json").read_text())
+    assert saved["call"] == summary["call"] in ("closes", "narrows", "does not close")
+    # every twin at every budget: a weights file of its own, the later ones continued from the earlier
+    assert len(set(saved["weights"].values())) == len(dt.TWINS) * len(dt.QUICK.budgets)
+    assert (tmp_path / "dimension_twins_quick.png").is_file()

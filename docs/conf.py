@@ -127,8 +127,13 @@ def _experiments_page() -> str:
         if ref.is_file():
             rc = json.loads(ref.read_text())
             rc = rc.get("reference_check", rc)
-            outcomes = ", ".join(f"{k}: {v['verdict']['outcome']}" for k, v in rc.items() if "verdict" in v)
-            lines.append(f"* reference check (exact stand-ins for the network): {outcomes}")
+            outcomes = ", ".join(
+                f"{k}: {v['verdict']['outcome']}" for k, v in rc.items() if isinstance(v, dict) and "verdict" in v
+            )
+            lines.append(
+                f"* reference check (exact stand-ins for the network): {outcomes or 'committed'}; "
+                f"``validation/preregistrations/{name}_reference_check.json``"
+            )
         else:
             lines.append("* reference check: not committed yet")
         out = root / "figures" / f"{name}.json"
@@ -146,6 +151,10 @@ def _experiments_page() -> str:
         verdicts += [n["verdict"] for n in summary.get("networks", []) if "verdict" in n]
         for v in verdicts:
             lines.append(f"* verdict: **{v['outcome']}** (stability {v['stability']:.2f}): {v['reason']}")
+        if "call" in summary:  # a descriptive experiment's pre-stated call (dimension_twins)
+            lines.append(f"* call: **{summary['call']}**: {summary.get('reason', '')}")
+        if isinstance(summary.get("part_B"), dict):  # spurious_samples' description of its samples
+            lines.append(f"* what the spurious samples are: **{summary['part_B']['call']}**")
         for png in sorted((root / "figures").glob(f"{name}*.png")):
             lines += ["", f".. image:: ../../figures/{png.name}", "   :width: 90%"]
         lines.append("")

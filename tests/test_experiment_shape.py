@@ -355,3 +355,35 @@ def test_dimension_twins_quick(tmp_path):
     # every twin at every budget: a weights file of its own, the later ones continued from the earlier
     assert len(set(saved["weights"].values())) == len(dt.TWINS) * len(dt.QUICK.budgets)
     assert (tmp_path / "dimension_twins_quick.png").is_file()
+
+
+def test_geometric_order_rule_gate_and_ties():
+    go = _load("geometric_order")
+    gs = go.gs
+
+    def curve(loss1, loss2):  # each block's rho below 1/2 under its loss sigma (lost at smaller noise)
+        times = gs.analysis_times(200)
+        return {"times": times.tolist(),
+                **{f"network_train_{b}_rho": np.where(times < s, 0.2, 0.9).tolist()
+                   for b, s in zip(gs.BLOCKS, (loss1, loss2))}}  # fmt: skip
+
+    first, tied = curve(0.5, 0.1), curve(0.2, 0.21)
+    assert go.order(first) == "std1 first" and go.order(curve(0.1, 0.5)) == "std0.3 first"
+    assert go.order(tied) == "tied" and go.order(curve(0.0, 0.0)) == "none lost"
+    assert go.gate(first, curve(0.45, 0.1))["passes"]
+    assert not go.gate(first, curve(0.3, 0.1))["passes"]  # std-1 loss sigma moved by 40%
+    assert not go.gate(first, tied)["passes"]
+    assert go.decide({"250": "std1 first", "500": "std1 first"})[0] == "confirmed"
+    assert go.decide({"250": "std0.3 first", "500": "std0.3 first"})[0] == "refuted"
+    assert go.decide({"250": "std1 first", "500": "tied"})[0] == "partly"
+
+
+@pytest.mark.slow
+def test_geometric_order_quick(tmp_path):
+    go = _load("geometric_order")
+    summary = go.main(["--quick", "--workers", "1", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "geometric_order_quick.json").read_text())
+    assert saved["verdict"] == summary["verdict"] and set(saved["gates"]) == {"250"}
+    # the snapshot was written by the callback at the stated step, and the run finished
+    st = go.main(["--quick", "--status", "--runs", str(tmp_path / "runs")])
+    assert st[250] == {"steps_done": go.QUICK.steps, "of": go.QUICK.steps, "snapshot_written": True}

@@ -68,12 +68,32 @@ def match_time(t, source: Schedule, target: Schedule) -> MatchedTime:
 
 
 def edm_sigma_of_time(t, schedule: Schedule):
-    """EDM noise level sigma_t / alpha_t = snr^{-1/2} (the VE-equivalent sigma)."""
+    """EDM noise level sigma_t / alpha_t = snr^{-1/2} (the VE-equivalent sigma).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.DiscreteSchedule.linear(1000)
+    >>> s = sd.edm_sigma_of_time(500.0, sch)
+    >>> bool(np.isclose(s, sch.sigma(500.0) / sch.alpha(500.0)))  # x_t / alpha = x_0 + (sigma / alpha) z
+    True
+    >>> bool(np.isclose(sd.time_of_edm_sigma(s, sch), 500.0))  # and back
+    True
+    """
     return np.exp(-0.5 * schedule.log_snr(t))
 
 
 def time_of_edm_sigma(sigma, schedule: Schedule):
-    """Inverse of :func:`edm_sigma_of_time`."""
+    """Inverse of :func:`edm_sigma_of_time`.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.VPSDE()
+    >>> t = sd.time_of_edm_sigma(np.array([0.5, 2.0]), sch)
+    >>> bool(np.allclose(sd.edm_sigma_of_time(t, sch), [0.5, 2.0]))
+    True
+    """
     s = np.asarray(sigma, dtype=np.float64)
     if np.any(~(s > 0)):
         raise ValueError("sigma must be positive")
@@ -110,6 +130,19 @@ def convert_prediction(value, x, t, schedule: Schedule, *, source: str, target: 
     With x = a x0 + s eps and v = a eps - s x0 (any schedule, VP or not):
     eps = (s x + a v) / (a^2 + s^2), x0 = (a x - s v) / (a^2 + s^2),
     score = -eps / s.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.DiscreteSchedule.linear(1000)
+    >>> rng = np.random.default_rng(0)
+    >>> x0, eps = rng.standard_normal((2, 3, 4))
+    >>> t = 300.0
+    >>> x = sch.alpha(t) * x0 + sch.sigma(t) * eps
+    >>> bool(np.allclose(sd.convert_prediction(eps, x, t, sch, source="eps", target="x0"), x0))
+    True
+    >>> bool(np.allclose(sd.convert_prediction(x0, x, t, sch, source="x0", target="eps"), eps))
+    True
     """
     for name, kind in (("source", source), ("target", target)):
         if kind not in PREDICTION_KINDS:

@@ -18,7 +18,15 @@ __all__ = ["frechet_distance", "frechet_distance_gaussian", "sliced_wasserstein"
 
 
 def wasserstein_1d(a, b) -> float:
-    """W_1 between two 1-D samples (exact: integral of |F_a^{-1} - F_b^{-1}|)."""
+    """W_1 between two 1-D samples (exact: integral of |F_a^{-1} - F_b^{-1}|).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> a = np.random.default_rng(0).standard_normal(500)
+    >>> round(sd.wasserstein_1d(a, a + 2.0), 12)  # a shift moves every quantile by 2
+    2.0
+    """
     a = np.sort(_checks.as_float_array(a, "a", ndim=1))
     b = np.sort(_checks.as_float_array(b, "b", ndim=1))
     if a.size == 0 or b.size == 0:
@@ -36,7 +44,17 @@ def wasserstein_1d(a, b) -> float:
 
 
 def sliced_wasserstein(x, y, n_projections: int = 128, rng: np.random.Generator | None = None) -> float:
-    """Sliced 1-Wasserstein distance between samples x (n, d) and y (m, d)."""
+    """Sliced 1-Wasserstein distance between samples x (n, d) and y (m, d).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> x = np.random.default_rng(0).standard_normal((300, 3))
+    >>> sd.sliced_wasserstein(x, x, rng=np.random.default_rng(1))
+    0.0
+    >>> sd.sliced_wasserstein(x, x + 1.0, rng=np.random.default_rng(1)) > 0.5
+    True
+    """
     x = _checks.as_float_array(x, "x", ndim=2)
     y = _checks.as_float_array(y, "y", ndim=2)
     if x.shape[1] != y.shape[1]:
@@ -56,6 +74,13 @@ def frechet_distance_gaussian(mu1, cov1, mu2, cov2) -> float:
     1982; the FID of Heusel et al. 2017 in whatever feature space the moments come from).
     The matrix square roots go through symmetric eigendecompositions, so the result is
     real and non-negative up to rounding.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> # |mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)): here 1 + 2 (1 + 4 - 2 * 2)
+    >>> round(sd.frechet_distance_gaussian([0.0, 0.0], np.eye(2), [1.0, 0.0], 4 * np.eye(2)), 10)
+    3.0
     """
     mu1 = _checks.as_float_array(mu1, "mu1", dtype=np.float64, ndim=1)
     mu2 = _checks.as_float_array(mu2, "mu2", dtype=np.float64, ndim=1)

@@ -270,6 +270,14 @@ def memorized_fraction(
     (Wilson 1927), informative at 0 and 1 as well. ``method="bootstrap"``: percentile bootstrap
     (resampling the samples), which collapses to [p, p] when every sample or none is memorised.
     Returns a :class:`MemorizedFraction` (``frac, lo, hi = memorized_fraction(...)`` still works).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> ratio = np.array([0.05, 0.2, 0.8, 0.9, 1.0, 0.1])  # nearest / second-nearest training distance
+    >>> mf = sd.memorized_fraction(ratio, threshold=1 / 3, rng=0)
+    >>> float(mf.value)  # three of six below 1/3
+    0.5
     """
     r = _checks.as_float_array(ratio, "ratio", dtype=np.float64, ndim=1)
     if r.size == 0:

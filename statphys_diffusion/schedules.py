@@ -197,6 +197,14 @@ class OrnsteinUhlenbeck(Schedule):
     Forward SDE dx = -x dt + sqrt(2) dW, the convention of Raya & Ambrogioni
     (NeurIPS 2023) and Biroli et al. (2024). ``t_of_snr(snr) = 1/2 log(1 + 1/snr)``.
     ``default_t_start`` is 10 (alpha^2 = 2e-9).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.OrnsteinUhlenbeck()
+    >>> t = np.array([0.1, 1.0, 3.0])
+    >>> bool(np.allclose(sch.alpha(t), np.exp(-t)) and np.allclose(sch.sigma(t) ** 2, 1 - np.exp(-2 * t)))
+    True
     """
 
     def _log_alpha(self, t):
@@ -228,6 +236,17 @@ class VPSDE(Schedule):
     sigma^2 = 1 - alpha^2, t in [0, T] (T = 1 by default).
     The DDPM linear schedule (1e-4..0.02 over 1000 steps) is the Euler
     discretisation of beta_min = 0.1, beta_max = 20.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.VPSDE(beta_min=0.1, beta_max=20.0)
+    >>> t = np.array([0.1, 0.5, 0.9])
+    >>> bool(np.allclose(sch.alpha(t) ** 2 + sch.sigma(t) ** 2, 1.0))  # variance preserving
+    True
+    >>> # alpha(t) = exp(-int_0^t beta / 2) with beta linear from beta_min to beta_max
+    >>> bool(np.allclose(sch.alpha(t), np.exp(-0.25 * t**2 * (20.0 - 0.1) - 0.5 * t * 0.1)))
+    True
     """
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0):
@@ -283,6 +302,13 @@ class VarianceExploding(_SigmaIsTime):
     """alpha_t = 1, sigma_t = t: EDM's noise level used directly as time.
 
     ``t_max`` (default 80, EDM's sigma_max) bounds the sampler start.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.VarianceExploding(sigma_max=80.0)
+    >>> float(sch.alpha(3.0)), float(sch.sigma(3.0))  # x_t = x_0 + t z: sigma(t) = t, no shrinkage
+    (1.0, 3.0)
     """
 
     variance_preserving = False
@@ -312,6 +338,14 @@ class FlowMatching(_SigmaIsTime):
 
     Not variance preserving. At t = 1, alpha = 0 and the denoiser is undefined,
     so samplers start at ``default_t_start = 1 - 1e-3``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.FlowMatching()
+    >>> t = np.array([0.2, 0.7])
+    >>> bool(np.allclose(sch.alpha(t), 1 - t) and np.allclose(sch.sigma(t), t))  # the straight path
+    True
     """
 
     variance_preserving = False

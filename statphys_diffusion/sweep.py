@@ -136,7 +136,16 @@ def _canonical(config) -> str:
 
 
 def config_hash(config) -> str:
-    """First 16 hex digits of the SHA-1 of the configuration's canonical JSON (sorted keys)."""
+    """First 16 hex digits of the SHA-1 of the configuration's canonical JSON (sorted keys).
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> sd.config_hash({"a": 1, "b": [2, 3]}) == sd.config_hash({"b": [2, 3], "a": 1})  # key order is not content
+    True
+    >>> sd.config_hash({"a": 1}) == sd.config_hash({"a": 2})
+    False
+    """
     return hashlib.sha1(_canonical(config).encode()).hexdigest()[:16]
 
 

@@ -149,6 +149,15 @@ def classify_samples(
         Level of the Wilson intervals on the fractions.
     chunk : int
         Rows per GEMM block of the streamed nearest-neighbour search (memory bound).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> train = np.array([[0.0, 0.0], [10.0, 0.0]])
+    >>> samples = np.array([[0.01, 0.0], [5.0, 5.0], [5.0, 5.1], [-8.0, 9.0]])
+    >>> c = sd.classify_samples(samples, train, delta_m=0.5, delta_s=0.5)
+    >>> c.labels.tolist()  # a copy; two novel samples that repeat each other; one alone
+    ['memorized', 'spurious', 'spurious', 'generalized']
     """
     x = _checks.as_float_array(samples, "samples")
     if x.ndim != 2 or x.shape[0] < 2:

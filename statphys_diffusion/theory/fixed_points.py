@@ -102,6 +102,17 @@ def top_hessian_eigenpairs(model: CurvatureModel, x, t, k: int = 1, *, dense_max
 
     Dense ``eigh`` of ``model.hessian`` for d <= ``dense_max_dim`` (512) when the model has one, otherwise
     Lanczos (scipy ``eigsh``) on Hessian-vector products, never forming H.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> lam = np.array([4.0, 1.0, 0.25])  # N(0, diag(lam)): Hessian of log p_t = -(alpha^2 lam + sigma^2)^-1
+    >>> gm = sd.GaussianMixture.diagonal([[0.0, 0.0, 0.0]], [lam])
+    >>> t = 0.5
+    >>> a2, s2 = float(gm.schedule.alpha(t)) ** 2, float(gm.schedule.sigma(t)) ** 2
+    >>> ep = sd.top_hessian_eigenpairs(gm, np.zeros(3), t, k=1)
+    >>> bool(np.isclose(ep.eigenvalues[0], -1 / (a2 * 4.0 + s2)))  # the flattest direction: the largest variance
+    True
     """
     require(model, CurvatureModel, purpose="eigenpairs of the Hessian of log p_t")
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)

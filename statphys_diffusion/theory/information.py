@@ -171,6 +171,14 @@ def conditional_entropy(
     EntropyEstimate
         For Monte Carlo the standard error is std(h)/sqrt(n) of the per-draw
         posterior entropies h(x_t).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-3.0], [3.0]], 0.01, labels=[0, 1])
+    >>> h = sd.conditional_entropy(gm, [0.01, 5.0], n=2000, rng=0)
+    >>> bool(h.value[0] < 0.01 and abs(h.value[1] - np.log(2)) < 0.02)  # decided early, a coin late
+    True
     """
     _labelled(model)
     if groups is not None:

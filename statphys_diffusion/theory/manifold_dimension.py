@@ -159,6 +159,15 @@ def manifold_dimension(
     level : float in (0, 1), for ``rule="level"`` and :meth:`ManifoldDimension.loss_times`
     rng : None, int or Generator (the orthogonal probes)
     progress : bool
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> basis = np.eye(8)[:, :3]  # a 3-dimensional plane in 8 dimensions
+    >>> lm = sd.LinearManifold(basis, [1.0, 1.0, 1.0])
+    >>> res = sd.manifold_dimension(lm, np.zeros(8), [0.01], rng=0)
+    >>> int(res.dimension[0])
+    3
     """
     require(model, ScoreModel, purpose="the dimension estimator differentiates its score")
     x = _checks.as_float_array(x0, "x0", dtype=np.float64)

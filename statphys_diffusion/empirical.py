@@ -35,8 +35,10 @@ class EmpiricalDistribution(GaussianMixture):
     Parameters
     ----------
     points : array_like, shape (N, d)
-        float32 points are kept as float32 (halving memory at CIFAR-10 scale);
-        the model computes in the dtype of the query x.
+        float32 points are stored as float32, one copy (half the memory of float64 at CIFAR-10
+        scale); the model computes in the dtype of the query x, and a float64 copy of the points
+        is made (once, and kept) only when a float64 query or a float64-only path (Hessians)
+        needs it. :attr:`points` has the dtype they were given in.
     labels : array_like, shape (N,), optional
     weights : array_like, shape (N,), optional (default uniform 1/N)
     schedule : Schedule, optional (default Ornstein-Uhlenbeck)
@@ -57,6 +59,8 @@ class EmpiricalDistribution(GaussianMixture):
     True
     """
 
+    _keeps_float32 = True
+
     def __init__(
         self,
         points,
@@ -73,9 +77,8 @@ class EmpiricalDistribution(GaussianMixture):
         _checks.check_magnitude(pts, "points")  # before the mixture, whose message would say "means"
         n = pts.shape[0]
         opts = {"labels": labels, "schedule": schedule, "backend": backend, "device": device}
-        super().__init__(pts.astype(np.float64), np.zeros(n), weights, covariance_type="isotropic", **opts)
-        if pts.dtype == np.float32:
-            self._mu_cache[np.dtype(np.float32)] = np.ascontiguousarray(pts)
+        # float32 points are stored as given (no float64 copy unless a float64 query needs one)
+        super().__init__(np.ascontiguousarray(pts), np.zeros(n), weights, covariance_type="isotropic", **opts)
 
     @property
     def points(self) -> np.ndarray:

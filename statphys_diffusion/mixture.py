@@ -223,6 +223,8 @@ class GaussianMixture:
     True
     """
 
+    _keeps_float32 = False  # EmpiricalDistribution: float32 points stay float32 (one copy in memory)
+
     def __init__(
         self,
         means,
@@ -235,7 +237,10 @@ class GaussianMixture:
         backend: str = "numba",
         device=None,
     ):
-        mu = _checks.as_float_array(means, "means", dtype=np.float64)
+        # float64, except where a subclass keeps float32 points as they are (EmpiricalDistribution: one
+        # copy in memory; a float64 copy is made only when a float64 computation needs it, _mu_as)
+        keep32 = self._keeps_float32 and np.asarray(means).dtype == np.float32
+        mu = _checks.as_float_array(means, "means", dtype=None if keep32 else np.float64)
         if mu.ndim != 2 or mu.shape[0] < 1 or mu.shape[1] < 1:
             raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {mu.shape}")
         k, d = mu.shape
@@ -257,7 +262,7 @@ class GaussianMixture:
         self._mu_cache: dict = {}
         self._backend, self._device = check_backend(backend, device, cpu="numba")
         self._torch_cache: dict = {}
-        self._musq = np.einsum("kd,kd->k", mu, mu)
+        self._musq = np.einsum("kd,kd->k", mu, mu, dtype=np.float64)  # float64 whatever the means' dtype
 
     # -- named constructors -----------------------------------------------------
     @classmethod
@@ -515,8 +520,9 @@ class GaussianMixture:
         return x, t, a, s2
 
     def _mu_as(self, dtype) -> np.ndarray:
+        """The means in ``dtype``: the stored array when it has that dtype, else a cached copy."""
         dtype = np.dtype(dtype)
-        if dtype == np.float64:
+        if dtype == self._means.dtype:
             return self._means
         if dtype not in self._mu_cache:
             self._mu_cache[dtype] = np.ascontiguousarray(self._means, dtype=dtype)
@@ -531,7 +537,7 @@ class GaussianMixture:
     def _small_params(self, a, s2):
         prec = self._cov.dense_prec(a * a, s2)
         bias = self._log_w - 0.5 * (self.dim * np.log(2 * np.pi) + self._cov.logdet(a * a, s2))
-        return np.ascontiguousarray(a * self._means), prec, bias
+        return np.ascontiguousarray(a * self._mu_as(np.float64)), prec, bias
 
     def _run_small(self, x, a, s2, *, score=False, resp=False, hess=False):
         means_t, prec, bias = self._small_params(a, s2)
@@ -598,7 +604,7 @@ class GaussianMixture:
     def _generic_logits_and_g(self, x, a, s2, k):
         # quadratic forms in float64 whatever the input (a float32 |x - a mu|^2_{S^-1} loses the
         # differences between components that decide the posterior at large t)
-        diff = (a * self._means[k])[None, :] - x.astype(np.float64, copy=False)
+        diff = (a * self._means[k].astype(np.float64, copy=False))[None, :] - x.astype(np.float64, copy=False)
         g = self._cov.apply_prec(k, diff, a * a, s2)
         quad = np.einsum("ij,ij->i", diff, g, dtype=np.float64)
         return quad, g
@@ -811,12 +817,13 @@ class GaussianMixture:
                 return out
 
             return LinearOperator((d, d), matvec=mv, dtype=np.float64)
-        logits = _stream().dense_iso_logits(xr, self._means, self._musq, self._log_w, self._cov.var, a, s2)[0]
+        mu64 = self._mu_as(np.float64)
+        logits = _stream().dense_iso_logits(xr, mu64, self._musq, self._log_w, self._cov.var, a, s2)[0]
         r = np.exp(logits - logits.max())
         r /= r.sum()
         inv_c = 1.0 / (a * a * self._cov.var + s2)
         keep = r > 1e-300 * r.max()
-        mu, r, inv_c = self._means[keep], r[keep], inv_c[keep]
+        mu, r, inv_c = mu64[keep], r[keep], inv_c[keep]
         x0 = xr[0]
         rc = r * inv_c
         s_vec = a * (rc @ mu) - rc.sum() * x0
@@ -853,7 +860,7 @@ class GaussianMixture:
         pv = np.zeros(x.shape[0])  # sum_k r_k / c_k
         for k0 in range(0, self.n_components, chunk):
             sl = slice(k0, min(self.n_components, k0 + chunk))
-            mu_c = self._means[sl]
+            mu_c = self._mu_as(np.float64)[sl]
             logits = _stream().dense_iso_logits(x, mu_c, self._musq[sl], self._log_w[sl], self._cov.var[sl], a, s2)
             r = np.exp(logits - lse_full[:, None])
             inv_c = 1.0 / c_all[sl]

@@ -76,3 +76,24 @@ def test_extreme_finite_inputs_raise_instead_of_returning_nan():
     g = sd.GaussianMixture.isotropic([[0.0], [1.0]], 1e308)
     a2, s2 = np.exp(-1.0), -np.expm1(-1.0)
     assert g.score(np.zeros((1, 1)), 0.5)[0, 0] == pytest.approx(0.5 * np.exp(-0.5) / (a2 * 1e308 + s2), rel=1e-6)
+
+
+def test_float32_points_are_stored_once_and_float64_queries_are_exact():
+    # EmpiricalDistribution keeps float32 points as its one copy (no float64 copy while the queries are
+    # float32), and a float64 query gives exactly what the same points given in float64 give
+    rng = np.random.default_rng(0)
+    p32 = rng.standard_normal((300, 20)).astype(np.float32)
+    e32 = sd.EmpiricalDistribution(p32)
+    e64 = sd.EmpiricalDistribution(p32.astype(np.float64))
+    assert e32.points.dtype == np.float32
+    x = rng.standard_normal((7, 20))
+    t = 0.3
+    e32.score(x.astype(np.float32), t)
+    e32.denoise(x.astype(np.float32), t)
+    assert not any(v.dtype == np.float64 and v.size == p32.size for v in e32._mu_cache.values())
+    for name in ("score", "denoise", "log_prob"):
+        np.testing.assert_array_equal(getattr(e32, name)(x, t), getattr(e64, name)(x, t), err_msg=name)
+    v = rng.standard_normal((7, 20))
+    np.testing.assert_array_equal(e32.hvp(x, t, v), e64.hvp(x, t, v))
+    np.testing.assert_array_equal(e32.mean(), e64.mean())
+    np.testing.assert_array_equal(e32.sample(5, t, rng=1).x, e64.sample(5, t, rng=1).x)

@@ -56,6 +56,14 @@ def match_time(t, source: Schedule, target: Schedule) -> MatchedTime:
     MatchedTime
         ``t`` (float or ndarray, the target time) and ``scale`` (float or ndarray,
         alpha_target(t_target) / alpha_source(t)); unpacks as ``t_target, scale``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> vp, ou = sd.VPSDE(), sd.OrnsteinUhlenbeck()
+    >>> t_ou, scale = sd.match_time(0.5, vp, ou)
+    >>> bool(np.isclose(ou.snr(t_ou), vp.snr(0.5)) and np.isclose(scale, ou.alpha(t_ou) / vp.alpha(0.5)))
+    True
     """
     snr = np.asarray(source.snr(t), dtype=np.float64)
     t_target = np.full(snr.shape, float(target.t_min))
@@ -109,7 +117,16 @@ def ddpm_index_to_time(k, source: DiscreteSchedule, target: Schedule | None = No
 
 
 def time_to_ddpm_index(t, source: Schedule, target: DiscreteSchedule, *, round_to_int: bool = True):
-    """Time in ``source`` -> nearest DDPM index of ``target`` with the same snr."""
+    """Time in ``source`` -> nearest DDPM index of ``target`` with the same snr.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> ddpm, vp = sd.DiscreteSchedule.linear(1000), sd.VPSDE()
+    >>> t_vp = sd.ddpm_index_to_time(41, ddpm, vp)  # DDPM step index 41 as a VP-SDE time
+    >>> int(sd.time_to_ddpm_index(t_vp, vp, ddpm))  # and back
+    41
+    """
     t_target = match_time(t, source, target)[0]
     return target.time_to_index(np.clip(t_target, 1.0, target.t_max), round_to_int=round_to_int)
 

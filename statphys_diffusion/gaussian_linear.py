@@ -228,6 +228,17 @@ def explained_variance(
     n : draws per time
     rng : None, int or numpy Generator
     progress : bool
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.1)
+    >>> data = gm.sample(50, rng=0).x0
+    >>> float(sd.explained_variance(gm, gm, data, [0.5], n=64, rng=0).value[0])  # a score explains itself
+    1.0
+    >>> gauss = sd.GaussianMixture.fit(data)  # one Gaussian with the data's mean and covariance
+    >>> bool(sd.explained_variance(gm, gauss, data, [3.0], n=256, rng=0).value[0] > 0.95)  # at high noise
+    True
     """
     require(model, ScoreFunction, purpose="explained_variance compares scores")
     require(reference, ScoreFunction, name="reference", purpose="explained_variance compares scores")

@@ -364,6 +364,16 @@ class PatchPosteriorAverage(_PatchModel):
         The crop side s(t) (any positive integer up to the image's smaller side).
     equivariant : bool
         Candidates from every position instead of the crop's own.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> train = np.random.default_rng(0).uniform(-1, 1, (20, 1, 4, 4))
+    >>> x = np.random.default_rng(1).standard_normal((3, 16))
+    >>> whole = sd.PatchPosteriorAverage(train, patch_size=4)  # one crop, the whole image
+    >>> exact = sd.EmpiricalDistribution(train.reshape(20, 16))
+    >>> bool(np.allclose(whole.denoise(x, 0.5), exact.denoise(x, 0.5)))
+    True
     """
 
     def __init__(
@@ -472,6 +482,16 @@ class DataDrivenLocalEmpirical(_ImageModel):
         The data covariance Sigma (default: the training images' sample covariance, divisor N).
     masks : callable t -> (H W, H W) bool array, optional
         The fields themselves (row p: the locations pixel p sees), instead of the Wiener rule.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> train = np.random.default_rng(0).uniform(-1, 1, (20, 1, 4, 4))
+    >>> x = np.random.default_rng(1).standard_normal((3, 16))
+    >>> everywhere = sd.DataDrivenLocalEmpirical(train, threshold=0.0)  # every pixel in every field
+    >>> exact = sd.EmpiricalDistribution(train.reshape(20, 16))
+    >>> bool(np.allclose(everywhere.denoise(x, 0.5), exact.denoise(x, 0.5)))
+    True
     """
 
     def __init__(

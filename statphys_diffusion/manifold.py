@@ -37,6 +37,17 @@ class LinearManifold(GaussianMixture):
     noise_var : float, optional
         Isotropic variance added off the manifold (default 0: exact manifold, t > 0 needed).
     schedule : Schedule, optional
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> basis, lam = np.eye(4)[:, :2], np.array([2.0, 0.5])  # a plane in 4 dimensions
+    >>> lm = sd.LinearManifold(basis, lam)
+    >>> t, x = 0.5, np.array([[0.3, -1.0, 0.2, 0.4]])
+    >>> a2, s2 = float(lm.schedule.alpha(t)) ** 2, float(lm.schedule.sigma2(t))
+    >>> cov = a2 * basis @ np.diag(lam) @ basis.T + s2 * np.eye(4)  # p_t = N(0, alpha^2 U L U^T + sigma^2 I)
+    >>> bool(np.allclose(lm.score(x, t), -np.linalg.solve(cov, x.T).T))
+    True
     """
 
     def __init__(self, basis, variances, offset=None, *, noise_var: float = 0.0, schedule: Schedule | None = None):

@@ -174,7 +174,16 @@ class SampleResult(TidyResult):
 
 
 def initial_noise(schedule, n: int, d: int, t_start: float, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
-    """Standard start N(0, (alpha^2 + sigma^2) I) at t_start (exact for unit-variance, zero-mean data)."""
+    """Standard start N(0, (alpha^2 + sigma^2) I) at t_start (exact for unit-variance, zero-mean data).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.VarianceExploding(sigma_max=80.0)
+    >>> x = sd.initial_noise(sch, 20000, 2, 80.0, np.random.default_rng(0))
+    >>> bool(abs(x.std() / np.sqrt(1 + 80.0**2) - 1) < 0.02)  # N(0, (alpha^2 + sigma^2) I)
+    True
+    """
     n, d = _checks.check_positive_int(n, "n"), _checks.check_positive_int(d, "d")
     t_start = _checks.check_time(t_start, schedule, "t_start")
     if not isinstance(rng, np.random.Generator):

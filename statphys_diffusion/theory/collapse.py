@@ -83,6 +83,12 @@ def collapse_snr(n_points=None, eigenvalues=None, *, data=None) -> float:
         Data covariance spectrum (zeros allowed: directions without variance do not count).
     data : (N, d) array, optional
         Instead of the two above: N and the spectrum of this array (:func:`covariance_spectrum`).
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> round(sd.collapse_snr(10, [1.0, 1.0]), 8)  # log 10 = 1/2 * 2 log(1 + snr): snr = 9
+    9.0
     """
     from scipy.optimize import brentq
 

@@ -57,7 +57,15 @@ def _check_dynamics(dynamics: str) -> str:
 
 
 def stiffness(schedule, t, dynamics: str = "sde"):
-    """a_t in F(x) = a_t x + s_t(x): -f/g^2 (sde), -2 f/g^2 (ode), 0 (potential)."""
+    """a_t in F(x) = a_t x + s_t(x): -f/g^2 (sde), -2 f/g^2 (ode), 0 (potential).
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> ou = sd.OrnsteinUhlenbeck()  # f = -1, g^2 = 2
+    >>> [float(sd.stiffness(ou, 0.3, d)) for d in ("sde", "ode", "potential")]
+    [0.5, 1.0, 0.0]
+    """
     _check_dynamics(dynamics)
     if dynamics == "potential":
         return 0.0 * np.asarray(t, dtype=np.float64)
@@ -75,7 +83,16 @@ def _drift_scale(schedule, t, dynamics):
 
 
 def potential(model: ExactMixture, x, t) -> np.ndarray:
-    """u_t(x) = -log p_t(x), shape (M,)."""
+    """u_t(x) = -log p_t(x), shape (M,).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0, 0.0], [1.0, 0.5]], 0.2)
+    >>> x = np.array([[0.3, -0.2]])
+    >>> bool(np.allclose(sd.potential(gm, x, 0.4), -gm.log_prob(x, 0.4)))
+    True
+    """
     require(model, ExactMixture, purpose="u_t = -log p_t needs log_prob")
     return -model.log_prob(x, t)
 
@@ -146,6 +163,13 @@ def stability_eigenvalues(model: CurvatureModel, x, t, dynamics: str = "sde", k:
 
     Positive means unstable along that eigenvector. For ``potential`` these are
     the eigenvalues of H_t (positive: a local maximum of p_t along it).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[0.0, 0.0]], 1.0)  # N(0, I) is stationary under OU: H_t = -I
+    >>> float(sd.stability_eigenvalues(gm, np.zeros(2), 0.7)[0])  # g^2 (a_t + H) = 2 (0.5 - 1): stable
+    -1.0
     """
     require(model, CurvatureModel, purpose="eigenvalues of the drift's Jacobian")
     lam, _ = top_hessian_eigenpairs(model, x, t, k)

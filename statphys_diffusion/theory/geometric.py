@@ -370,6 +370,14 @@ def geometric_memorization(
     data : (N, d) array, optional
         Instead of ``n_points`` and ``variances``: N and the positive eigenvalues (above
         1e-12 of the largest) of the array's covariance (:func:`covariance_spectrum`).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> # log N far above 1/2 sum log(1 + snr lambda): no direction is lost (theta* = 1, rho = 1)
+    >>> g = sd.geometric_memorization(1e12, [1.0, 0.1], [1.0])
+    >>> bool(np.allclose(g.retained, 1.0))
+    True
     """
     if data is not None:
         if n_points is not None or variances is not None:

@@ -206,7 +206,16 @@ def conditional_entropy(
 
 
 def mutual_information(model: ExactMixture, times, **kwargs) -> EntropyEstimate:
-    """I(Y; X_t) = H(Y) - H(Y | X_t) in nats, same arguments as :func:`conditional_entropy`."""
+    """I(Y; X_t) = H(Y) - H(Y | X_t) in nats, same arguments as :func:`conditional_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-3.0], [3.0]], 0.01, labels=[0, 1])
+    >>> i = sd.mutual_information(gm, [0.01, 5.0], n=2000, rng=0)
+    >>> bool(abs(i.value[0] - np.log(2)) < 0.01 and i.value[1] < 0.02)  # one bit early, nothing late
+    True
+    """
     if kwargs.get("groups") is not None:
         _labelled(model)
         model = model.relabel(kwargs.pop("groups"))

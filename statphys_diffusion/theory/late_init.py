@@ -152,6 +152,14 @@ def critical_start(times, values, *, rule: str = "second_difference", window: in
     of the largest second difference of the metric in log t, i.e. where its slope changes most;
     ``rule="smoothed"``: the same after a centred moving average over ``window`` points, for noisy
     scans. Returns the elbow time (an interior grid time).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> times = np.array([50.0, 100.0, 200.0, 400.0, 800.0])
+    >>> fd = np.array([9.0, 5.0, 1.0, 1.0, 1.0])  # quality lost below t = 200
+    >>> float(sd.critical_start(times, fd))
+    200.0
     """
     v = _checks.as_float_array(values, "values", dtype=np.float64, ndim=1)
     if np.ndim(times) != 1 or np.size(times) != v.size or v.size < 3:

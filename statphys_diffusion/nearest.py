@@ -326,6 +326,16 @@ def trajectory_collapse_times(trajectory, times, train, schedule, *, chunk: int 
     TrajectoryCollapse
         ``t`` (M,) collapse times and ``nearest_index`` (S + 1, M); unpacks as the former tuple
         ``(collapse_times, nearest_index)``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> sch = sd.VarianceExploding()  # alpha = 1: nearest means nearest training point
+    >>> train = np.array([[0.0], [10.0]])
+    >>> times = np.array([3.0, 2.0, 1.0, 0.5])
+    >>> traj = np.array([[[6.0]], [[4.0]], [[1.0]], [[0.2]]])  # nearest: 1, 0, 0, 0
+    >>> float(sd.trajectory_collapse_times(traj, times, train, sch).t[0])  # the step after the last change
+    2.0
     """
     tr = _checks.as_float_array(trajectory, "trajectory")
     if tr.ndim != 3:

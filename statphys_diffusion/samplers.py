@@ -65,6 +65,12 @@ def ddpm_time_sequence(
     Returned in this package's time (index k at t = k + 1) in decreasing order with t = 0 (clean
     data) appended: pass it as ``times=`` to :class:`DDIM` or :class:`DDPMAncestral` on a
     :class:`~statphys_diffusion.schedules.DiscreteSchedule` of K steps.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> sd.ddpm_time_sequence(4, num_train_timesteps=1000).tolist()  # indices 0, 250, 500, 750 as t = k + 1
+    [751.0, 501.0, 251.0, 1.0, 0.0]
     """
     n = _checks.check_positive_int(n_steps, "n_steps")
     k = _checks.check_positive_int(num_train_timesteps, "num_train_timesteps")

@@ -197,6 +197,16 @@ def central_fixed_point(
     s grows like eps |x| / smallest noisy variance). Raises ValueError if it
     does not converge. ``linear_rtol`` is the MINRES tolerance of each Newton step
     (networks in float32: about 1e-4, the level of their rounding).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0, 0.5], [1.0, 0.5]], 0.1)  # symmetric about x = (0, 0.5)
+    >>> x = sd.central_fixed_point(gm, 2.0)
+    >>> a, s2 = float(gm.schedule.alpha(2.0)), float(gm.schedule.sigma2(2.0))
+    >>> c = a * a * 0.1 + s2  # the noised variance along the symmetry axis (both components share it)
+    >>> bool(abs(x[0]) < 1e-10 and np.isclose(x[1], 0.5 * a / (1 - 0.5 * c)))  # x / 2 + s_t(x) = 0 (OU)
+    True
     """
     require(model, CurvatureModel, purpose="Newton steps need the Hessian of log p_t")
     _check_dynamics(dynamics)
@@ -335,6 +345,16 @@ def fixed_points_1d(model: ExactMixture, t, dynamics: str = "sde", *, x_range=No
     padded by 4 sigma), refined by Brent's method to machine precision. Returns a
     :class:`FixedPoints` (points (n,), eigenvalues (n,); negative eigenvalue = stable), which
     unpacks as ``points, eigenvalues``.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 1e-4)  # two deltas at +-1 (almost)
+    >>> late, early = sd.fixed_points_1d(gm, 0.05), sd.fixed_points_1d(gm, 3.0)
+    >>> len(late.points), len(early.points)  # two memories and the saddle between; then one point
+    (3, 1)
+    >>> bool(np.all(late.eigenvalues[[0, 2]] < 0) and late.eigenvalues[1] > 0)  # the outer two are stable
+    True
     """
     require(model, ExactMixture, purpose="the 1-D scan brackets roots between the mixture's means")
     from scipy.optimize import brentq

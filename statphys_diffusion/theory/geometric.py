@@ -179,6 +179,18 @@ def tangent_jacobian(
     n_normal_probes : int
         Random unit vectors in the normal space for the mean normal projection (0 skips it).
     rng : numpy Generator, optional
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> basis, lam = np.eye(5)[:, :2], np.array([1.0, 0.25])
+    >>> lm = sd.LinearManifold(basis, lam)
+    >>> t = 0.3
+    >>> a2, s2 = float(lm.schedule.alpha(t)) ** 2, float(lm.schedule.sigma2(t))
+    >>> tj = sd.tangent_jacobian(lm, np.zeros((1, 5)), t, basis, n_normal_probes=0)
+    >>> # the Gaussian's denoiser keeps alpha lam / (alpha^2 lam + sigma^2) of a tangent displacement
+    >>> bool(np.allclose(tj.tangent[0], np.sqrt(a2) * lam / (a2 * lam + s2)))
+    True
     """
     x, t = _checks.point_then_time(x, t, "tangent_jacobian")
     require(model, DenoiseFunction, purpose="the tangent Jacobian differentiates D_t(x)")

@@ -309,6 +309,15 @@ def two_delta_broken_fixed_points(alpha: float, *, n_grid: int = 20001) -> np.nd
 
     theta = alpha_t for deltas at +-1 under a VP schedule (the SDE drift
     x + 2 s_t(x) = 0 multiplied by -sigma^2). Returns the sorted roots.
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> theta = 0.3  # alpha_t for deltas at +-1: late enough that the symmetric point is not alone
+    >>> roots = sd.two_delta_broken_fixed_points(theta)
+    >>> f = (theta**2 + 1) * roots + 2 * theta * np.tanh(theta * roots / (theta**2 - 1))
+    >>> bool(np.allclose(f, 0.0, atol=1e-9) and np.allclose(roots, -roots[::-1]))  # roots, and symmetric
+    True
     """
     from scipy.optimize import brentq
 

@@ -610,6 +610,28 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
     fig.tight_layout()
     fig.savefig(out / f"{NAME}_r2.png", dpi=110)
     plt.close(fig)
+    # each model's denoiser against the network's per noise level (held-out images, +-2 s.e.), with the
+    # calibrated size written at each level: which model the network is closest to, and where
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.4), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        ls = np.asarray(res["log_snr"])
+        for j, k in enumerate(MODELS[:-1]):
+            m = res["models"][k]
+            y, e = np.asarray(m["mse_held"]), 2 * np.asarray(m["mse_held_stderr"])
+            ax.errorbar(ls + 0.06 * (j - 2.5), y, yerr=e, marker="o", ms=3, capsize=2, lw=1, label=k)
+            cal = m.get("calibration") or {}
+            if "best" in cal:
+                for xv, yv, b in zip(ls, y, cal["best"]):
+                    ax.annotate(f"{b:g}", (xv + 0.06 * (j - 2.5), yv), fontsize=5, xytext=(2, 2),
+                                textcoords="offset points")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel("log-SNR (left: noisy)")
+        ax.set_ylabel("per-pixel MSE to the network's denoiser")
+        ax.set_title(f"{res['network']}: held-out images (numbers: calibrated size)", fontsize=8)
+    legend(axes[0][0], fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / f"{NAME}_mse.png", dpi=110)
+    plt.close(fig)
 
 
 def write(results: list[dict], out: Path, cfg: Config, prereg: str, seconds: float) -> dict:

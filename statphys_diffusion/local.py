@@ -401,7 +401,9 @@ class PatchPosteriorAverage(_PatchModel):
     def _check_size(k, name: str = "patch_size") -> int:
         return _checks.check_positive_int(k, name)  # any crop side, odd or even
 
-    def _denoise_images(self, img, a, s2, s):
+    def _crops(self, img, a, s2, s, lse: bool = False):
+        """Per crop position (i, j): (i, j, E[x_C | z_C] as (M, C, s, s), and with ``lse`` the log-normaliser
+        of the crop's posterior (M,)); in the queries' dtype."""
         m = img.shape[0]
         c, h, w = self.image_shape
         if s > h or s > w:
@@ -409,8 +411,6 @@ class PatchPosteriorAverage(_PatchModel):
         hv, wv = h - s + 1, w - s + 1
         dim = c * s * s
         train = self._train.astype(img.dtype, copy=False)
-        acc = np.zeros((m, c, h, w), dtype=np.float64)
-        counts = np.zeros((h, w))
         qwin = np.lib.stride_tricks.sliding_window_view(img, (s, s), axis=(2, 3))  # (M, C, hv, wv, s, s)
         twin = np.lib.stride_tricks.sliding_window_view(train, (s, s), axis=(2, 3))  # (N, C, hv, wv, s, s)
         per_img = hv * wv if self.equivariant else 1
@@ -425,11 +425,12 @@ class PatchPosteriorAverage(_PatchModel):
                     yield keys, keys
 
             q = np.ascontiguousarray(qwin.transpose(0, 2, 3, 1, 4, 5).reshape(m * hv * wv, dim))
-            means = self._posterior_mean(q, chunks_all, dim, a, s2).reshape(m, hv, wv, c, s, s)
+            means, norm = self._posterior_mean(q, chunks_all, dim, a, s2, lse=True)
+            means, norm = means.reshape(m, hv, wv, c, s, s), norm.reshape(m, hv, wv)
         for i in range(hv):
             for j in range(wv):
                 if self.equivariant:
-                    crop_mean = means[:, i, j]
+                    crop_mean, crop_norm = means[:, i, j], norm[:, i, j]
                 else:
                     q = np.ascontiguousarray(qwin[:, :, i, j].reshape(m, dim))
                     keys_all = twin[:, :, i, j]
@@ -439,10 +440,47 @@ class PatchPosteriorAverage(_PatchModel):
                             keys = np.ascontiguousarray(keys_all[n0 : n0 + per].reshape(-1, dim))
                             yield keys, keys
 
-                    crop_mean = self._posterior_mean(q, chunks, dim, a, s2).reshape(m, c, s, s)
-                acc[:, :, i : i + s, j : j + s] += crop_mean
-                counts[i : i + s, j : j + s] += 1.0
+                    crop_mean, crop_norm = self._posterior_mean(q, chunks, dim, a, s2, lse=True)
+                    crop_mean = crop_mean.reshape(m, c, s, s)
+                yield (i, j, crop_mean, crop_norm) if lse else (i, j, crop_mean)
+
+    def _denoise_images(self, img, a, s2, s):
+        m = img.shape[0]
+        c, h, w = self.image_shape
+        acc = np.zeros((m, c, h, w), dtype=np.float64)
+        counts = np.zeros((h, w))
+        for i, j, crop_mean in self._crops(img, a, s2, s):  # accumulated as they come: memory of one crop
+            acc[:, :, i : i + s, j : j + s] += crop_mean
+            counts[i : i + s, j : j + s] += 1.0
         return (acc / counts).astype(img.dtype, copy=False)
+
+    def _denoise_parts(self, x, t) -> tuple[np.ndarray, np.ndarray]:
+        """(every crop's posterior mean (M, hv, wv, C, s, s), its log-normaliser (M, hv, wv)): what a shard
+        of the training images contributes (:class:`~statphys_diffusion.ShardedLocalModel`, merged per crop
+        and then averaged per pixel by :func:`average_crops`)."""
+        img, t, a, s2 = self._prep(x, t)
+        s = self.patch_size(t)
+        c, h, w = self.image_shape
+        m = img.shape[0]
+        means = np.empty((m, h - s + 1, w - s + 1, c, s, s), dtype=img.dtype)
+        norm = np.empty((m, h - s + 1, w - s + 1))
+        for i, j, crop_mean, crop_norm in self._crops(img, a, s2, s, lse=True):
+            means[:, i, j], norm[:, i, j] = crop_mean, crop_norm
+        return means, norm
+
+
+def average_crops(means: np.ndarray, image_shape) -> np.ndarray:
+    """PSPC's last step: (M, hv, wv, C, s, s) crop means -> (M, C, H, W) images, each pixel the average of
+    the crops covering it, (sum_C C^T C)^{-1} sum_C C^T E[x_C | z_C] (float64)."""
+    m, hv, wv, c, s, _ = means.shape
+    _, h, w = image_shape
+    acc = np.zeros((m, c, h, w), dtype=np.float64)
+    counts = np.zeros((h, w))
+    for i in range(hv):
+        for j in range(wv):
+            acc[:, :, i : i + s, j : j + s] += means[:, i, j]
+            counts[i : i + s, j : j + s] += 1.0
+    return acc / counts
 
 
 @references("lukoianov2025")

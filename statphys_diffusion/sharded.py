@@ -28,8 +28,8 @@ Where the shards live:
   is rebuilt by Dask on another worker (the call is retried, not answered from fewer shards); a
   scattered shard cannot be rebuilt, and the call raises :class:`ShardLost` naming it.
 
-The local patch models whose candidates are the training images' own patches (LS and ELS) shard the
-same way, by training images (:class:`ShardedLocalModel`): each output pixel is a softmax over the
+The local patch models whose candidates are the training images' own patches (LS, ELS and PSPC) shard
+the same way, by training images (:class:`ShardedLocalModel`): each output pixel is a softmax over the
 candidates of every shard, so with each shard's per-pixel posterior mean D^s_i and log-normaliser
 L^s_i (log sum of its candidates' unnormalised weights),
 
@@ -404,11 +404,11 @@ class ShardedEmpirical:
 
 
 def _build_local(source, kind: str, patch_size, schedule):
-    """A shard's LS or ELS model from a path (an .npy of images (N_s, C, H, W)) or an array."""
-    from .local import EquivariantLocalEmpirical, LocalEmpirical
+    """A shard's LS, ELS or PSPC model from a path (an .npy of images (N_s, C, H, W)) or an array."""
+    from .local import EquivariantLocalEmpirical, LocalEmpirical, PatchPosteriorAverage
 
     imgs = np.load(source, mmap_mode="r") if isinstance(source, (str, Path)) else source
-    cls = LocalEmpirical if kind == "LS" else EquivariantLocalEmpirical
+    cls = {"LS": LocalEmpirical, "ELS": EquivariantLocalEmpirical, "PSPC": PatchPosteriorAverage}[kind]
     return cls(np.asarray(imgs), patch_size=patch_size, schedule=schedule)
 
 
@@ -418,12 +418,18 @@ def _evaluate_local(model, x, t):
 
 @references("kamb2024")
 class ShardedLocalModel:
-    """LS or ELS (Kamb & Ganguli 2024) of training images held in shards; the merge is exact (module docstring).
+    """LS, ELS (Kamb & Ganguli 2024) or PSPC (Niedoba et al. 2024) of training images held in shards; the
+    merge is exact (module docstring).
+
+    PSPC merges each crop's posterior mean over the shards by the same log-sum-exp (a crop's candidates
+    are the training images' crops at its position), and then averages the crops per pixel: a shard
+    returns (M, hv, wv, C, s, s) crop means (s^2 values per pixel and crop position).
 
     Parameters
     ----------
-    kind : {"LS", "ELS"}
-        :class:`~statphys_diffusion.LocalEmpirical` or :class:`~statphys_diffusion.EquivariantLocalEmpirical`.
+    kind : {"LS", "ELS", "PSPC"}
+        :class:`~statphys_diffusion.LocalEmpirical`, :class:`~statphys_diffusion.EquivariantLocalEmpirical`
+        or :class:`~statphys_diffusion.PatchPosteriorAverage` (same-position crops).
     shards : sequence of arrays (N_s, C, H, W) or paths to ``.npy`` files holding them
     patch_size : int or callable t -> int (as the in-memory models)
     client : distributed.Client, optional (None: the shards are evaluated in this process)
@@ -441,9 +447,10 @@ class ShardedLocalModel:
     """
 
     def __init__(self, kind: str, shards: Sequence, *, patch_size, client=None, schedule=None):
-        if kind not in ("LS", "ELS"):
+        if kind not in ("LS", "ELS", "PSPC"):
             raise ValueError(
-                f"kind must be 'LS' or 'ELS' (the models whose candidates are the images' patches), got {kind!r}"
+                f"kind must be 'LS', 'ELS' or 'PSPC' (the models whose candidates are the images' patches), "
+                f"got {kind!r}"
             )
         if isinstance(shards, (str, Path, np.ndarray)) or not isinstance(shards, Sequence) or len(shards) == 0:
             raise ValueError("shards must be a non-empty sequence of .npy paths or (N_s, C, H, W) arrays")
@@ -502,10 +509,16 @@ class ShardedLocalModel:
             parts = self._client.gather(
                 [self._client.submit(_evaluate_local, f, x, t, pure=False) for f in self._futures]
             )
-        norm = np.stack([p[1] for p in parts])  # (S, M, H, W)
+        norm = np.stack([p[1] for p in parts])  # (S, M, H, W); PSPC: (S, M, hv, wv), one per crop
         w = np.exp(norm - logsumexp(norm, axis=0))
-        out = sum(w[s][:, None] * np.asarray(p[0], dtype=np.float64) for s, p in enumerate(parts))
         dtype = np.asarray(parts[0][0]).dtype
+        if self.kind == "PSPC":
+            from .local import average_crops
+
+            crops = sum(w[s][..., None, None, None] * np.asarray(p[0], dtype=np.float64) for s, p in enumerate(parts))
+            out = average_crops(np.asarray(crops), self._image_shape)
+        else:
+            out = sum(w[s][:, None] * np.asarray(p[0], dtype=np.float64) for s, p in enumerate(parts))
         return np.asarray(out).reshape(np.shape(out)[0], -1).astype(dtype, copy=False)
 
     def score(self, x, t) -> np.ndarray:

@@ -115,7 +115,7 @@ def test_on_a_local_dask_cluster_with_a_lost_worker(tmp_path):
 @settings(max_examples=20, deadline=None)
 @given(
     st.integers(0, 2**31 - 1),
-    st.sampled_from(["LS", "ELS"]),
+    st.sampled_from(["LS", "ELS", "PSPC"]),
     st.lists(st.integers(1, 9), min_size=1, max_size=3),
     st.floats(0.02, 3.0),
     st.sampled_from([1, 3]),
@@ -125,9 +125,11 @@ def test_sharded_local_models_equal_the_whole(seed, kind, cuts, t, k):
     train = rng.uniform(-1, 1, (10, 2, 5, 4))
     parts = _split(10, cuts)
     sharded = sd.ShardedLocalModel(kind, [train[p] for p in parts], patch_size=k)
-    whole = (sd.LocalEmpirical if kind == "LS" else sd.EquivariantLocalEmpirical)(train, patch_size=k)
+    cls = {"LS": sd.LocalEmpirical, "ELS": sd.EquivariantLocalEmpirical, "PSPC": sd.PatchPosteriorAverage}[kind]
+    whole = cls(train, patch_size=k)
     x = rng.standard_normal((3, 40))
-    # per pixel a log-sum-exp over shards and a weighted sum of the shards' means: rounding only
+    # per pixel (PSPC: per crop, then the crops' average) a log-sum-exp over shards and a weighted sum of
+    # the shards' means: rounding only
     np.testing.assert_allclose(sharded.denoise(x, t), whole.denoise(x, t), rtol=0, atol=1e-12)
     s = whole.score(x, t)
     np.testing.assert_allclose(sharded.score(x, t), s, rtol=0, atol=1e-12 * max(1.0, np.abs(s).max()))
@@ -136,7 +138,7 @@ def test_sharded_local_models_equal_the_whole(seed, kind, cuts, t, k):
 def test_sharded_local_model_refusals_and_a_local_cluster(tmp_path):
     train = np.random.default_rng(3).uniform(-1, 1, (9, 1, 6, 6))
     with pytest.raises(ValueError, match="kind"):
-        sd.ShardedLocalModel("PSPC", [train], patch_size=3)
+        sd.ShardedLocalModel("locality", [train], patch_size=3)
     with pytest.raises(ValueError, match="shard 1 is empty"):
         sd.ShardedLocalModel("ELS", [train[:3], train[3:3]], patch_size=3)
     with pytest.raises(ValueError, match="different shapes"):
@@ -150,4 +152,8 @@ def test_sharded_local_model_refusals_and_a_local_cluster(tmp_path):
             els = sd.ShardedLocalModel("ELS", [tmp_path / "a.npy", tmp_path / "b.npy"], patch_size=3, client=client)
             np.testing.assert_allclose(
                 els.denoise(x, 0.2), sd.EquivariantLocalEmpirical(train, patch_size=3).denoise(x, 0.2), atol=1e-12
+            )
+            pspc = sd.ShardedLocalModel("PSPC", [tmp_path / "a.npy", tmp_path / "b.npy"], patch_size=4, client=client)
+            np.testing.assert_allclose(
+                pspc.denoise(x, 0.2), sd.PatchPosteriorAverage(train, patch_size=4).denoise(x, 0.2), atol=1e-12
             )

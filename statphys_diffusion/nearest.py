@@ -81,7 +81,7 @@ def _top_k(x: np.ndarray, y: np.ndarray, k: int, scale: float, chunk: int) -> np
     best_d = np.full((m, k), np.inf)
     best_i = np.zeros((m, k), dtype=np.int64)
     for lo in range(0, y.shape[0], chunk):
-        yc = y[lo : lo + chunk]
+        yc = y[lo : lo + chunk].astype(x.dtype, copy=False)  # per chunk: float32 points are never copied whole
         dist = xx[:, None] - 2 * scale * (x @ yc.T) + (scale * scale) * np.einsum("ij,ij->i", yc, yc)[None, :]
         kk = min(k, yc.shape[0])
         part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
@@ -184,7 +184,7 @@ def nearest_neighbours(
     if k > y.shape[0]:
         raise ValueError(f"k must be <= N = {y.shape[0]}, got {k}")
     dtype = np.result_type(x.dtype, y.dtype)
-    idx = _top_k(x.astype(dtype, copy=False), y.astype(dtype, copy=False), k, 1.0, chunk)
+    idx = _top_k(x.astype(dtype, copy=False), y, k, 1.0, chunk)
     x64 = x.astype(np.float64, copy=False)
     dist = np.sqrt(((x64[:, None, :] - y[idx].astype(np.float64)) ** 2).sum(axis=2))
     order = np.argsort(dist, axis=1, kind="stable")
@@ -348,7 +348,7 @@ def trajectory_collapse_times(trajectory, times, train, schedule, *, chunk: int 
     idx = np.empty(tr.shape[:2], dtype=np.int64)
     for s, t in enumerate(ts):
         a = float(schedule.alpha(_checks.check_time(float(t), schedule, "times")))
-        idx[s] = _top_k(tr[s], y.astype(tr.dtype, copy=False), 1, a, chunk)[:, 0]
+        idx[s] = _top_k(tr[s], y, 1, a, chunk)[:, 0]
     changed = idx[1:] != idx[:-1]  # (S, M): step s -> s+1 changed
     last = np.where(changed.any(axis=0), changed.shape[0] - np.argmax(changed[::-1], axis=0), 0)
     return TrajectoryCollapse(t=ts[last], nearest_index=idx, times=ts)

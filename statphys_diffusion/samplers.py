@@ -420,6 +420,12 @@ def diffusers_variance(config) -> str:
 
     ``fixed_small`` and ``fixed_small_log`` (the same numbers) -> ``fixed_small``; ``fixed_large`` ->
     ``fixed_large``; anything else is refused with a ValueError.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> sd.diffusers_variance({"variance_type": "fixed_small_log"})  # the same numbers as fixed_small
+    'fixed_small'
     """
     vt = config.get("variance_type", "fixed_small") or "fixed_small"
     if vt not in _DIFFUSERS_VARIANCES:

@@ -121,6 +121,15 @@ def symmetry_breaking_time(
     tracked branch ends (a fold). ``dynamics``: ``"sde"`` (the paper's definition),
     ``"ode"`` or ``"potential"`` (see the module docstring; they give
     different times).
+
+    Examples
+    --------
+    >>> import numpy as np, statphys_diffusion as sd
+    >>> gm = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 1e-6)  # two (almost) deltas at +-1
+    >>> sb = sd.symmetry_breaking_time(gm)
+    >>> a2 = float(gm.schedule.alpha(sb.time)) ** 2
+    >>> bool(np.isclose(a2, sd.two_delta_critical_alpha2(1.0), rtol=1e-5))  # the closed form below
+    True
     """
     require(model, CurvatureModel, purpose="the centre's stability needs the Hessian of log p_t")
     from scipy.optimize import brentq
@@ -291,7 +300,14 @@ def speciation_time(
 
 
 def two_delta_critical_alpha2(m: float, dynamics: str = "sde") -> float:
-    """Closed-form alpha^2 at the critical time for deltas at +-m (any VP schedule); NaN if none."""
+    """Closed-form alpha^2 at the critical time for deltas at +-m (any VP schedule); NaN if none.
+
+    Examples
+    --------
+    >>> import statphys_diffusion as sd
+    >>> round(sd.two_delta_critical_alpha2(1.0), 12)  # m = 1, reverse SDE: alpha^2 = sqrt(2) - 1
+    0.414213562373
+    """
     _check_dynamics(dynamics)
     m = _checks.check_real(m, "m")
     if not m > 0:

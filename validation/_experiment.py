@@ -8,8 +8,9 @@ vocabulary with bootstrap stability, and provenance in every output.
 - A **verdict** is one of :data:`VERDICTS` with its reason and its stability: the share of
   bootstrap resamples of the measurement for which the decision rule gives the same outcome. Below
   :data:`STABILITY_FLOOR` the verdict is ``inconclusive`` whatever the point estimate said.
-- **Provenance** (:func:`provenance`): git commit (and whether the tree was clean), command line,
-  package version, the resolved configuration, seconds, and the pre-registration's hash.
+- **Provenance** (:func:`provenance`): git commit (and whether the tree was clean, outputs and job
+  caches aside), command line, package version, the resolved configuration, seconds, and the
+  pre-registration's hash.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def provenance(config, prereg_hash: str, seconds: float) -> dict:
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_clean": _git("status", "--porcelain") == "",
+        # clean: nothing uncommitted but the outputs themselves (figures/) and the job caches, which a run
+        # writes before this block is made
+        "git_clean": _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!validation/jobs")
+        == "",
         "argv": sys.argv,
         "version": sd.__version__,
         "config": cfg,

@@ -96,6 +96,10 @@ def test_generalisation_quick(tmp_path):
     assert net["verdict"]["outcome"] in ("confirmed", "refuted", "partly", "inconclusive", "not testable")
     for name in ("generalisation.csv", "generalisation_mse.csv", "generalisation_r2.png", "generalisation_purpose.png"):
         assert (tmp_path / name).is_file()
+    # --jobs-only fills the cache and writes nothing (other networks' outputs stay as they are)
+    other = tmp_path / "other"
+    assert gen.main([*argv[:1], "--out", str(other), *argv[3:], "--jobs-only"]) == {}
+    assert not list(other.glob("*"))
 
 
 def _late_data(ts, gli_means, full_mean=5.0, spread=0.05, seeds=3, rng=None):

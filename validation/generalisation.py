@@ -25,7 +25,7 @@ row per network x model x noise level), ``generalisation.png`` (samples side by 
 ``generalisation_r2.png`` (r^2 distributions). Jobs are cached in ``--cache`` (``run_sweep``): a
 killed run resumes.
 
-Usage: python validation/generalisation.py [--quick] [--network purpose|small50k|tiny|all]
+Usage: python validation/generalisation.py [--quick] [--network purpose|small50k|tiny|all ...] [--jobs-only]
        [--reference-check] [--out DIR] [--cache DIR] [--runs DIR]
 """
 
@@ -719,7 +719,18 @@ def reference_check(cfg: Config, data, runs, out: Path, progress: bool) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--network", default="all", choices=["all", "purpose", "small50k", "tiny"])
+    p.add_argument(
+        "--network",
+        default=["all"],
+        nargs="+",
+        choices=["all", "purpose", "small50k", "tiny"],
+        help="the networks measured and written together (outputs hold exactly these)",
+    )
+    p.add_argument(
+        "--jobs-only",
+        action="store_true",
+        help="fill the job cache and write no output (the outputs of other networks stay as they are)",
+    )
     p.add_argument("--out", default=str(ex.ROOT / "figures"))
     p.add_argument("--runs", default="runs", help="training runs (relative to the repository root)")
     p.add_argument("--cache", default=None, help="job cache (default: validation/jobs/generalisation; none in --quick)")
@@ -741,14 +752,18 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keys = []
-    if args.network in ("all", "purpose"):
+    chosen = set(args.network)
+    if chosen & {"all", "purpose"}:
         keys.append("purpose")
-    if not args.quick and args.network in ("all", "small50k"):
+    if not args.quick and chosen & {"all", "small50k"}:
         keys.append("small50k")
-    if not args.quick and args.network in ("all", "tiny"):
+    if not args.quick and chosen & {"all", "tiny"}:
         keys += [f"tiny{n}" for n in cfg.tiny_ns]
     cache = ex.ROOT / args.cache if args.cache else (None if args.quick else JOBS)
     results = measure_networks(keys, cfg, args.data, args.runs, cache, args.progress)
+    if args.jobs_only:
+        print(f"jobs of {keys} done (cache {cache}); no output written")
+        return {}
     figures(results, out, (3, cfg.size, cfg.size))
     summary = write(results, out, dataclasses.replace(cfg), prereg, timer.seconds)
     for r in summary["networks"]:

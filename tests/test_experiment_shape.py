@@ -391,3 +391,15 @@ def test_geometric_order_quick(tmp_path):
     # the snapshot was written by the callback at the stated step, and the run finished
     st = go.main(["--quick", "--status", "--runs", str(tmp_path / "runs")])
     assert st[250] == {"steps_done": go.QUICK.steps, "of": go.QUICK.steps, "snapshot_written": True}
+
+
+def test_generalisation_describes_each_sample_category():
+    gen = _load("generalisation")
+    labels = ["spurious", "spurious", "spurious", "memorized", "generalized"]
+    near = [0.95, 0.9, 0.2, 0.99, 0.1]  # r^2 to the nearest training image
+    els = [0.5, 0.6, 0.8, 0.4, 0.7]  # r^2 to the ELS sample from the same noise
+    d = gen.spurious_description(labels, near, els)
+    assert d["spurious"] == {"n": 3, "median_r2_nearest_training_image": 0.9, "median_r2_ELS_sample": 0.6,
+                             "share_closer_to_the_training_image": pytest.approx(2 / 3)}  # fmt: skip
+    assert d["memorized"]["n"] == 1 and d["generalized"]["share_closer_to_the_training_image"] == 0.0
+    assert gen.spurious_description(["generalized"], [0.1], [0.2])["spurious"]["n"] == 0

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -464,6 +465,36 @@ def network_job(job: dict) -> dict:
     }
 
 
+def census_job(job: dict) -> dict:
+    """Result 2's classification of the network's samples from the pre-registered noises (memorised, spurious,
+    generalised; its committed pixel threshold, the samples clipped to the pixel range as Result 2 does), so
+    the spurious ones can be described (pre-registration, "Descriptive"): a halo of one training image (r^2
+    to it near 1) or a patch mosaic (r^2 to the ELS sample from the same noise near 1)."""
+    cfg, network, train, _, _ = _setting(job)
+    noise = initial_noise(cfg, network.schedule, train[0].size)
+    x = np.clip(sd.DDIM(cfg.ddim_steps).sample(network, x_init=noise).x, -1, 1)
+    rows = train.reshape(train.shape[0], -1)
+    c = sd.classify_samples(x, rows, delta_m=job["delta"], delta_s=job["delta"])
+    return {"labels": np.asarray(c.labels).tolist()}
+
+
+def spurious_description(labels, nearest_r2, els_r2) -> dict:
+    """Per category of Result 2's rule: count, and median r^2 of the network's sample against its nearest
+    training image and against the ELS sample from the same noise; the share closer to that image."""
+    labels, near, els = (np.asarray(v) for v in (labels, nearest_r2, els_r2))
+    out = {}
+    for k in ("memorized", "spurious", "generalized"):
+        sel = labels == k
+        n = int(sel.sum())
+        out[k] = {
+            "n": n,
+            "median_r2_nearest_training_image": float(np.median(near[sel])) if n else None,
+            "median_r2_ELS_sample": float(np.median(els[sel])) if n else None,
+            "share_closer_to_the_training_image": float(np.mean(near[sel] > els[sel])) if n else None,
+        }
+    return out
+
+
 # the order jobs run in: the cheap models first, ELS (the slowest) last
 ORDER = ("empirical", "gaussian", "LS", "PSPC", "locality", "ELS")
 
@@ -530,6 +561,15 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
         mse = {f: [by[k, c][f][i] for i, c in enumerate(choice)]
                for f in ("mse_held", "mse_held_stderr", "mse_train", "mse_train_stderr")}  # fmt: skip
         by[k, "composite"] = dict(_assemble(cfg, parts, mse), calibration={"choice": choice})
+    # the associative-memory row's samples, classified by Result 2's rule (its committed threshold)
+    tiny = [k for k in keys if k.startswith("tiny")]
+    census = {}
+    if tiny:
+        memo = ex.ROOT / "figures" / "network_memorization.json"
+        delta = float(json.loads(memo.read_text())["thresholds"]["delta_pixels"])
+        cjobs = [dict(base, network=k, delta=delta) for k in tiny]
+        got = sd.run_sweep(census_job, cjobs, cache_dir=cache, progress=progress, desc=f"{NAME} census")
+        census = {j["network"]: r["labels"] for j, r in zip(cjobs, got)}
     results = []
     for k, chk in zip(keys, checks):
         res = {"key": k, **{kk: vv for kk, vv in chk.items() if kk != "nearest_training_image_r2"}}
@@ -560,6 +600,8 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
                 res["verdict"] = ex.decide(
                     lambda r: decision(r), r2, _resample, n_resamples=200, rng=cfg.seed
                 ).to_dict()
+        if k in census:
+            res["sample_categories"] = spurious_description(census[k], halo, by[k, "ELS"]["r2"])
         res["times"] = levels(cfg, sd.DiscreteSchedule.linear(1000)).tolist()
         res["log_snr"] = list(cfg.log_snr)
         res["_samples"] = {m: np.asarray(by[k, m]["samples"]) for m in MODELS}

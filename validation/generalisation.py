@@ -614,6 +614,16 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
 # -- outputs --------------------------------------------------------------------------------------------
 
 
+def _grid(plt, n: int, width: float, height: float, cols: int = 4):
+    """One panel per network, at most ``cols`` a row; unused panels hidden."""
+    c = min(cols, n)
+    r = -(-n // c)
+    fig, axes = plt.subplots(r, c, figsize=(width * c, height * r), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def figures(results: list[dict], out: Path, image_shape) -> None:
     import matplotlib
 
@@ -638,8 +648,8 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
         fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.05)
         fig.savefig(out / f"{NAME}_{res['key']}.png", dpi=110)
         plt.close(fig)
-    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3), squeeze=False)
-    for ax, res in zip(axes[0], results):
+    fig, axes = _grid(plt, len(results), 4.0, 3.0)
+    for ax, res in zip(axes.flat, results):
         for k in MODELS:
             v = np.clip(np.asarray(res["_r2"][k]), -1, 1)
             ax.hist(v, bins=30, range=(-1, 1), histtype="step", label=k)
@@ -654,8 +664,8 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
     plt.close(fig)
     # each model's denoiser against the network's per noise level (held-out images, +-2 s.e.), with the
     # calibrated size written at each level: which model the network is closest to, and where
-    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.4), squeeze=False)
-    for ax, res in zip(axes[0], results):
+    fig, axes = _grid(plt, len(results), 4.6, 3.4)
+    for ax, res in zip(axes.flat, results):
         ls = np.asarray(res["log_snr"])
         for j, k in enumerate(MODELS[:-1]):
             m = res["models"][k]

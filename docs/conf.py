@@ -144,7 +144,8 @@ def _experiments_page() -> str:
         prov = summary["provenance"]
         same = prov.get("preregistration_sha256") == digest
         lines.append(
-            f"* full run: commit ``{prov.get('git_commit', '?')[:10]}``, {prov.get('seconds', 0) / 60:.0f} minutes; "
+            f"* full run: written by commit ``{prov.get('git_commit', '?')[:10]}`` in "
+            f"{prov.get('seconds', 0) / 60:.0f} minutes (jobs taken from its cache not counted); "
             f"pre-registration hash {'matches' if same else 'DIFFERS from'} the file"
         )
         verdicts = [summary["verdict"]] if "verdict" in summary else []

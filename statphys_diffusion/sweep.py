@@ -22,7 +22,8 @@ name and source code, the package version, the configuration, and the content
 depth, that is the path of a file): two functions, two versions of one function's
 code, or a data file changed in place never share a cached result. The code of what
 the function calls is not hashed; change its name or clear the cache when that
-changes. A run says how many of its jobs came from the cache. Results must be JSON-serialisable or numpy arrays
+changes. A script edited while its sweep runs (its functions now sit on other lines) is refused with a
+RuntimeError rather than keyed on the wrong source. A run says how many of its jobs came from the cache. Results must be JSON-serialisable or numpy arrays
 and scalars (stored with their dtype and shape, returned as arrays).
 ``errors="collect"`` keeps going past a job that raises: its slot holds a
 :class:`JobError` (not cached, so a rerun retries it). Results come back in the
@@ -34,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,12 +75,27 @@ def _decode(d: dict):
 
 
 def _source_hash(fn) -> str:
-    """SHA-1 of the function's source (its code object's bytes and constants where no source is found)."""
+    """SHA-1 of the function's source (its code object's bytes and constants where no source is found).
+
+    The source is read from its file now, at the line where the function began when it was imported. If the
+    file was edited since (a script changed while its sweep runs), that line can hold other code, and the
+    hash would silently name other jobs than the cached ones: that is refused by name instead.
+    """
     try:
         text = inspect.getsource(fn)
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
         text = "" if code is None else repr((code.co_code, code.co_consts, code.co_names))
+    else:
+        name = getattr(fn, "__name__", "")
+        if (inspect.isfunction(fn) or inspect.ismethod(fn)) and name.isidentifier():
+            head = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("@")][:1]
+            if not head or re.match(rf"\s*(async\s+)?def\s+{re.escape(name)}\s*\(", head[0]) is None:
+                raise RuntimeError(
+                    f"fn: the source file of {name!r} ({inspect.getsourcefile(fn)}) changed since it was imported "
+                    "(its line now reads other code), so the sweep's job keys would not match its cache; "
+                    "restart the run from the edited file"
+                )
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

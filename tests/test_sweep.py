@@ -196,3 +196,21 @@ def test_the_cache_is_keyed_on_the_functions_code_and_on_named_files(tmp_path, c
     data.write_text("2.0")
     sd.run_sweep(_load(src, "job_a").job, cfgs, cache_dir=cache, progress=True)
     assert "2 of 2 jobs from cache" in capsys.readouterr().err
+
+
+def test_a_script_edited_while_its_sweep_runs_is_refused_not_silently_recomputed(tmp_path):
+    """A line inserted above the job function after it was imported shifts the file under its code object:
+    the source read back is other code, whose hash would name no cached job (the generalisation run that
+    recomputed 213 finished jobs). The sweep refuses by name; the module imported again hits the cache."""
+    src = tmp_path / "edited.py"
+    cache = tmp_path / "cache"
+    src.write_text("import math\n\n\ndef job(cfg):\n    return cfg['x'] + 1\n")
+    module = _load(src, "edited_a")
+    assert sd.run_sweep(module.job, [{"x": 1}], cache_dir=cache, progress=False) == [2]
+    src.write_text("import math\nimport os\n\n\ndef job(cfg):\n    return cfg['x'] + 1\n")
+    with pytest.raises(RuntimeError, match="'job'.*changed since it was imported"):
+        sd.run_sweep(module.job, [{"x": 1}], cache_dir=cache, progress=False)
+    # the same function body imported again from the edited file: the same key as before the edit
+    before = next(cache.glob("*.json")).read_text()
+    sd.run_sweep(_load(src, "edited_a").job, [{"x": 1}], cache_dir=cache, progress=False)
+    assert [p.read_text() for p in cache.glob("*.json")] == [before]

@@ -15,6 +15,7 @@ vocabulary with bootstrap stability, and provenance in every output.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -149,3 +150,27 @@ def write_json(path: Path, payload: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=default))
     tmp.replace(path)
+
+
+def parser(doc: str, quick_help: str, *, runs: bool = True, data: bool = True) -> argparse.ArgumentParser:
+    """The options every pre-registered experiment takes: ``--quick``, ``--reference-check``, ``--runs``
+    (training runs, relative to the repository root; ``runs``), ``--data`` (``data``), ``--out``, ``--cache``
+    and ``--progress``; a script adds its own after."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--reference-check", action="store_true", help="the exact reference through the same reading")
+    if runs:
+        p.add_argument("--runs", default="runs", help="training runs (relative to the repository root)")
+    if data:
+        p.add_argument("--data", default=None, help="CIFAR-10 zip (default: ../shared/data)")
+    p.add_argument("--out", default=None, help="output folder (default: figures/)")
+    p.add_argument("--cache", default=None, help="job cache (default: validation/jobs/<name>; none in --quick)")
+    p.add_argument("--progress", action="store_true")
+    return p
+
+
+def destinations(args, jobs: Path) -> tuple[Path | None, Path]:
+    """(job cache, output folder) of :func:`parser`'s options: ``--cache`` or ``jobs`` (none in ``--quick``
+    unless named), ``--out`` or figures/."""
+    cache = Path(args.cache) if args.cache else (None if args.quick else jobs)
+    return cache, Path(args.out) if args.out else ROOT / "figures"

@@ -19,7 +19,6 @@ Usage: python validation/dimension_twins.py --reference-check
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
+from _driver import save_figure  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 
@@ -324,27 +324,15 @@ def write(summary: dict, stem: Path) -> None:
     axes[1].set_xlabel("t")
     axes[1].set_ylabel("denoising error on training images (per pixel)")
     axes[1].set_title("the same networks' denoising error", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
-    plt.close(fig)
+    save_figure(fig, stem.with_suffix(".png"))
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny twins at 8 x 8: the pipeline only")
-    p.add_argument("--reference-check", action="store_true")
-    p.add_argument("--runs", default="runs", help="training runs (relative to the repository root)")
-    p.add_argument("--data", default=None)
-    p.add_argument("--out", default=None, help="output folder (default: figures/)")
-    p.add_argument("--cache", default=None, help="job cache (default: validation/jobs/<name>; none in --quick)")
-    p.add_argument("--progress", action="store_true")
-    args = p.parse_args(argv)
+    args = ex.parser(__doc__, "tiny twins at 8 x 8: the pipeline only").parse_args(argv)
     if args.reference_check:
         return reference_check(args.data, ex.PREREGISTRATIONS / f"{NAME}_reference_check.json")
-    cfg = QUICK if args.quick else FULL
-    cache = Path(args.cache) if args.cache else (None if args.quick else JOBS)
-    out = Path(args.out) if args.out else ex.ROOT / "figures"
-    return run(cfg, args.data, ex.ROOT / args.runs, cache, out, args.progress)
+    cache, out = ex.destinations(args, JOBS)
+    return run(QUICK if args.quick else FULL, args.data, ex.ROOT / args.runs, cache, out, args.progress)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 import network_entropy as ne  # noqa: E402
+from _driver import save_figure, style  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 
@@ -619,17 +620,14 @@ def write_outputs(summary: dict, exact: dict, stem: Path) -> None:
             ax.plot(t, r, color=colour, lw=1.2, label=label)
             ax.fill_between(t, r - 2 * se, r + 2 * se, color=colour, alpha=0.18, lw=0)
             ax.axvline(s["total_log_snr_peak_time"], color=colour, ls=":", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("t")
-        ax.set_title({"class": "Y (4 classes)", "superclass": "superclass", "vehicle": "automobile | truck",
-                      "animal": "cat | dog"}[prob], fontsize=9)  # fmt: skip
+        title = {"class": "Y (4 classes)", "superclass": "superclass", "vehicle": "automobile | truck",
+                 "animal": "cat | dog"}[prob]  # fmt: skip
+        style(ax, xlabel="t", title=title, xlog=True, legend=0).title.set_fontsize(9)
     axes[0].set_ylabel("|dH / d log SNR| (nats), +-2 s.e.")
     axes[0].legend(fontsize=6)
     v = summary["verdict"]
     fig.suptitle(f"R1 replication: {v['outcome']} (stability {v['stability']:.2f}); dotted: total peaks", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
-    plt.close(fig)
+    save_figure(fig, stem.with_suffix(".png"))
 
 
 def main(argv=None):

@@ -17,7 +17,6 @@ Usage: python validation/geometric_order.py [--quick] [--workers 2]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _experiment as ex  # noqa: E402
 import geometric_synthetic as gs  # noqa: E402
+from _driver import save_figure  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 
@@ -278,21 +278,13 @@ def _plot(res: list[dict], cfg: Config, summary: dict, path: Path) -> None:
         ax.set_title(f"N = {r['N']}", fontsize=9)
     axes[0][0].legend(fontsize=6)
     fig.suptitle(f"which block is lost first: {summary['verdict']['outcome']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a few hundred steps: the pipeline only")
+    p = ex.parser(__doc__, "a few hundred steps: the pipeline only", data=False)
     p.add_argument("--status", action="store_true", help="training progress per N")
-    p.add_argument("--reference-check", action="store_true", help="the exact models through the same reading")
     p.add_argument("--workers", type=int, default=2, help="processes (one N each, one torch thread each)")
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--out", default=None)
-    p.add_argument("--cache", default=None)
-    p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     runs = ex.ROOT / args.runs
@@ -300,8 +292,7 @@ def main(argv=None):
         return status(cfg, runs)
     if args.reference_check:
         return reference_check(ex.PREREGISTRATIONS / f"{NAME}_reference_check.json")
-    cache = Path(args.cache) if args.cache else (None if args.quick else JOBS)
-    out = Path(args.out) if args.out else ex.ROOT / "figures"
+    cache, out = ex.destinations(args, JOBS)
     return run(cfg, runs, cache, out, args.workers, args.progress)
 
 

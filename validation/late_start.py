@@ -31,7 +31,6 @@ Usage: python validation/late_start.py [--quick] [--reference-check] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import sys
@@ -43,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _experiment as ex  # noqa: E402
+from _driver import save_figure  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 
@@ -347,23 +347,13 @@ def figure(summary: dict, path: Path) -> None:
     v = summary["verdict"]
     title = f"Gaussian late start, every 5th DDPM step: {v['outcome']} (stability {v['stability']:.2f})"
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a toy network and few samples: the pipeline only")
-    p.add_argument("--reference-check", action="store_true", help="exact stand-ins for the network (see docstring)")
-    p.add_argument("--out", default=str(ex.ROOT / "figures"))
-    p.add_argument("--data", default=None)
-    p.add_argument("--cache", default=None, help="job cache (default: validation/jobs/late_start; none in --quick)")
-    p.add_argument("--progress", action="store_true")
-    args = p.parse_args(argv)
-    out = Path(args.out)
+    args = ex.parser(__doc__, "a toy network and few samples: the pipeline only", runs=False).parse_args(argv)
+    cache, out = ex.destinations(args, JOBS)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Path(args.cache) if args.cache else (None if args.quick else JOBS)
     timer = ex.Timer()
     if args.reference_check:
         report = {}

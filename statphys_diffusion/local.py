@@ -445,14 +445,8 @@ class PatchPosteriorAverage(_PatchModel):
                 yield (i, j, crop_mean, crop_norm) if lse else (i, j, crop_mean)
 
     def _denoise_images(self, img, a, s2, s):
-        m = img.shape[0]
-        c, h, w = self.image_shape
-        acc = np.zeros((m, c, h, w), dtype=np.float64)
-        counts = np.zeros((h, w))
-        for i, j, crop_mean in self._crops(img, a, s2, s):  # accumulated as they come: memory of one crop
-            acc[:, :, i : i + s, j : j + s] += crop_mean
-            counts[i : i + s, j : j + s] += 1.0
-        return (acc / counts).astype(img.dtype, copy=False)
+        # accumulated as the crops come: the memory of one crop, not of all of them
+        return _crop_average(self._crops(img, a, s2, s), img.shape[0], self.image_shape).astype(img.dtype, copy=False)
 
     def _denoise_parts(self, x, t) -> tuple[np.ndarray, np.ndarray]:
         """(every crop's posterior mean (M, hv, wv, C, s, s), its log-normaliser (M, hv, wv)): what a shard
@@ -472,14 +466,20 @@ class PatchPosteriorAverage(_PatchModel):
 def average_crops(means: np.ndarray, image_shape) -> np.ndarray:
     """PSPC's last step: (M, hv, wv, C, s, s) crop means -> (M, C, H, W) images, each pixel the average of
     the crops covering it, (sum_C C^T C)^{-1} sum_C C^T E[x_C | z_C] (float64)."""
-    m, hv, wv, c, s, _ = means.shape
-    _, h, w = image_shape
+    m, hv, wv = means.shape[:3]
+    return _crop_average(((i, j, means[:, i, j]) for i in range(hv) for j in range(wv)), m, image_shape)
+
+
+def _crop_average(crops, m: int, image_shape) -> np.ndarray:
+    """Sum the (i, j, (M, C, s, s) mean) crops into (M, C, H, W) float64 at their offsets; divide each pixel by
+    the number of crops covering it."""
+    c, h, w = image_shape
     acc = np.zeros((m, c, h, w), dtype=np.float64)
     counts = np.zeros((h, w))
-    for i in range(hv):
-        for j in range(wv):
-            acc[:, :, i : i + s, j : j + s] += means[:, i, j]
-            counts[i : i + s, j : j + s] += 1.0
+    for i, j, mean in crops:
+        s = mean.shape[-1]
+        acc[:, :, i : i + s, j : j + s] += mean
+        counts[i : i + s, j : j + s] += 1.0
     return acc / counts
 
 

@@ -404,3 +404,28 @@ def test_generalisation_describes_each_sample_category():
                              "share_closer_to_the_training_image": pytest.approx(2 / 3)}  # fmt: skip
     assert d["memorized"]["n"] == 1 and d["generalized"]["share_closer_to_the_training_image"] == 0.0
     assert gen.spurious_description(["generalized"], [0.1], [0.2])["spurious"]["n"] == 0
+
+
+def test_generalisation_family_description_on_known_answers(tmp_path):
+    """Per N the best base model (the composite never counts), the closest denoiser per level, and the N
+    where no base model reaches median r^2 0.5; networks outside the family are ignored."""
+    gen = _load("generalisation")
+
+    def net(key, n, medians, mse):
+        models = {m: {"median_r2": medians.get(m, -1.0), "median_r2_ci": [-1.0, 1.0],
+                      "mse_held": mse.get(m, [9.0, 9.0])} for m in gen.MODELS}  # fmt: skip
+        return {"key": key, "n_train": n, "log_snr": [-1.0, 1.0], "nearest_training_image_median_r2": 0.5,
+                "models": models}  # fmt: skip
+
+    results = [
+        net("purpose", 5000, {"gaussian": 0.9}, {}),
+        net("tiny64", 64, {"PSPC": 0.7, "composite": 0.95}, {"gaussian": [1.0, 3.0], "ELS": [2.0, 0.5]}),
+        net("tiny11", 11, {"empirical": 0.4, "composite": 0.9}, {"empirical": [0.1, 0.1]}),
+    ]
+    d = gen.family_description(results)
+    assert [r["n_train"] for r in d["per_n"]] == [11, 64]
+    assert d["per_n"][1]["best_model"] == "PSPC" and d["per_n"][1]["closest_denoiser_per_level"] == ["gaussian", "ELS"]
+    assert d["per_n"][0]["best_model"] == "empirical" and d["n_where_no_model_reaches_0.5"] == [11]
+    assert gen.family_description(results[:1]) is None
+    gen.family_figure(results, tmp_path / "family.png")
+    assert (tmp_path / "family.png").stat().st_size > 10_000

@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _experiment as ex  # noqa: E402
+from _driver import save_figure  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
 
@@ -611,6 +612,31 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
     return results
 
 
+def family_description(results: list[dict]) -> dict | None:
+    """The memorisation family's descriptive items (pre-registration, "Descriptive"; no verdict): per N, the
+    base model (composite aside) with the highest median r^2 and, per calibration level, the one whose
+    denoiser is closest to the network's on held-out images; the N where no base model reaches median r^2
+    0.5; and the network's median r^2 to its nearest training image (how much it copies)."""
+    fam = sorted((r for r in results if r["key"].startswith("tiny")), key=lambda r: r["n_train"])
+    if not fam:
+        return None
+    base = MODELS[:-1]
+    rows = []
+    for r in fam:
+        med = {m: r["models"][m]["median_r2"] for m in base}
+        best = max(base, key=med.__getitem__)
+        closest = [min(base, key=lambda m: r["models"][m]["mse_held"][i]) for i in range(len(r["log_snr"]))]
+        rows.append({"n_train": r["n_train"], "best_model": best, "best_median_r2": med[best],
+                     "composite_median_r2": r["models"]["composite"]["median_r2"],
+                     "nearest_training_image_median_r2": r["nearest_training_image_median_r2"],
+                     "closest_denoiser_per_level": closest})  # fmt: skip
+    return {
+        "log_snr": fam[0]["log_snr"],
+        "per_n": rows,
+        "n_where_no_model_reaches_0.5": [row["n_train"] for row in rows if row["best_median_r2"] < 0.5],
+    }
+
+
 # -- outputs --------------------------------------------------------------------------------------------
 
 
@@ -632,6 +658,8 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
 
     c, h, w = image_shape
     for res in results:
+        if res["key"].startswith("tiny"):  # the family is shown as a whole (family_figure)
+            continue
         rows = ["network", *MODELS]
         fig, axes = plt.subplots(len(rows), 8, figsize=(8 * 0.9, len(rows) * 0.95))
         for i, k in enumerate(rows):
@@ -684,6 +712,51 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
     fig.tight_layout()
     fig.savefig(out / f"{NAME}_mse.png", dpi=110)
     plt.close(fig)
+    family_figure(results, out / f"{NAME}_family.png")
+
+
+def family_figure(results: list[dict], path: Path) -> None:
+    """The memorisation family: each model's median r^2 to the network (95% interval) against N, beside the
+    network's r^2 to its nearest training image; and which model's denoiser is closest per N and level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fam = sorted((r for r in results if r["key"].startswith("tiny")), key=lambda r: r["n_train"])
+    if not fam:
+        return
+    n = np.array([r["n_train"] for r in fam])
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    for j, k in enumerate(MODELS):
+        med = np.array([r["models"][k]["median_r2"] for r in fam])
+        lo, hi = (np.array([r["models"][k]["median_r2_ci"][i] for r in fam]) for i in (0, 1))
+        ax.errorbar(n * 1.03 ** (j - 3), med, yerr=[med - lo, hi - med], marker="o", ms=3, capsize=2, lw=1,
+                    ls=":" if k == "composite" else "-", label=k)  # fmt: skip
+    near = [r["nearest_training_image_median_r2"] for r in fam]
+    ax.plot(n, near, "k--", lw=1.2, label="nearest training image")
+    ax.axhline(0.5, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(-1.02, 1.02)
+    ax.set_xlabel("N (training images)")
+    ax.set_ylabel("median per-sample r^2 against the network")
+    ax.set_title("what predicts the tiny networks' samples (95% intervals)", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
+    base = list(MODELS[:-1])
+    desc = family_description(results)
+    grid = np.array([[base.index(m) for m in row["closest_denoiser_per_level"]] for row in desc["per_n"]])
+    cmap = plt.get_cmap("tab10", 10)
+    bx.imshow(grid.T, cmap=cmap, vmin=-0.5, vmax=9.5, aspect="auto", origin="lower")
+    bx.set_xticks(range(len(n)), [str(v) for v in n], fontsize=7)
+    bx.set_yticks(range(len(desc["log_snr"])), [f"{v:g}" for v in desc["log_snr"]], fontsize=7)
+    bx.set_xlabel("N")
+    bx.set_ylabel("log-SNR (bottom: noisy)")
+    bx.set_title("closest denoiser to the network's (held-out images)", fontsize=9)
+    from matplotlib.patches import Patch
+
+    bx.legend(handles=[Patch(color=cmap(i), label=m) for i, m in enumerate(base)], fontsize=6,
+              loc="upper left", bbox_to_anchor=(1.01, 1))  # fmt: skip
+    save_figure(fig, path)
 
 
 def write(results: list[dict], out: Path, cfg: Config, prereg: str, seconds: float) -> dict:
@@ -723,6 +796,7 @@ def write(results: list[dict], out: Path, cfg: Config, prereg: str, seconds: flo
     summary = {
         "criterion": decision.__doc__,
         "networks": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+        "family": family_description(results),
         "provenance": ex.provenance(cfg, prereg, seconds),
     }
     ex.write_json(out / f"{NAME}.json", summary)

@@ -682,7 +682,7 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
             v = np.clip(np.asarray(res["_r2"][k]), -1, 1)
             ax.hist(v, bins=30, range=(-1, 1), histtype="step", label=k)
         ax.axvline(0.8, color="0.5", ls="--", lw=1)
-        ax.set_title(res["network"], fontsize=8)
+        ax.set_title(f"{res['key']}, N = {res['n_train']}", fontsize=8)
         ax.set_xlabel("per-sample r^2 against the network")
     from statphys_diffusion._results import legend
 
@@ -707,7 +707,7 @@ def figures(results: list[dict], out: Path, image_shape) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("log-SNR (left: noisy)")
         ax.set_ylabel("per-pixel MSE to the network's denoiser")
-        ax.set_title(f"{res['network']}: held-out images (numbers: calibrated size)", fontsize=8)
+        ax.set_title(f"{res['key']}, N = {res['n_train']}: held-out images (numbers: calibrated size)", fontsize=8)
     legend(axes[0][0], fontsize=6)
     fig.tight_layout()
     fig.savefig(out / f"{NAME}_mse.png", dpi=110)

@@ -174,6 +174,13 @@ def test_entropy_replication_power_rule_on_known_peaks():
     p = er.power_rule(seeds, n_draws=1600, z=3.0)
     assert p["classes"] == ["automobile", "dog"] and p["separation_t"] == 300.0
     assert p["chains_per_class"] == int(np.ceil(400 * (3 * 40 * np.sqrt(2) / 300) ** 2))
+    # 80% power: the separation expected at 3 + 0.8416 s.e.; by simulation, the share of draws of the
+    # separation (mean 300, s.e. scaled to that count) above 3 of their s.e. is 0.8
+    n = er.chains_for_power(p)
+    assert n == int(np.ceil(400 * ((3 + 0.8416212335729143) * 40 * np.sqrt(2) / 300) ** 2))
+    se = 40 * np.sqrt(2) * np.sqrt(400 / n)
+    draws = np.random.default_rng(0).normal(300.0, se, 200_000)
+    assert np.mean(draws > 3 * se) == pytest.approx(0.8, abs=0.005)  # n rounded up: at least 0.8, barely
 
 
 # .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)

@@ -163,6 +163,17 @@ def power_rule(per_seed: list[dict], n_draws: int, z: float) -> dict:
             "reference_draws_per_class": per_class, "chains_per_class": chains, "z": z}  # fmt: skip
 
 
+def chains_for_power(power_rule_output: dict, power: float = 0.8) -> int:
+    """Chains per class so that (b)'s test (separation above ``z`` combined standard errors) passes with
+    probability ``power`` if the network's class peaks are the reference's: the expected separation at
+    z + Phi^-1(power) standard errors, the standard error scaling as 1 / sqrt(chains)."""
+    from scipy.stats import norm
+
+    p = power_rule_output
+    target = (p["z"] + norm.ppf(power)) * p["stderr_at_reference"] / p["separation_t"]
+    return int(np.ceil(p["reference_draws_per_class"] * target**2))
+
+
 def reference_check(cfg: Config, data, runs: Path, progress: bool) -> dict:
     from statphys_diffusion import datasets
 
@@ -498,7 +509,8 @@ def measure(quick: bool, data, runs: Path, cache, out: Path, progress: bool) -> 
         reference, chains, accuracy = None, mz.chains_per_job, classifier_accuracy(net)
     else:
         reference = json.loads((ex.PREREGISTRATIONS / f"{NAME}_reference_check.json").read_text())
-        chains = max(int(reference["power"]["chains_per_class"]), mz.check_chains)
+        # the registered count: 80% power for criterion (b) if the network equals the reference
+        chains = max(chains_for_power(reference["power"]), mz.check_chains)
         accuracy = float(reference["classifier_accuracy_4_classes"])
     n_jobs = -(-chains // mz.chains_per_job)
     t_low = np.geomspace(1.0, 100.0, mz.n_low_times)

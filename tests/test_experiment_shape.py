@@ -185,7 +185,7 @@ def test_entropy_replication_power_rule_on_known_peaks():
 
 # .ci/run runs it in its separate slow selection (the default run stays under 5 minutes on 2 cores)
 @pytest.mark.slow
-def test_entropy_replication_reference_check_quick(tmp_path):
+def test_entropy_replication_reference_check_quick(tmp_path, monkeypatch):
     from statphys_diffusion import datasets
 
     if datasets.find_cifar10() is None:
@@ -195,8 +195,9 @@ def test_entropy_replication_reference_check_quick(tmp_path):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert len(saved["class_gaussian"]["coarse_first_margin_t"]) == er.QUICK.seeds
     assert saved["power"]["chains_per_class"] == out["power"]["chains_per_class"] > 0
-    # the measurement refuses while the pre-registration is a draft
-    with pytest.raises(SystemExit, match="still a draft"):
+    # the full measurement refuses before the network is trained (rather than train it inside a job)
+    monkeypatch.setattr(er._networks, "committed_weights", lambda cfg: tmp_path / "absent.fp16.pt")
+    with pytest.raises(SystemExit, match="--train-only first"):
         er.main(["--runs", str(tmp_path)])
 
 

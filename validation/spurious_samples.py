@@ -440,7 +440,9 @@ def write(summary: dict, stem: Path) -> None:
             bottom += np.asarray(share)
     ax.set_xticks(np.arange(len(ts)), [f"t = {t:g}" for t in ts])
     ax.set_ylabel("share of returns")
-    ax.legend(fontsize=5, ncol=2)
+    ax.set_ylim(0, 1.3)  # the legend above the bars, not on them
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(fontsize=5, ncol=2, loc="upper center")
     ax.set_title(f"B. where a noised sample returns: {summary['part_B']['call']}", fontsize=9)
     save_figure(fig, stem.with_suffix(".png"))
 

@@ -22,9 +22,10 @@ name and source code, the package version, the configuration, and the content
 depth, that is the path of a file): two functions, two versions of one function's
 code, or a data file changed in place never share a cached result. The code of what
 the function calls is not hashed; change its name or clear the cache when that
-changes. A script edited while its sweep runs (its functions now sit on other lines) is refused with a
-RuntimeError rather than keyed on the wrong source. A run says how many of its jobs came from the cache. Results must be JSON-serialisable or numpy arrays
-and scalars (stored with their dtype and shape, returned as arrays).
+changes. A script edited while its sweep runs (its functions now sit on other
+lines) is refused with a RuntimeError rather than keyed on the wrong source. A run
+says how many of its jobs came from the cache. Results must be JSON-serialisable or
+numpy arrays and scalars (stored with their dtype and shape, returned as arrays).
 ``errors="collect"`` keeps going past a job that raises: its slot holds a
 :class:`JobError` (not cached, so a rerun retries it). Results come back in the
 order of ``configs``.

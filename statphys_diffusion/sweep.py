@@ -89,11 +89,13 @@ def _source_hash(fn) -> str:
         text = "" if code is None else repr((code.co_code, code.co_consts, code.co_names))
     else:
         name = getattr(fn, "__name__", "")
-        if (inspect.isfunction(fn) or inspect.ismethod(fn)) and name.isidentifier():
+        path = inspect.getsourcefile(fn) or ""
+        # only Python files: code compiled from elsewhere (a documentation page's block) has no def line to find
+        if (inspect.isfunction(fn) or inspect.ismethod(fn)) and name.isidentifier() and path.endswith(".py"):
             head = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("@")][:1]
             if not head or re.match(rf"\s*(async\s+)?def\s+{re.escape(name)}\s*\(", head[0]) is None:
                 raise RuntimeError(
-                    f"fn: the source file of {name!r} ({inspect.getsourcefile(fn)}) changed since it was imported "
+                    f"fn: the source file of {name!r} ({path}) changed since it was imported "
                     "(its line now reads other code), so the sweep's job keys would not match its cache; "
                     "restart the run from the edited file"
                 )

@@ -214,3 +214,16 @@ def test_a_script_edited_while_its_sweep_runs_is_refused_not_silently_recomputed
     before = next(cache.glob("*.json")).read_text()
     sd.run_sweep(_load(src, "edited_a").job, [{"x": 1}], cache_dir=cache, progress=False)
     assert [p.read_text() for p in cache.glob("*.json")] == [before]
+
+
+def test_a_function_compiled_from_a_documentation_page_is_keyed_as_before(tmp_path):
+    """Code run from a page (the README test compiles each block with the page as its file name) has no
+    def line at its line number in that file: no refusal there, the key is stable between runs."""
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\nSome prose, then a block:\n\n    def job(cfg):\n        return cfg['x']\n")
+    scope: dict = {}
+    exec(compile("def job(cfg):\n    return cfg['x']\n", str(page), "exec"), scope)
+    cache = tmp_path / "cache"
+    assert sd.run_sweep(scope["job"], [{"x": 3}], cache_dir=cache, progress=False) == [3]
+    assert sd.run_sweep(scope["job"], [{"x": 3}], cache_dir=cache, progress=False) == [3]
+    assert len(list(cache.glob("*.json"))) == 1

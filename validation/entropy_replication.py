@@ -505,8 +505,9 @@ def measure(quick: bool, data, runs: Path, cache, out: Path, progress: bool) -> 
     if data is None:
         raise SystemExit("CIFAR-10 not found: pass --data")
     net = dict(QUICK_NETWORK if quick else NETWORK, data=str(data), runs=str(runs))
-    if not quick and not _networks.committed_weights(net).is_file():  # else a job would train it, unseen
-        raise SystemExit(f"the network is not trained yet ({_networks.committed_weights(net)} is missing): "
+    weights = _networks.committed_weights(net)
+    if not quick and not weights.is_file():  # else a job would train it, unseen
+        raise SystemExit(f"the network is not trained yet ({weights} is missing): "
                          "run with --train-only first (resumable, about 1.7 hours on 2 cores)")  # fmt: skip
     if quick:
         reference, chains, accuracy = None, mz.chains_per_job, classifier_accuracy(net)

@@ -612,12 +612,17 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
     return results
 
 
+def _family(results: list[dict]) -> list[dict]:
+    """The memorisation family's results (keys ``tiny<N>``), in increasing N."""
+    return sorted((r for r in results if r["key"].startswith("tiny")), key=lambda r: r["n_train"])
+
+
 def family_description(results: list[dict]) -> dict | None:
     """The memorisation family's descriptive items (pre-registration, "Descriptive"; no verdict): per N, the
     base model (composite aside) with the highest median r^2 and, per calibration level, the one whose
     denoiser is closest to the network's on held-out images; the N where no base model reaches median r^2
     0.5; and the network's median r^2 to its nearest training image (how much it copies)."""
-    fam = sorted((r for r in results if r["key"].startswith("tiny")), key=lambda r: r["n_train"])
+    fam = _family(results)
     if not fam:
         return None
     base = MODELS[:-1]
@@ -723,7 +728,7 @@ def family_figure(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fam = sorted((r for r in results if r["key"].startswith("tiny")), key=lambda r: r["n_train"])
+    fam = _family(results)
     if not fam:
         return
     n = np.array([r["n_train"] for r in fam])

@@ -20,6 +20,17 @@ def _load(name):
     return mod
 
 
+@pytest.fixture(autouse=True)
+def _every_json_output_carries_provenance(tmp_path):
+    """After each test: every JSON summary a script wrote to its --out folder has issue 34's provenance block."""
+    yield
+    for path in sorted(tmp_path.glob("*.json")):
+        prov = json.loads(path.read_text()).get("provenance")
+        assert prov is not None, f"{path.name} has no provenance block"
+        assert {"git_commit", "argv", "version", "config", "seconds", "preregistration_sha256"} <= set(prov), path.name
+        assert prov["criteria_stated_in"] in ("preregistration", "the script's docstring (pre-issue-34 script)")
+
+
 def test_sampler_convergence_quick(tmp_path):
     rows = _load("sampler_convergence").main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "sampler_convergence.png").is_file()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import statphys_diffusion as sd
+import _experiment as ex
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 QUICK_HELP = "small sizes: checks the pipeline, not the science"
@@ -35,16 +35,18 @@ def run_parts(name: str, parts: dict[str, Callable], args, *, full=None, quick=N
     With ``full`` and ``quick`` (the script's two frozen config dataclasses, issue 34's experiment shape)
     each part is called ``fn(out, cfg)`` with the one ``--quick`` selects, and the config goes into the
     JSON; without them ``fn(out, quick: bool)`` (scripts not yet moved to the shape)."""
+    timer = ex.Timer()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"quick": args.quick, "version": sd.__version__}
+    summary: dict = {"quick": args.quick}
     mode = args.quick
     if full is not None:
         mode = quick if args.quick else full
-        summary["config"] = dataclasses.asdict(mode)
     for part, fn in parts.items():
         if args.part in ("all", part):
             summary[part] = fn(out, mode)
+    config = dataclasses.asdict(mode) if full is not None else {"quick": args.quick}
+    summary["provenance"] = ex.provenance(dict(config, part=args.part), None, timer.seconds)
     dump_json(out / f"{name}_{args.part}.json", summary, echo=True)
     return summary
 

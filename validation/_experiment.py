@@ -61,11 +61,30 @@ def preregistration(name: str, *, require_committed: bool) -> tuple[Path, str]:
     return path, digest
 
 
-def provenance(config, prereg_hash: str, seconds: float) -> dict:
-    """The provenance block every output carries (module docstring)."""
+def _plain(obj):
+    """``obj`` with dataclass instances as dicts, tuples as lists and paths as strings, at any depth (JSON-ready)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def provenance(config, prereg_hash: str | None, seconds: float) -> dict:
+    """The provenance block every output carries (module docstring).
+
+    ``prereg_hash``: the pre-registration's SHA-256 (:func:`preregistration`), or None for a script written
+    before issue 34, whose criteria are stated in its docstring and the validation page (committed before
+    the run they judge: the git history shows the order); the block then says so.
+    """
     import statphys_diffusion as sd
 
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    cfg = _plain(config)
+    criteria = "preregistration" if prereg_hash is not None else "the script's docstring (pre-issue-34 script)"
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         # clean: nothing uncommitted but the outputs themselves (figures/) and the job caches, which a run
@@ -77,6 +96,7 @@ def provenance(config, prereg_hash: str, seconds: float) -> dict:
         "config": cfg,
         "seconds": round(float(seconds), 1),
         "preregistration_sha256": prereg_hash,
+        "criteria_stated_in": criteria,
     }
 
 

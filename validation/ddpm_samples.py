@@ -43,6 +43,7 @@ from statphys_diffusion.nets.run import load_network, sample_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 
 FIGURES = _driver.FIGURES
 DEFAULT_RUN = Path(__file__).resolve().parents[1] / "weights" / "small-7d5bc70ad476b6a6.fp16.pt"
@@ -116,6 +117,7 @@ def main(argv=None):
         "seconds": time.time() - t0,
         "note": "FD_own: Frechet distance in the features of the package's own classifier, not Inception",
     }
+    summary["provenance"] = ex.provenance(dict(vars(cfg), run=args.run), None, summary["seconds"])
     (out / "ddpm_samples.json").write_text(json.dumps(summary, indent=2))
     import matplotlib
 

@@ -69,6 +69,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -508,8 +509,8 @@ def main(argv=None):
         "block_variances": {b: float(np.mean(np.array(base["variances"])[sl])) for b, sl in BLOCKS.items()},
         "config": {k: v for k, v in base.items() if k not in ("runs", "variances")},
         "seconds": time.time() - t0,
-        "version": sd.__version__,
     }
+    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
     (out / f"geometric_synthetic{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(main_res, summary, out / f"geometric_synthetic{tag}.png")
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=float))

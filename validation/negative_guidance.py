@@ -41,6 +41,7 @@ from statphys_diffusion.samplers import DDPMAncestral
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 
 FIGURES = _driver.FIGURES
 T_END = 1e-3
@@ -239,6 +240,7 @@ def main(argv=None):
         plot(rows, out)
         return rows
     cfg = QUICK if args.quick else FULL
+    timer = ex.Timer()
     rows: list[dict] = []
     for name, (model, removed) in problems(cfg).items():
         if args.part not in ("all", name):
@@ -248,6 +250,7 @@ def main(argv=None):
         write_rows_csv(out / f"negative_guidance{'' if args.part == 'all' else '_' + args.part}.csv", rows)
         plot(rows, out)
     summary = {"quick": args.quick, "rows": len(rows), "config": dataclasses.asdict(cfg)}
+    summary["provenance"] = ex.provenance(dict(summary["config"], part=args.part), None, timer.seconds)
     (out / f"negative_guidance_{args.part}.json").write_text(json.dumps(summary, indent=2))
     return rows
 

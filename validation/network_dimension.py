@@ -47,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -285,8 +286,8 @@ def main(argv=None):
         "config": {k: v for k, v in base.items() if k not in ("runs", "data")},
         "seconds": time.time() - t0,
         "job_seconds": float(sum(r["seconds"] for r in res)),  # the measurement's cost, also when cached
-        "version": sd.__version__,
     }
+    summary["provenance"] = ex.provenance(dict(summary["config"], sizes=sz), None, summary["seconds"])
     _driver.dump_json(out / f"{name}.json", summary, echo=True)
     plot(out, results, twins, trust, t_star, summary, name)
     return rows, summary

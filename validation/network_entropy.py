@@ -80,6 +80,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -510,8 +511,8 @@ def main(argv=None):
         "steps": {"joint": steps, "null": steps, "joint_check": net_jobs[2]["steps"]},
         "seconds_jobs": seconds_jobs,
         "seconds": time.time() - t0,
-        "version": sd.__version__,
     }
+    summary["provenance"] = ex.provenance({"network": cfg, "sizes": sz}, None, summary["seconds"])
     tag = "_quick" if quick else ""
     write_rows_csv(out / f"network_entropy{tag}.csv", rows)
     write_rows_csv(out / f"network_entropy{tag}_peaks.csv", peaks)

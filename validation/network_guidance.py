@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -175,8 +176,8 @@ def main(argv=None):
         **refs,
         "seconds": time.time() - t0,
         "config": {k: v for k, v in base.items() if k not in ("runs", "data")},
-        "version": sd.__version__,
     }
+    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
     (out / f"network_guidance{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(rows, refs, out / f"network_guidance{tag}.png", args.removed)
     print(json.dumps(summary, indent=2, default=float))

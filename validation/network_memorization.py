@@ -65,6 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -479,10 +480,10 @@ def main(argv=None):
         "extended": _extension_record(previous, results, out / f"network_memorization{tag}.json")
         if args.extend
         else None,
-        "version": sd.__version__,
         "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds", "steps")},
         "results": results,
     }
+    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
     write_rows_csv(out / f"network_memorization{tag}.csv", _rows(results))
     (out / f"network_memorization{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(results, summary, out / f"network_memorization{tag}.png")

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -121,6 +122,7 @@ def main(argv=None):
     from statphys_diffusion import datasets
 
     torch.set_num_threads(2)
+    timer = ex.Timer()
     net_cfg, out = _networks.setup(args)
     args.data_path = net_cfg["data"]
     mode = "quick" if args.quick else "full"
@@ -158,7 +160,7 @@ def main(argv=None):
         rows += _conditional(args, net_cfg, cfg, times, rng, maps, summary)
     suffix = "_quick" if args.quick else ""
     write_rows_csv(out / f"network_regime{suffix}.csv", rows)
-    summary["package_version"] = sd.__version__
+    summary["provenance"] = ex.provenance(dict(cfg, networks=chosen), None, timer.seconds)
     atomic_write_text(out / f"network_regime{suffix}.json", json.dumps(summary, indent=2))
     import matplotlib
 

@@ -57,6 +57,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 import _networks  # noqa: E402
 
 import statphys_diffusion as sd  # noqa: E402
@@ -284,8 +285,8 @@ def main(argv=None):
         "verdict": verdict,
         "seconds_branch": seconds_branch,
         "seconds": time.time() - t0,
-        "version": sd.__version__,
     }
+    summary["provenance"] = ex.provenance({"network": cfg, "sizes": sizes}, None, summary["seconds"])
     tag = "_quick" if args.quick else ""
     write_rows_csv(out / f"network_symmetry{tag}.csv", rows)
     write_rows_csv(out / f"network_gli{tag}.csv", gl_rows)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from statphys_diffusion.samplers import DDIM, DDPMAncestral, EulerMaruyama, Heun
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _driver  # noqa: E402
+import _experiment as ex  # noqa: E402
 
 FIGURES = _driver.FIGURES
 
@@ -36,7 +38,22 @@ def model_2d() -> sd.GaussianMixture:
     return sd.GaussianMixture.full(means, covs, [0.3, 0.5, 0.2])
 
 
-def run(steps, seeds, n, out_dir: Path) -> list[dict]:
+@dataclass(frozen=True)
+class Config:
+    """One mode's sizes (issue 34's experiment shape); FULL made the committed outputs."""
+
+    mode: str
+    steps: tuple  # sampler step counts
+    seeds: int  # seeds 0..seeds-1, each a fresh set of samples and exact draws
+    n: int  # samples per seed
+
+
+FULL = Config("full", (5, 10, 20, 50, 100, 200, 500), 10, 4000)
+QUICK = Config("quick", (5, 20), 2, 500)
+
+
+def run(steps, seeds, n, out_dir: Path, cfg: Config | None = None) -> list[dict]:
+    timer = ex.Timer()
     model = model_2d()
     rows = []
     # noise floor: exact draws against exact draws, over 4x as many pairs as seeds (it is noisy)
@@ -73,7 +90,8 @@ def run(steps, seeds, n, out_dir: Path) -> list[dict]:
                 )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_rows_csv(out_dir / "sampler_convergence.csv", rows)
-    meta = {"steps": list(steps), "seeds": list(seeds), "n": n, "version": sd.__version__, "t_start": 7.0}
+    meta = {"steps": list(steps), "seeds": list(seeds), "n": n, "t_start": 7.0}
+    meta["provenance"] = ex.provenance(cfg if cfg is not None else dict(meta), None, timer.seconds)
     (out_dir / "sampler_convergence.json").write_text(json.dumps(meta, indent=2))
     plot(rows, out_dir / "sampler_convergence.png")
     return rows
@@ -116,10 +134,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="two step counts, two seeds, 500 samples")
     p.add_argument("--out", default=str(FIGURES))
     args = p.parse_args(argv)
-    if args.quick:
-        rows = run([5, 20], [0, 1], 500, Path(args.out))
-    else:
-        rows = run([5, 10, 20, 50, 100, 200, 500], list(range(10)), 4000, Path(args.out))
+    cfg = QUICK if args.quick else FULL
+    rows = run(cfg.steps, list(range(cfg.seeds)), cfg.n, Path(args.out), cfg)
     for r in rows:
         print(f"{r['sampler']:>14} {r['spacing']:>8} {r['n_steps']:>4}  SW1 = {r['sw1_mean']:.4f} +- {r['sw1_se']:.4f}")
     print(f"noise floor {rows[0]['noise_floor']:.4f} +- {rows[0]['noise_floor_se']:.4f}")

@@ -181,7 +181,18 @@ RESULTS = (
      "python validation/network_symmetry.py"),
     ("network_regime", "Where the package's networks stand: the regime map", "python validation/network_regime.py"),
 )  # fmt: skip
-_SKIP = {"quick", "version", "package_version", "config", "results", "criterion", "verdict", "train_config"}
+# keys that are not measurements (the provenance block included: its commit, command line and config)
+_SKIP = {
+    "quick",
+    "version",
+    "package_version",
+    "config",
+    "results",
+    "criterion",
+    "verdict",
+    "train_config",
+    "provenance",
+}
 
 
 def _value(v) -> str:

@@ -10,7 +10,10 @@ with p_T the schedule's terminal Gaussian N(0, (alpha_T^2 + sigma_T^2) I) (the d
 alpha_T^2 Cov of it is neglected: alpha_T^2 = 4e-5 at the DDPM linear schedule's T = 1000). The trace
 is Hutchinson's estimate eps^T H eps with Rademacher probes (exact in expectation; the same probes
 along the whole path, as in FFJORD), from Hessian-vector products ``model.hvp(x, t, v)`` (the exact
-models; for a network the symmetrised Jacobian of its denoiser, whose trace is the Jacobian's). The
+models). For a network (a model with ``vjp``, the denoiser's vector-Jacobian product) the probe's quadratic
+form is taken from one vjp, eps^T H eps = eps^T (alpha J^T eps - eps) / sigma^2 with J = dD_t/dx: a
+quadratic form sees only the symmetric part, so this equals the symmetrised Hessian's at half its cost
+(``hvp`` is one jvp and one vjp). The
 flow is integrated by Heun's method on a grid uniform in log-SNR, the divergence by the trapezoid rule.
 
 With ``y`` (a class, for a labelled or conditional model) it is log p_t(x | y): the conditional score
@@ -93,12 +96,18 @@ def flow_log_likelihood(
     grid[0], grid[-1] = t, t1
     m, d = x0.shape
     probes = rng.choice([-1.0, 1.0], size=(n_probes, m, d))
+    vjp = getattr(model, "vjp", None)
 
     def velocity_and_divergence(z, s):
         f, g2 = _coeffs(sch, s)
         v = f * z - 0.5 * g2 * np.asarray(model.score(z, s, **kw), dtype=np.float64)
-        # every probe of every point in one batch of Hessian-vector products
-        hv = np.asarray(model.hvp(np.tile(z, (n_probes, 1)), s, probes.reshape(-1, d), **kw), dtype=np.float64)
+        # every probe of every point in one batch of products
+        zs, ps = np.tile(z, (n_probes, 1)), probes.reshape(-1, d)
+        if vjp is None:
+            hv = np.asarray(model.hvp(zs, s, ps, **kw), dtype=np.float64)
+        else:  # eps^T H eps from J^T eps alone (module docstring)
+            a, s2 = float(sch.alpha(s)), float(sch.sigma2(s))
+            hv = (a * np.asarray(vjp(zs, s, ps, **kw), dtype=np.float64) - ps) / s2
         trace = np.einsum("pmd,pmd->m", probes, hv.reshape(n_probes, m, d)) / n_probes
         return v, f * d - 0.5 * g2 * trace
 

@@ -132,3 +132,14 @@ def test_best_of_is_the_minimum_over_repeats_with_sync_inside_the_timing():
     assert calls.count("fn") == 4 and calls.count("sync") == 4
     with pytest.raises(ValueError, match="repeat"):
         _bench.best_of(fn, 0)
+
+
+def test_bench_flow_likelihood_quick(tmp_path):
+    """The flow-likelihood benchmark runs, and its two paths (hvp, vjp) give the same log-likelihoods
+    (float32 network: 1e-4 relative)."""
+    pytest.importorskip("torch")
+    mod = _load_bench("bench_flow_likelihood")
+    rows = mod.main(["--quick", "--points", "4", "--probes", "2", "--repeat", "1", "--out", str(tmp_path / "f.csv")])
+    assert rows[0]["what"].startswith("flow step, hvp") and rows[0]["ratio_to_baseline"] == 1.0
+    assert all(r["seconds"] > 0 for r in rows)
+    assert rows[0]["relative_diff_of_paths"] < 1e-4

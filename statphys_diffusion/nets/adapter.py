@@ -111,8 +111,8 @@ class TorchScoreModel:
     product_batch_size : int, optional
         Rows per Jacobian-vector product (``jvp``, ``vjp``, ``hvp``). Default: ``batch_size`` on an
         accelerator, at most 256 on the CPU, where autograd through a large batch is slower per row
-        (the 16 x 16 ``small`` UNet on 2 cores: 1,024 rows take 2.3x longer as one vjp batch than as four of
-        256, 3.7x for jvp; ``benchmarks/bench_flow_likelihood.py``).
+        (the 16 x 16 ``small`` UNet on 2 cores: 1,024 rows take 1.8x longer as one vjp batch than as four of
+        256, 3.1x for jvp; ``benchmarks/bench_flow_likelihood.py``).
     device : str or torch.device, optional
         Move the network there; by default it stays where it is. Inputs always go to the
         network's current device and results come back as float64 numpy arrays.

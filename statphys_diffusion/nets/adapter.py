@@ -181,10 +181,9 @@ class TorchScoreModel:
         self.data_range = data_range
         self._time_input = time_input
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
-        if product_batch_size is None:
-            on_cpu = all(p.device.type == "cpu" for p in net.parameters())
-            product_batch_size = min(self.batch_size, 256) if on_cpu else self.batch_size
-        self.product_batch_size = _checks.check_positive_int(product_batch_size, "product_batch_size")
+        self._product_batch: int | None = None
+        if product_batch_size is not None:
+            self.product_batch_size = product_batch_size
         self._classes = None if classes is None else np.asarray(classes)
         if class_weights is not None:
             if self._classes is None:
@@ -211,6 +210,18 @@ class TorchScoreModel:
         return p.device if p is not None else _torch().device("cpu")
 
     _device = device
+
+    @property
+    def product_batch_size(self) -> int:
+        """Rows per Jacobian product: the value given, else ``batch_size`` on an accelerator and at most 256 on
+        the CPU (read from the network's device now, so it follows a network moved after wrapping)."""
+        if self._product_batch is not None:
+            return self._product_batch
+        return min(self.batch_size, 256) if self.device.type == "cpu" else self.batch_size
+
+    @product_batch_size.setter
+    def product_batch_size(self, value: int) -> None:
+        self._product_batch = _checks.check_positive_int(value, "product_batch_size")
 
     # -- protocol ---------------------------------------------------------------------
     @property

@@ -7,7 +7,7 @@ now chunks Jacobian products at ``product_batch_size`` rows (at most 256 on the 
 the same run on the class-conditional ``small`` UNet (16 x 16 x 3, untrained weights: the cost does not
 depend on them), float32, 2 threads:
 
-- baseline: hvp path (a model without vjp), products in one batch (``product_batch_size=batch_size``);
+- baseline: the hvp path (``products="hvp"``), products in one batch (``product_batch_size=batch_size``);
 - vjp only, one batch; vjp in chunks of 256 (the new default): one evaluation of the flow's velocity and
   divergence at M points with P probes, and the products alone at M * P rows (jvp, vjp per chunk size).
 
@@ -23,22 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-class _HvpOnly:
-    """The network without its vjp: flow_log_likelihood's former path (one jvp and one vjp per probe)."""
-
-    def __init__(self, model):
-        self.model, self.schedule, self.dim = model, model.schedule, model.dim
-
-    def score(self, x, t, **kw):
-        return self.model.score(x, t, **kw)
-
-    def denoise(self, x, t, **kw):
-        return self.model.denoise(x, t, **kw)
-
-    def hvp(self, x, t, v, **kw):
-        return self.model.hvp(x, t, v, **kw)
 
 
 def _best(fn, repeat: int) -> float:
@@ -84,7 +68,11 @@ def main(argv=None) -> list[dict]:
         print(f"{name:<40} chunk {chunk:>5}: {rows[-1]['seconds']:.3f} s", flush=True)
 
     big = model.batch_size
-    run("flow step, hvp path (baseline)", lambda: sd.flow_log_likelihood(_HvpOnly(model), x, 150.0, **one_step), big)
+    run(
+        "flow step, hvp path (baseline)",
+        lambda: sd.flow_log_likelihood(model, x, 150.0, products="hvp", **one_step),
+        big,
+    )
     run("flow step, vjp path", lambda: sd.flow_log_likelihood(model, x, 150.0, **one_step), big)
     run("flow step, vjp path", lambda: sd.flow_log_likelihood(model, x, 150.0, **one_step), 256)
     for chunk in (big, 256, 64):
@@ -92,7 +80,7 @@ def main(argv=None) -> list[dict]:
         run("vjp", lambda: model.vjp(xs, 150.0, vs, y=2), chunk)
     # the two paths estimate the same number (the same probes): float32 rounding apart
     model.product_batch_size = 256
-    ll_hvp = sd.flow_log_likelihood(_HvpOnly(model), x, 150.0, **one_step)
+    ll_hvp = sd.flow_log_likelihood(model, x, 150.0, products="hvp", **one_step)
     ll_vjp = sd.flow_log_likelihood(model, x, 150.0, **one_step)
     diff = float(np.max(np.abs(ll_hvp - ll_vjp)) / max(1.0, float(np.max(np.abs(ll_hvp)))))
     print(f"flow step: relative difference of the two paths' log-likelihoods {diff:.1e}")

@@ -46,6 +46,7 @@ def flow_log_likelihood(
     t_end: float | None = None,
     n_steps: int = 100,
     n_probes: int = 4,
+    products: str = "auto",
     rng=None,
 ) -> np.ndarray:
     """log p_t(x) (or log p_t(x | y)) of ``model`` at each row of ``x`` by its probability-flow ODE.
@@ -61,6 +62,11 @@ def flow_log_likelihood(
     n_steps : Heun steps, uniform in log-SNR between t and t_end
     n_probes : Rademacher probes per point for the trace (their mean; the estimate's variance falls as
         1 / n_probes)
+    products : {"auto", "vjp", "hvp"}
+        How each probe's quadratic form eps^T H eps is taken: "vjp" from one vector-Jacobian product of the
+        denoiser (needs ``model.vjp``; half the cost of "hvp"), "hvp" from the model's Hessian-vector
+        product; "auto" (default) uses "vjp" where the model has it. The two agree to rounding with the
+        same probes (module docstring).
     rng : None, int or numpy Generator (the probes)
 
     Returns
@@ -86,6 +92,8 @@ def flow_log_likelihood(
         raise ValueError(f"t_end ({t1}) must be later than t ({t})")
     n_steps = _checks.check_positive_int(n_steps, "n_steps")
     n_probes = _checks.check_positive_int(n_probes, "n_probes")
+    if products not in ("auto", "vjp", "hvp"):
+        raise ValueError(f"products must be 'auto', 'vjp' or 'hvp', got {products!r}")
     rng = _checks.check_rng(rng)
     kw = {} if y is None else {"y": y}
     if y is not None and isinstance(model, GaussianMixture):  # an exact mixture: its class's own mixture
@@ -96,7 +104,9 @@ def flow_log_likelihood(
     grid[0], grid[-1] = t, t1
     m, d = x0.shape
     probes = rng.choice([-1.0, 1.0], size=(n_probes, m, d))
-    vjp = getattr(model, "vjp", None)
+    vjp = None if products == "hvp" else getattr(model, "vjp", None)
+    if products == "vjp" and vjp is None:
+        raise ValueError(f"products='vjp' needs a model with vjp(x, t, v); {type(model).__name__} has none")
 
     def velocity_and_divergence(z, s):
         f, g2 = _coeffs(sch, s)

@@ -55,6 +55,10 @@ def test_bad_input_is_refused():
         sd.flow_log_likelihood(gm, x, 0.5, t_end=0.4)
     with pytest.raises(ValueError, match="n_probes"):
         sd.flow_log_likelihood(gm, x, 0.5, n_probes=0)
+    with pytest.raises(ValueError, match="products"):
+        sd.flow_log_likelihood(gm, x, 0.5, products="jvp")
+    with pytest.raises(ValueError, match="products='vjp'"):  # an exact mixture has hvp but no vjp
+        sd.flow_log_likelihood(gm, x, 0.5, products="vjp")
     with pytest.raises((TypeError, ValueError), match="hvp"):
         sd.flow_log_likelihood(sd.LocalEmpirical(np.zeros((3, 1, 2, 2)), patch_size=1), np.zeros((1, 4)), 0.5)
 
@@ -94,22 +98,6 @@ def test_a_wrapped_network_takes_the_vjp_path_and_matches_the_exact_log_density(
     np.testing.assert_allclose(est, exact, atol=0.06)
 
 
-class _HvpOnly:
-    """The wrapped network without its vjp (a CurvatureModel's members only): the symmetrised-Hessian path."""
-
-    def __init__(self, model):
-        self.model, self.schedule, self.dim = model, model.schedule, model.dim
-
-    def score(self, x, t, **kw):
-        return self.model.score(x, t, **kw)
-
-    def denoise(self, x, t, **kw):
-        return self.model.denoise(x, t, **kw)
-
-    def hvp(self, x, t, v, **kw):
-        return self.model.hvp(x, t, v, **kw)
-
-
 def test_the_vjp_quadratic_form_equals_the_symmetrised_hessians_on_a_non_symmetric_jacobian():
     """eps^T J eps = eps^T sym(J) eps for every probe, so with the same probes the two paths agree to float64
     rounding (1e-9 on log-densities of order 1) even where J is far from symmetric."""
@@ -118,7 +106,7 @@ def test_the_vjp_quadratic_form_equals_the_symmetrised_hessians_on_a_non_symmetr
     net = _wrapped_linear(np.zeros(4), np.diag([0.5, 0.3, 0.2, 0.4]), skew)
     x = rng.standard_normal((3, 4)) * 0.5
     a = sd.flow_log_likelihood(net, x, 0.3, n_steps=20, n_probes=3, rng=5)
-    b = sd.flow_log_likelihood(_HvpOnly(net), x, 0.3, n_steps=20, n_probes=3, rng=5)
+    b = sd.flow_log_likelihood(net, x, 0.3, n_steps=20, n_probes=3, products="hvp", rng=5)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
     assert np.all(np.isfinite(a))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from ._checks import check_choice
+
 
 def is_tensor(x) -> bool:
     """Is ``x`` a torch tensor? (Without importing torch.)"""
@@ -23,8 +25,7 @@ def check_backend(backend, device, *, cpu: str):
     the nearest-neighbour search); ``device`` is only for ``"torch"`` (default: the CPU).
     """
     allowed = (cpu, "torch")
-    if backend not in allowed:
-        raise ValueError(f"backend must be one of {allowed}, got {backend!r}")
+    check_choice(backend, allowed, "backend")
     if backend == cpu:
         if device is not None:
             raise ValueError(f"device is for backend='torch'; the {cpu} backend runs on the CPU")

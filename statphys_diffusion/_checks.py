@@ -142,8 +142,7 @@ def check_times(
     min_size : int
         The fewest times the caller can work with.
     """
-    if order not in _ORDERS:
-        raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
+    check_choice(order, _ORDERS, "order")
     arr = as_float_array(times, name, dtype=np.float64)
     if arr.ndim == 0 and scalar:
         arr = arr.reshape(1)
@@ -212,6 +211,26 @@ def check_positive_int(value, name: str) -> int:
     if int(value) > 2**53:
         raise ValueError(f"{name} must be at most 2**53 (float64's exact integers), got {value!r}")
     return int(value)
+
+
+def check_choice(value, options, name: str, *, also: str = ""):
+    """``value`` if it is one of ``options``, else a ValueError naming the argument, every allowed value and
+    ``also`` (words for what else is accepted, e.g. "or a callable"), and what was given. Returns ``value``.
+
+    Unhashable values and arrays are refused the same way, never with a TypeError or an ambiguous-truth
+    error from the membership test.
+    """
+    try:
+        ok = bool(value in options)
+    except (TypeError, ValueError):  # unhashable, or an array (its comparison has no single truth value)
+        ok = False
+    if not ok:
+        items = [repr(o) for o in options]
+        listing = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+        got = repr(value)
+        got = got if len(got) <= 80 else got[:77] + "..."
+        raise ValueError(f"{name} must be one of {listing}{f' {also}' if also else ''}, got {got}")
+    return value
 
 
 def check_real(value, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:

@@ -34,10 +34,9 @@ class CovarianceSet:
     # -- construction ---------------------------------------------------------
     @classmethod
     def build(cls, kind: str, covariances, k: int, d: int, name: str = "covariances") -> CovarianceSet:
-        from ._checks import as_float_array
+        from ._checks import as_float_array, check_choice
 
-        if kind not in KINDS:
-            raise ValueError(f"covariance_type must be one of {KINDS}, got {kind!r}")
+        check_choice(kind, KINDS, "covariance_type")
         if kind in ("isotropic", "diagonal"):
             v = as_float_array(covariances, name, dtype=np.float64)
             shape = (k,) if kind == "isotropic" else (k, d)

@@ -162,8 +162,7 @@ def convert_prediction(value, x, t, schedule: Schedule, *, source: str, target: 
     True
     """
     for name, kind in (("source", source), ("target", target)):
-        if kind not in PREDICTION_KINDS:
-            raise ValueError(f"{name} must be one of {PREDICTION_KINDS}, got {kind!r}")
+        _checks.check_choice(kind, PREDICTION_KINDS, name)
     value = _checks.as_float_array(value, "value")
     x = _checks.as_float_array(x, "x")
     if value.shape != x.shape:

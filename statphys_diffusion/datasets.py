@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _checks
 from ._progress import iterate
 
 __all__ = [
@@ -71,8 +72,7 @@ def flatten_images(images, order: str = "chw", dtype=np.float64) -> np.ndarray:
     values, permuted: rows of one order cannot be compared with rows of the other. Exact models
     that treat pixels alike (empirical, Gaussian) give the same answers in either order.
     """
-    if order not in PIXEL_ORDERS:
-        raise ValueError(f"order must be one of {PIXEL_ORDERS}, got {order!r}")
+    _checks.check_choice(order, PIXEL_ORDERS, "order")
     img = np.asarray(images)
     if img.ndim != 4:
         raise ValueError(f"images must have shape (N, H, W, C), got {img.shape}")
@@ -151,8 +151,7 @@ def load_cifar10_zip(
     Files are read in sorted order; labels index the sorted class folder names.
     ``max_per_class`` keeps the first n files of each class (sorted), for quick runs.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    _checks.check_choice(split, ("train", "test"), "split")
     if max_per_class is not None and (int(max_per_class) != max_per_class or max_per_class < 1):
         raise ValueError(f"max_per_class must be a positive integer, got {max_per_class!r}")
     path = Path(path)
@@ -226,8 +225,7 @@ def load_cifar10_folder(
     path, split: str = "train", *, cache_dir=None, max_per_class: int | None = None, progress: bool = True
 ) -> ImageDataset:
     """Decode an image-folder tree ``path/<split>/<class>/*.png|jpg`` (sorted order, labels = sorted folders)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    _checks.check_choice(split, ("train", "test"), "split")
     root = Path(path) / split
     if not root.is_dir():
         raise ValueError(f"{str(root)!r} is not a directory (expected <root>/{split}/<class>/*.png)")
@@ -264,8 +262,7 @@ def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageData
     import pickle
     import tarfile
 
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    _checks.check_choice(split, ("train", "test"), "split")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")

@@ -92,8 +92,7 @@ def flow_log_likelihood(
         raise ValueError(f"t_end ({t1}) must be later than t ({t})")
     n_steps = _checks.check_positive_int(n_steps, "n_steps")
     n_probes = _checks.check_positive_int(n_probes, "n_probes")
-    if products not in ("auto", "vjp", "hvp"):
-        raise ValueError(f"products must be 'auto', 'vjp' or 'hvp', got {products!r}")
+    _checks.check_choice(products, ("auto", "vjp", "hvp"), "products")
     rng = _checks.check_rng(rng)
     kw = {} if y is None else {"y": y}
     if y is not None and isinstance(model, GaussianMixture):  # an exact mixture: its class's own mixture

@@ -238,8 +238,7 @@ class DynamicNegativeGuidance(_Guided):
         p_max: float = 0.99,
     ):
         super().__init__(model, removed)
-        if posterior not in ("exact", "online"):
-            raise ValueError(f"posterior must be 'exact' or 'online', got {posterior!r}")
+        _checks.check_choice(posterior, ("exact", "online"), "posterior")
         if posterior == "exact" and not satisfies(model, LabelledScoreModel):
             raise ValueError("posterior='exact' needs model.class_posterior; use posterior='online' for networks")
         self.posterior = posterior

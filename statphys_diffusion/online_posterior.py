@@ -286,8 +286,7 @@ class OnlineClassifier:
         used for every class) and tracks p(c | path) with the conditional kernels only (module
         docstring); the track's ``labels`` say which class generated each chain.
         """
-        if chains not in ("null", "joint"):
-            raise ValueError(f"chains must be 'null' or 'joint', got {chains!r}")
+        _checks.check_choice(chains, ("null", "joint"), "chains")
         require(model, Denoiser, purpose="the chains and Bayes' rule use denoise(x, t[, y])")
         cls = getattr(model, "classes", None) if classes is None else np.asarray(classes)
         if cls is None:

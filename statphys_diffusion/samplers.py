@@ -237,8 +237,7 @@ class _Sampler:
         self.step = None if step is None else _checks.check_real(step, "step", lo=0.0, lo_open=True)
         if self.step is not None and self.times is not None:
             raise ValueError("give either step or times, not both (the step would be ignored)")
-        if spacing not in SPACINGS:
-            raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+        _checks.check_choice(spacing, SPACINGS, "spacing")
         self.spacing = spacing
         self.progress = bool(progress)
 
@@ -470,8 +469,7 @@ class DDPMAncestral(_Sampler):
         progress: bool = False,
     ):
         super().__init__(n_steps, times=times, spacing=spacing, step=step, progress=progress)
-        if variance not in VARIANCES:
-            raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+        _checks.check_choice(variance, VARIANCES, "variance")
         self.variance = variance
 
     @classmethod

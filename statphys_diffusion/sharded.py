@@ -447,11 +447,8 @@ class ShardedLocalModel:
     """
 
     def __init__(self, kind: str, shards: Sequence, *, patch_size, client=None, schedule=None):
-        if kind not in ("LS", "ELS", "PSPC"):
-            raise ValueError(
-                f"kind must be 'LS', 'ELS' or 'PSPC' (the models whose candidates are the images' patches), "
-                f"got {kind!r}"
-            )
+        patchwise = "(the models whose candidates are the images' patches)"
+        _checks.check_choice(kind, ("LS", "ELS", "PSPC"), "kind", also=patchwise)
         if isinstance(shards, (str, Path, np.ndarray)) or not isinstance(shards, Sequence) or len(shards) == 0:
             raise ValueError("shards must be a non-empty sequence of .npy paths or (N_s, C, H, W) arrays")
         self.schedule = OrnsteinUhlenbeck() if schedule is None else schedule

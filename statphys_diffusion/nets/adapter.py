@@ -156,8 +156,7 @@ class TorchScoreModel:
         self.clip_denoised = (
             None if clip_denoised is None else _checks.check_real(clip_denoised, "clip_denoised", lo=0, lo_open=True)
         )
-        if jvp_mode not in _JVP_MODES:
-            raise ValueError(f"jvp_mode must be one of {_JVP_MODES}, got {jvp_mode!r}")
+        _checks.check_choice(jvp_mode, _JVP_MODES, "jvp_mode")
         self.jvp_mode = jvp_mode
         self._forward_failed = False
         if device is not None:
@@ -602,8 +601,7 @@ def from_diffusers(
     labels, embed, null = _class_embedding(unet, classes, null_class)
     cfg = scheduler.config
     prediction = cfg.get("prediction_type", "epsilon")
-    if prediction not in ("epsilon", "sample", "v_prediction"):
-        raise ValueError(f"prediction_type must be 'epsilon', 'sample' or 'v_prediction', got {prediction!r}")
+    _checks.check_choice(prediction, ("epsilon", "sample", "v_prediction"), "prediction_type")
     if cfg.get("thresholding", False):
         raise ValueError("thresholding=True (dynamic thresholding, Saharia et al. 2022) is not supported")
     diffusers_variance(cfg)  # refuses learned variances early

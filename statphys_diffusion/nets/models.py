@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _checks
+
 __all__ = ["MLPDenoiser", "TabularResNet", "UNet", "CONFIGS", "build"]
 
 
@@ -193,6 +195,5 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def build(config: str, in_channels: int = 3, n_classes: int = 0, time_scale: float = 1.0) -> UNet:
     """A UNet from a named configuration (``tiny`` or ``small``)."""
-    if config not in CONFIGS:
-        raise ValueError(f"config must be one of {sorted(CONFIGS)}, got {config!r}")
+    _checks.check_choice(config, sorted(CONFIGS), "config")
     return UNet(in_channels=in_channels, n_classes=n_classes, time_scale=time_scale, **CONFIGS[config])

@@ -30,18 +30,16 @@ All functions take torch tensors; ``alpha`` and ``sigma`` broadcast against x
 
 from __future__ import annotations
 
+from .. import _checks
+
 PREDICTIONS = ("eps", "x0", "v", "edm")
 _DIFFUSERS = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
 
 
 def check_prediction(prediction: str) -> str:
     """Validate a parametrisation name (diffusers' names ``epsilon``/``sample``/``v_prediction`` accepted)."""
-    p = _DIFFUSERS.get(prediction, prediction)
-    if p not in PREDICTIONS:
-        raise ValueError(
-            f"prediction must be one of {PREDICTIONS} (or diffusers' {tuple(_DIFFUSERS)}), got {prediction!r}"
-        )
-    return p
+    _checks.check_choice(prediction, tuple(PREDICTIONS) + tuple(_DIFFUSERS), "prediction")
+    return _DIFFUSERS.get(prediction, prediction)
 
 
 def _edm_coefficients(alpha, sigma, sigma_data: float):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import datasets
+from .. import _checks, datasets
 from .._io import DirectoryLock, atomic_write_text
 from ..report import SCHEDULES
 from .adapter import TorchScoreModel
@@ -70,10 +70,8 @@ def train_images(
     from .models import CONFIGS
 
     # everything is validated before anything is written
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
-    if config not in CONFIGS:
-        raise ValueError(f"config must be one of {sorted(CONFIGS)}, got {config!r}")
+    _checks.check_choice(schedule, sorted(SCHEDULES), "schedule")
+    _checks.check_choice(config, sorted(CONFIGS), "config")
     tc = train_config or TrainConfig()
     if not isinstance(tc, TrainConfig):
         raise ValueError(f"train_config must be a TrainConfig, got {type(tc).__name__}")
@@ -378,8 +376,7 @@ def sample_run(
     from ..samplers import DDIM, DDPMAncestral
 
     model, meta = load_network(out, device=device)
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    _checks.check_choice(sampler, ("ddpm", "ddim"), "sampler")
     cls = DDPMAncestral if sampler == "ddpm" else DDIM
     if y is not None:
         if not meta["conditional"]:

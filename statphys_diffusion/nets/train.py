@@ -97,10 +97,8 @@ class TrainConfig:
         _checks.check_real(self.t_eps, "t_eps", lo=0, lo_open=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.prediction not in _param.PREDICTIONS:
-            raise ValueError(f"prediction must be one of {_param.PREDICTIONS}, got {self.prediction!r}")
-        if self.noise not in NOISE_DISTRIBUTIONS:
-            raise ValueError(f"noise must be one of {NOISE_DISTRIBUTIONS}, got {self.noise!r}")
+        _checks.check_choice(self.prediction, _param.PREDICTIONS, "prediction")
+        _checks.check_choice(self.noise, NOISE_DISTRIBUTIONS, "noise")
         _checks.check_real(self.p_mean, "p_mean")
         _checks.check_real(self.p_std, "p_std", lo=0, lo_open=True)
         _checks.check_real(self.sigma_data, "sigma_data", lo=0, lo_open=True)

@@ -143,8 +143,7 @@ class EntropyRate(TidyResult):
         """
         if class_names is not None and len(class_names) != len(self.classes):
             raise ValueError(f"class_names must have one name per class ({len(self.classes)}), got {len(class_names)}")
-        if per not in ("time", "log_snr"):
-            raise ValueError(f"per must be 'time' or 'log_snr', got {per!r}")
+        _checks.check_choice(per, ("time", "log_snr"), "per")
         scale = 1.0 if per == "time" else 1.0 / self._speed()
         ax = axes(ax)
         rate, se = self.rate * scale, self.rate_stderr * scale
@@ -379,8 +378,7 @@ def entropy_rate(
     w_cls = _labelled(model)
     require(model, ExactMixture, purpose="entropy_rate needs a GaussianMixture or EmpiricalDistribution")
     ts = _checks.check_times(times, model.schedule, order="increasing", allow_zero=False)
-    if method not in ("auto", "quadrature", "monte_carlo"):
-        raise ValueError(f"method must be 'auto', 'quadrature' or 'monte_carlo', got {method!r}")
+    _checks.check_choice(method, ("auto", "quadrature", "monte_carlo"), "method")
     if method == "quadrature" and model.dim != 1:
         raise ValueError("method='quadrature' needs a 1-D Gaussian mixture")
     n = _checks.check_positive_int(n, "n")

@@ -51,8 +51,7 @@ _DENSE_MAX = 512  # dense Hessian (eigh / solve) up to this dimension, Lanczos /
 
 
 def _check_dynamics(dynamics: str) -> str:
-    if dynamics not in DYNAMICS:
-        raise ValueError(f"dynamics must be one of {DYNAMICS}, got {dynamics!r}")
+    _checks.check_choice(dynamics, DYNAMICS, "dynamics")
     return dynamics
 
 

@@ -165,8 +165,7 @@ def critical_start(times, values, *, rule: str = "second_difference", window: in
     if np.ndim(times) != 1 or np.size(times) != v.size or v.size < 3:
         raise ValueError(f"times and values must have the same length >= 3, got {np.shape(times)} and {v.shape}")
     t = _checks.check_times(times, order="increasing", scalar=False, allow_zero=False)
-    if rule not in CRITICAL_RULES:
-        raise ValueError(f"rule must be one of {CRITICAL_RULES}, got {rule!r}")
+    _checks.check_choice(rule, CRITICAL_RULES, "rule")
     if rule == "smoothed":
         window = _checks.check_positive_int(window, "window")
         if window % 2 == 0 or window > t.size:

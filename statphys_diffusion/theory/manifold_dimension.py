@@ -181,8 +181,7 @@ def manifold_dimension(
     n = d if n_probes is None else _checks.check_positive_int(n_probes, "n_probes")
     if n > d:
         raise ValueError(f"n_probes must be at most d = {d} (orthonormal probes), got {n}")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    _checks.check_choice(rule, RULES, "rule")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     sch = model.schedule

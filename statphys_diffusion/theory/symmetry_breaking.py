@@ -268,8 +268,7 @@ def speciation_time(
     >>> round(sd.speciation_time(gm), 4)  # OU time where the two classes start to separate
     0.8146
     """
-    if form not in ("exact", "paper"):
-        raise ValueError(f"form must be 'exact' or 'paper', got {form!r}")
+    _checks.check_choice(form, ("exact", "paper"), "form")
     given = [v is not None for v in (top_eigenvalue, data, model)]
     if not any(given):
         raise ValueError("give top_eigenvalue, data (an (N, d) array) or a model with covariance()")

@@ -507,13 +507,13 @@ def main(argv=None):
         **summary_v,
         "post_hoc": diagnostics(measured, check),
         "block_variances": {b: float(np.mean(np.array(base["variances"])[sl])) for b, sl in BLOCKS.items()},
-        "config": {k: v for k, v in base.items() if k not in ("runs", "variances")},
         "seconds": time.time() - t0,
     }
-    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
+    config = {k: v for k, v in base.items() if k not in ("runs", "variances")}  # in the provenance block only
+    summary["provenance"] = ex.provenance(config, None, summary["seconds"])
     (out / f"geometric_synthetic{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(main_res, summary, out / f"geometric_synthetic{tag}.png")
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=float))
+    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=2, default=float))
     return summary
 
 

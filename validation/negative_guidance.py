@@ -249,8 +249,8 @@ def main(argv=None):
     if rows:
         write_rows_csv(out / f"negative_guidance{'' if args.part == 'all' else '_' + args.part}.csv", rows)
         plot(rows, out)
-    summary = {"quick": args.quick, "rows": len(rows), "config": dataclasses.asdict(cfg)}
-    summary["provenance"] = ex.provenance(dict(summary["config"], part=args.part), None, timer.seconds)
+    summary = {"quick": args.quick, "rows": len(rows)}  # the config is in the provenance block only
+    summary["provenance"] = ex.provenance(dict(dataclasses.asdict(cfg), part=args.part), None, timer.seconds)
     (out / f"negative_guidance_{args.part}.json").write_text(json.dumps(summary, indent=2))
     return rows
 

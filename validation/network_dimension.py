@@ -283,11 +283,11 @@ def main(argv=None):
         "criteria": crit,
         "verdict": verdict_,
         "sample_fractions": {n: results[n]["fractions"] for n in ns},
-        "config": {k: v for k, v in base.items() if k not in ("runs", "data")},
         "seconds": time.time() - t0,
         "job_seconds": float(sum(r["seconds"] for r in res)),  # the measurement's cost, also when cached
     }
-    summary["provenance"] = ex.provenance(dict(summary["config"], sizes=sz), None, summary["seconds"])
+    config = {k: v for k, v in base.items() if k not in ("runs", "data")}  # in the provenance block only
+    summary["provenance"] = ex.provenance(dict(config, sizes=sz), None, summary["seconds"])
     _driver.dump_json(out / f"{name}.json", summary, echo=True)
     plot(out, results, twins, trust, t_star, summary, name)
     return rows, summary

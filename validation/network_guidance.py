@@ -175,9 +175,9 @@ def main(argv=None):
         "removed": args.removed,
         **refs,
         "seconds": time.time() - t0,
-        "config": {k: v for k, v in base.items() if k not in ("runs", "data")},
     }
-    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
+    config = {k: v for k, v in base.items() if k not in ("runs", "data")}  # in the provenance block only
+    summary["provenance"] = ex.provenance(config, None, summary["seconds"])
     (out / f"network_guidance{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(rows, refs, out / f"network_guidance{tag}.png", args.removed)
     print(json.dumps(summary, indent=2, default=float))

@@ -480,14 +480,14 @@ def main(argv=None):
         "extended": _extension_record(previous, results, out / f"network_memorization{tag}.json")
         if args.extend
         else None,
-        "config": {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds", "steps")},
         "results": results,
     }
-    summary["provenance"] = ex.provenance(summary["config"], None, summary["seconds"])
+    config = {k: v for k, v in base.items() if k not in ("runs", "data", "thresholds", "steps")}  # provenance only
+    summary["provenance"] = ex.provenance(config, None, summary["seconds"])
     write_rows_csv(out / f"network_memorization{tag}.csv", _rows(results))
     (out / f"network_memorization{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     _plot(results, summary, out / f"network_memorization{tag}.png")
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("results", "config")}, indent=2, default=float))
+    print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2, default=float))
     return summary
 
 

@@ -12,7 +12,6 @@ from statphys_diffusion import _checks
 
 OU = sd.OrnsteinUhlenbeck()
 GM = sd.GaussianMixture.isotropic([[0.0, 0.0], [1.0, 1.0]], [0.5, 0.5], labels=[0, 1])
-GM1 = sd.GaussianMixture.isotropic([[-1.0], [1.0]], 0.1)
 X = np.zeros((2, 2))
 
 

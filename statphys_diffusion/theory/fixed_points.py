@@ -51,8 +51,7 @@ _DENSE_MAX = 512  # dense Hessian (eigh / solve) up to this dimension, Lanczos /
 
 
 def _check_dynamics(dynamics: str) -> str:
-    _checks.check_choice(dynamics, DYNAMICS, "dynamics")
-    return dynamics
+    return _checks.check_choice(dynamics, DYNAMICS, "dynamics")
 
 
 def stiffness(schedule, t, dynamics: str = "sde"):

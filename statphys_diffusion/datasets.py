@@ -52,6 +52,7 @@ ENV_CACHE = "STATPHYS_DIFFUSION_CACHE"
 
 
 PIXEL_ORDERS = ("hwc", "chw")
+SPLITS = ("train", "test")  # the CIFAR-10 archive's two splits
 
 
 def unit_range(images, dtype=np.float64) -> np.ndarray:
@@ -151,7 +152,7 @@ def load_cifar10_zip(
     Files are read in sorted order; labels index the sorted class folder names.
     ``max_per_class`` keeps the first n files of each class (sorted), for quick runs.
     """
-    _checks.check_choice(split, ("train", "test"), "split")
+    _checks.check_choice(split, SPLITS, "split")
     if max_per_class is not None and (int(max_per_class) != max_per_class or max_per_class < 1):
         raise ValueError(f"max_per_class must be a positive integer, got {max_per_class!r}")
     path = Path(path)
@@ -225,7 +226,7 @@ def load_cifar10_folder(
     path, split: str = "train", *, cache_dir=None, max_per_class: int | None = None, progress: bool = True
 ) -> ImageDataset:
     """Decode an image-folder tree ``path/<split>/<class>/*.png|jpg`` (sorted order, labels = sorted folders)."""
-    _checks.check_choice(split, ("train", "test"), "split")
+    _checks.check_choice(split, SPLITS, "split")
     root = Path(path) / split
     if not root.is_dir():
         raise ValueError(f"{str(root)!r} is not a directory (expected <root>/{split}/<class>/*.png)")
@@ -262,7 +263,7 @@ def load_cifar10_tar(path, split: str = "train", *, cache_dir=None) -> ImageData
     import pickle
     import tarfile
 
-    _checks.check_choice(split, ("train", "test"), "split")
+    _checks.check_choice(split, SPLITS, "split")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")

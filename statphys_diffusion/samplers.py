@@ -77,12 +77,10 @@ def ddpm_time_sequence(
     if n > k:
         raise ValueError(f"n_steps must be at most num_train_timesteps = {k}, got {n}")
     if late_index is None:
-        if skip == "uniform":
+        if _checks.check_choice(skip, ("uniform", "quad"), "skip") == "uniform":
             seq = np.arange(0, k, k // n)
-        elif skip == "quad":
-            seq = (np.linspace(0, np.sqrt(k * 0.8), n) ** 2).astype(np.int64)
         else:
-            raise ValueError(f"skip must be 'uniform' or 'quad', got {skip!r}")
+            seq = (np.linspace(0, np.sqrt(k * 0.8), n) ** 2).astype(np.int64)
     else:
         if isinstance(late_index, bool) or int(late_index) != late_index or not 0 < int(late_index) < k:
             raise ValueError(f"late_index must be an integer DDPM index in (0, {k}), got {late_index!r}")

@@ -457,20 +457,18 @@ class DiscreteSchedule(Schedule):
         float32 cumulative product; ``alphas_cumprod`` here is that float32
         array. Supported: ``linear``, ``scaled_linear``, ``squaredcos_cap_v2``.
         """
+        from . import _checks
         from ._torch_compat import torch_cumprod_f32, torch_linspace_f32
 
+        _checks.check_choice(beta_schedule, ("linear", "scaled_linear", "squaredcos_cap_v2"), "beta_schedule")
         T = int(num_train_timesteps)
         if beta_schedule == "linear":
             betas = torch_linspace_f32(beta_start, beta_end, T)
         elif beta_schedule == "scaled_linear":
             betas = torch_linspace_f32(beta_start**0.5, beta_end**0.5, T)
             betas = (betas * betas).astype(np.float32)
-        elif beta_schedule == "squaredcos_cap_v2":
+        else:  # "squaredcos_cap_v2"
             betas = _cosine_betas(T, 0.008, 0.999).astype(np.float32)
-        else:
-            raise ValueError(
-                f"beta_schedule must be one of 'linear', 'scaled_linear', 'squaredcos_cap_v2', got {beta_schedule!r}"
-            )
         alphas = (np.float32(1.0) - betas).astype(np.float32)
         return cls(torch_cumprod_f32(alphas), name=f"diffusers-{beta_schedule}")
 

@@ -44,6 +44,12 @@ CASES = [
         "covariance_type",
         ("isotropic", "diagonal", "full", "lowrank"),
     ),
+    (lambda v: sd.ddpm_time_sequence(5, skip=v), "skip", ("uniform", "quad")),
+    (
+        lambda v: sd.DiscreteSchedule.from_diffusers(beta_schedule=v),
+        "beta_schedule",
+        ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    ),
 ]
 
 
@@ -56,3 +62,13 @@ def test_public_entry_points_name_the_argument_and_every_allowed_value(call, nam
     for a in allowed:
         assert repr(a) in message, (a, message)
     assert re.search(r", got .+$", message)
+
+
+@pytest.mark.parametrize("bad", ["nonsense", ["auto"]])
+def test_adapter_time_input_names_every_allowed_value_and_the_callable(bad):
+    torch = pytest.importorskip("torch")
+    from statphys_diffusion import nets
+
+    net = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=r"^time_input must be one of 'auto', 'index' or 'time' or a callable, got "):
+        nets.TorchScoreModel(net, sd.DiscreteSchedule.linear(), time_input=bad)

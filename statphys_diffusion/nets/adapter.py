@@ -163,8 +163,8 @@ class TorchScoreModel:
             net = net.to(device)
         if not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
-        if not (callable(time_input) or time_input in ("auto", "index", "time")):
-            raise ValueError(f"time_input must be 'auto', 'index', 'time' or a callable, got {time_input!r}")
+        if not callable(time_input):
+            _checks.check_choice(time_input, ("auto", "index", "time"), "time_input", also="or a callable")
         if time_input == "index" and not isinstance(schedule, DiscreteSchedule):
             raise ValueError("time_input='index' needs a DiscreteSchedule")
         self.net = net

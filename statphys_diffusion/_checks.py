@@ -215,7 +215,8 @@ def check_positive_int(value, name: str) -> int:
 
 def check_choice(value, options, name: str, *, also: str = ""):
     """``value`` if it is one of ``options``, else a ValueError naming the argument, every allowed value and
-    ``also`` (words for what else is accepted, e.g. "or a callable"), and what was given. Returns ``value``.
+    ``also``, and what was given. Returns ``value``. ``also`` beginning with "or " names what else is
+    accepted ("'a', 'b' or a callable"); other words follow the listing ("'a' or 'b' (the patch models)").
 
     Unhashable values and arrays are refused the same way, never with a TypeError or an ambiguous-truth
     error from the membership test.
@@ -226,10 +227,14 @@ def check_choice(value, options, name: str, *, also: str = ""):
         ok = False
     if not ok:
         items = [repr(o) for o in options]
-        listing = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+        if also.startswith("or "):  # "'a', 'b', 'c' or a callable": one "or", before the alternative
+            listing = ", ".join(items) + f" {also}"
+        else:
+            listing = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+            listing += f" {also}" if also else ""
         got = repr(value)
         got = got if len(got) <= 80 else got[:77] + "..."
-        raise ValueError(f"{name} must be one of {listing}{f' {also}' if also else ''}, got {got}")
+        raise ValueError(f"{name} must be one of {listing}, got {got}")
     return value
 
 

@@ -25,6 +25,10 @@ def test_check_choice_passes_allowed_values_through_and_adds_alternatives():
     assert _checks.check_choice("b", ("a", "b"), "kind") == "b"
     with pytest.raises(ValueError, match=r"^kind must be one of 'a' or a callable, got 'q'$"):
         _checks.check_choice("q", ("a",), "kind", also="or a callable")
+    with pytest.raises(ValueError, match=r"^kind must be one of 'a', 'b' or a callable, got 'q'$"):
+        _checks.check_choice("q", ("a", "b"), "kind", also="or a callable")
+    with pytest.raises(ValueError, match=r"^kind must be one of 'a' or 'b' \(the two\), got 'q'$"):
+        _checks.check_choice("q", ("a", "b"), "kind", also="(the two)")
     # a long value is shortened, not printed whole
     with pytest.raises(ValueError) as err:
         _checks.check_choice("x" * 500, ("a",), "kind")
@@ -70,5 +74,5 @@ def test_adapter_time_input_names_every_allowed_value_and_the_callable(bad):
     from statphys_diffusion import nets
 
     net = torch.nn.Linear(2, 2)
-    with pytest.raises(ValueError, match=r"^time_input must be one of 'auto', 'index' or 'time' or a callable, got "):
+    with pytest.raises(ValueError, match=r"^time_input must be one of 'auto', 'index', 'time' or a callable, got "):
         nets.TorchScoreModel(net, sd.DiscreteSchedule.linear(), time_input=bad)

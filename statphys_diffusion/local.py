@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _checks
 from ._backend import check_backend
-from ._kernels.patches import local_posterior_mean, patch_posterior_mean, patch_posterior_mean_torch
+from ._kernels.patches import gather_locations, local_posterior_mean, patch_posterior_mean, patch_posterior_mean_torch
 from .citations import references
 from .schedules import OrnsteinUhlenbeck, Schedule
 
@@ -610,10 +610,9 @@ class DataDrivenLocalEmpirical(_ImageModel):
             def chunks(idx=idx, p=p, per=per):
                 for n0 in range(0, n, per):
                     block = tr[n0 : n0 + per]
-                    yield (
-                        np.ascontiguousarray(block[:, :, idx].reshape(block.shape[0], -1)),
-                        np.ascontiguousarray(block[:, :, p]),
-                    )
+                    keys = np.empty((block.shape[0], c * idx.size), dtype=block.dtype)
+                    gather_locations(block, idx, keys)  # = block[:, :, idx].reshape(len(block), -1)
+                    yield keys, np.ascontiguousarray(block[:, :, p])
 
             out[:, :, p] = self._posterior_mean(q, chunks, c, a, s2)
         return _checks.check_finite_output(out.reshape(m, -1), "the denoiser")

@@ -121,3 +121,23 @@ def test_gemm_cross_equals_the_numpy_product_for_any_memory_layout():
             _gemm_cross(out, xx, mm)
             assert out.dtype == dtype, name
             np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.abs(want).max(), err_msg=name)
+
+
+@given(
+    n=st.integers(1, 6),
+    c=st.integers(1, 4),
+    p=st.integers(1, 20),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_gather_locations_equals_numpys_fancy_index(n, c, p, dtype, seed):
+    # the locality model's receptive-field keys: the numba copy must give numpy's array exactly (the same
+    # values in the same (channel, location) order), for any subset of locations, sorted or not
+    from statphys_diffusion._kernels.patches import gather_locations
+
+    rng = np.random.default_rng(seed)
+    block = rng.standard_normal((n, c, p)).astype(dtype)
+    idx = rng.choice(p, size=int(rng.integers(1, p + 1)), replace=False).astype(np.int64)
+    out = np.empty((n, c * idx.size), dtype=dtype)
+    gather_locations(block, idx, out)
+    assert np.array_equal(out, block[:, :, idx].reshape(n, -1))

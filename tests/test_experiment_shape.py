@@ -399,7 +399,31 @@ def test_geometric_order_quick(tmp_path):
     assert saved["verdict"] == summary["verdict"] and set(saved["gates"]) == {"250"}
     # the snapshot was written by the callback at the stated step, and the run finished
     st = go.main(["--quick", "--status", "--runs", str(tmp_path / "runs")])
-    assert st[250] == {"steps_done": go.QUICK.steps, "of": go.QUICK.steps, "snapshot_written": True}
+    assert st[250] == {"steps_done": go.QUICK.steps, "committed_copy": 0, "of": go.QUICK.steps,
+                       "snapshot_written": True}  # fmt: skip
+
+
+def test_geometric_order_carries_checkpoints_to_and_from_the_tracked_folder(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    go = _load("geometric_order")
+    monkeypatch.setattr(go, "CARRY", tmp_path / "tracked" / go.NAME)
+    cfg, runs = go.FULL, tmp_path / "runs"
+    here = go.run_dir(cfg, 250, runs)
+    there = go.run_dir(cfg, 250, tmp_path / "tracked")
+    here.mkdir(parents=True)
+    torch.save({"step": 30_000}, here / "checkpoint.pt")
+    assert go.carry(cfg, 250, runs, out=True) == 30_000  # copied out
+    assert torch.load(there / "checkpoint.pt")["step"] == 30_000 and not (there / "snapshot-1000000.pt").exists()
+    # a fresh clone: nothing under runs/, so the committed copy comes back
+    (here / "checkpoint.pt").unlink()
+    assert go.carry(cfg, 250, runs, out=False) == 30_000
+    # a run further along than the committed copy is never replaced by it, and the snapshot travels once
+    torch.save({"step": 50_000}, here / "checkpoint.pt")
+    torch.save({"w": 1}, here / "snapshot-1000000.pt")
+    assert go.carry(cfg, 250, runs, out=False) == 50_000
+    assert go.carry(cfg, 250, runs, out=True) == 50_000 and (there / "snapshot-1000000.pt").is_file()
+    assert not list(there.glob("*.copying")) and not list(here.glob("*.copying"))
+    assert go.status(cfg, runs)[250]["committed_copy"] == 50_000
 
 
 def test_generalisation_describes_each_sample_category():

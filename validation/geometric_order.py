@@ -10,8 +10,14 @@ and N = 500, one core each, resumable from a checkpoint every 10,000 steps; the 
 is order stability: at 1M and 2M steps the same loss order of the two blocks, and each block's loss
 sigma within 20%.
 
+The training outlasts one session: between sessions each N's checkpoint (and the 1M snapshot once it
+exists) is copied into the tracked folder ``validation/checkpoints/geometric_order/`` (``--carry-out``)
+and committed; on a fresh clone the training copies it back into ``runs/`` before it resumes (a
+carried checkpoint replaces the run's only if it is further along).
+
 Usage: python validation/geometric_order.py [--quick] [--workers 2]
        python validation/geometric_order.py --status      (training progress of each N, from its checkpoint)
+       python validation/geometric_order.py --carry-out   (copy the checkpoints into the tracked folder)
        python validation/geometric_order.py --reference-check
 """
 
@@ -35,6 +41,7 @@ import statphys_diffusion as sd  # noqa: E402
 
 NAME = "geometric_order"
 JOBS = ex.ROOT / "validation" / "jobs" / NAME
+CARRY = ex.ROOT / "validation" / "checkpoints" / NAME  # committed copies of the checkpoints (docstring)
 SIGMA_TOL = 0.20  # relative: each block's loss sigma at 1M and 2M steps
 TIE = 0.20  # relative: blocks lost within this of each other are lost together ("tied")
 
@@ -72,6 +79,37 @@ def _snapshot_path(cfg: Config, n: int, runs: Path) -> Path:
     return run_dir(cfg, n, runs) / f"snapshot-{cfg.snapshot}.pt"
 
 
+def _steps(path: Path) -> int:
+    """Steps done by the checkpoint at ``path`` (0 if there is none)."""
+    import torch
+
+    return int(torch.load(path, weights_only=False).get("step", -1)) if path.is_file() else 0
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (a temporary file beside it, then a rename)."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".copying")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def carry(cfg: Config, n: int, runs: Path, *, out: bool) -> int:
+    """Copy N's checkpoint and snapshot between ``runs`` and the tracked :data:`CARRY` folder: ``out`` into
+    it, else back from it. Only a checkpoint further along replaces one; a snapshot is copied only where
+    it is missing. Returns the steps of the checkpoint at the destination."""
+    here, there = run_dir(cfg, n, runs), run_dir(cfg, n, CARRY.parent)
+    src, dst = (here, there) if out else (there, here)
+    if _steps(src / "checkpoint.pt") > _steps(dst / "checkpoint.pt"):
+        _copy(src / "checkpoint.pt", dst / "checkpoint.pt")
+    snap = _snapshot_path(cfg, n, runs).name
+    if (src / snap).is_file() and not (dst / snap).is_file():
+        _copy(src / snap, dst / snap)
+    return _steps(dst / "checkpoint.pt")
+
+
 def train(cfg: Config, n: int, runs: Path, threads: int = 1):
     """Train (or resume) N's network to ``cfg.steps``; the EMA weights at ``cfg.snapshot`` are written
     once, atomically, by the callback. Returns (EMA network at the snapshot, final EMA network, mean loss
@@ -85,6 +123,8 @@ def train(cfg: Config, n: int, runs: Path, threads: int = 1):
     net = nets.TabularResNet(gs.D)
     path = run_dir(cfg, n, runs) / "checkpoint.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.mode == "full":
+        carry(cfg, n, runs, out=False)  # a fresh clone resumes from the committed checkpoint
     snap = _snapshot_path(cfg, n, runs)
 
     def keep(step, _net, ema):  # step: the number of steps done
@@ -193,13 +233,13 @@ def reference_check(out: Path) -> dict:
 
 def status(cfg: Config, runs: Path) -> dict:
     """Steps done per N, read from each checkpoint (for the session notes)."""
-    import torch
 
     out = {}
     for n in cfg.ns:
-        path = run_dir(cfg, n, runs) / "checkpoint.pt"
-        step = int(torch.load(path, weights_only=False).get("step", -1)) if path.is_file() else 0
-        out[n] = {"steps_done": step, "of": cfg.steps, "snapshot_written": _snapshot_path(cfg, n, runs).is_file()}
+        step = _steps(run_dir(cfg, n, runs) / "checkpoint.pt")
+        carried = _steps(run_dir(cfg, n, CARRY.parent) / "checkpoint.pt")
+        out[n] = {"steps_done": step, "committed_copy": carried, "of": cfg.steps,
+                  "snapshot_written": _snapshot_path(cfg, n, runs).is_file()}  # fmt: skip
     print(out)
     return out
 
@@ -285,11 +325,16 @@ def main(argv=None):
     p = ex.parser(__doc__, "a few hundred steps: the pipeline only", data=False)
     p.add_argument("--status", action="store_true", help="training progress per N")
     p.add_argument("--workers", type=int, default=2, help="processes (one N each, one torch thread each)")
+    p.add_argument("--carry-out", action="store_true", help="copy the checkpoints into validation/checkpoints/")
     args = p.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     runs = ex.ROOT / args.runs
     if args.status:
         return status(cfg, runs)
+    if args.carry_out:
+        done = {n: carry(cfg, n, runs, out=True) for n in cfg.ns}
+        print(f"{CARRY}: steps {done}")
+        return done
     if args.reference_check:
         return reference_check(ex.PREREGISTRATIONS / f"{NAME}_reference_check.json")
     cache, out = ex.destinations(args, JOBS)

@@ -153,18 +153,20 @@ def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragm
             run_max[i] = new
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(cache=CACHE)
 def gather_locations(block, idx, out):  # pragma: no cover - numba
     """out[n, c |idx| + l] = block[n, c, idx[l]]: the keys of a receptive field, (n, C |idx|), in the
-    (channel, location) order of ``block[:, :, idx].reshape(n, -1)``, copied in parallel over images.
+    (channel, location) order of ``block[:, :, idx].reshape(n, -1)``.
 
     numpy's fancy index along the last axis of a 3-D array took about 8x the chunk's GEMM in the
     data-driven locality model at N = 50,000 (a profile of ``validation/generalisation.py``); this copy
-    costs about as much as the GEMM there. ``benchmarks/bench_locality.py`` times both on whole calls.
+    costs about as much as the GEMM there. Serial on purpose: a parallel copy left numba's threads
+    competing with the BLAS threads of the next GEMM and made small fields slower.
+    ``benchmarks/bench_locality.py`` times both on whole calls.
     """
     nb, n_c, _ = block.shape
     k = idx.shape[0]
-    for n in prange(nb):
+    for n in range(nb):
         for ch in range(n_c):
             for l in range(k):
                 out[n, ch * k + l] = block[n, ch, idx[l]]

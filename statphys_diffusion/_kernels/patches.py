@@ -158,11 +158,11 @@ def gather_locations(block, idx, out):  # pragma: no cover - numba
     """out[n, c |idx| + l] = block[n, c, idx[l]]: the keys of a receptive field, (n, C |idx|), in the
     (channel, location) order of ``block[:, :, idx].reshape(n, -1)``.
 
-    numpy's fancy index along the last axis of a 3-D array took about 8x the chunk's GEMM in the
-    data-driven locality model at N = 50,000 (a profile of ``validation/generalisation.py``); this copy
-    costs about as much as the GEMM there. Serial on purpose: a parallel copy left numba's threads
-    competing with the BLAS threads of the next GEMM and made small fields slower.
-    ``benchmarks/bench_locality.py`` times both on whole calls.
+    numpy's fancy index along the last axis of a 3-D array is slow: ``benchmarks/bench_locality.py``
+    (whole denoiser calls, N = 5,000, M = 50, 2 idle cores) finds the model 1.66x faster with this
+    copy for 15 x 15 fields, 1.12x for 9 x 9 and the same speed (0.99x) for 3 x 3. Serial on
+    purpose: a parallel copy left numba's threads competing with the BLAS threads of the next GEMM
+    (0.79x for 3 x 3 fields).
     """
     nb, n_c, _ = block.shape
     k = idx.shape[0]

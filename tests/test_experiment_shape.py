@@ -422,7 +422,7 @@ def test_geometric_order_carries_checkpoints_to_and_from_the_tracked_folder(tmp_
     torch.save({"w": 1}, here / "snapshot-1000000.pt")
     assert go.carry(cfg, 250, runs, out=False) == 50_000
     assert go.carry(cfg, 250, runs, out=True) == 50_000 and (there / "snapshot-1000000.pt").is_file()
-    assert not list(there.glob("*.copying")) and not list(here.glob("*.copying"))
+    assert not list(there.glob("*.tmp")) and not list(here.glob("*.tmp"))  # no temporary copy left behind
     assert go.status(cfg, runs)[250]["committed_copy"] == 50_000
 
 

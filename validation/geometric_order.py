@@ -81,17 +81,19 @@ def _snapshot_path(cfg: Config, n: int, runs: Path) -> Path:
 
 def _steps(path: Path) -> int:
     """Steps done by the checkpoint at ``path`` (0 if there is none)."""
-    import torch
+    from statphys_diffusion.nets.train import load_checkpoint
 
-    return int(torch.load(path, weights_only=False).get("step", -1)) if path.is_file() else 0
+    return int(load_checkpoint(path).get("step", -1)) if path.is_file() else 0
 
 
 def _copy(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` atomically (a temporary file beside it, then a rename)."""
+    """Copy ``src`` to ``dst`` atomically (the package's per-process temporary file, then a rename)."""
     import shutil
 
+    from statphys_diffusion._io import temporary_name
+
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".copying")
+    tmp = temporary_name(dst)
     shutil.copyfile(src, tmp)
     tmp.replace(dst)
 
@@ -102,12 +104,14 @@ def carry(cfg: Config, n: int, runs: Path, *, out: bool) -> int:
     it is missing. Returns the steps of the checkpoint at the destination."""
     here, there = run_dir(cfg, n, runs), run_dir(cfg, n, CARRY.parent)
     src, dst = (here, there) if out else (there, here)
-    if _steps(src / "checkpoint.pt") > _steps(dst / "checkpoint.pt"):
+    steps_src, steps_dst = _steps(src / "checkpoint.pt"), _steps(dst / "checkpoint.pt")
+    if steps_src > steps_dst:
         _copy(src / "checkpoint.pt", dst / "checkpoint.pt")
+        steps_dst = steps_src
     snap = _snapshot_path(cfg, n, runs).name
     if (src / snap).is_file() and not (dst / snap).is_file():
         _copy(src / snap, dst / snap)
-    return _steps(dst / "checkpoint.pt")
+    return steps_dst
 
 
 def train(cfg: Config, n: int, runs: Path, threads: int = 1):
@@ -233,7 +237,6 @@ def reference_check(out: Path) -> dict:
 
 def status(cfg: Config, runs: Path) -> dict:
     """Steps done per N, read from each checkpoint (for the session notes)."""
-
     out = {}
     for n in cfg.ns:
         step = _steps(run_dir(cfg, n, runs) / "checkpoint.pt")

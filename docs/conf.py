@@ -148,10 +148,14 @@ def _experiments_page() -> str:
             f"{prov.get('seconds', 0) / 60:.0f} minutes (jobs taken from its cache not counted); "
             f"pre-registration hash {'matches' if same else 'DIFFERS from'} the file"
         )
-        verdicts = [summary["verdict"]] if "verdict" in summary else []
-        verdicts += [n["verdict"] for n in summary.get("networks", []) if "verdict" in n]
-        for v in verdicts:
-            lines.append(f"* verdict: **{v['outcome']}** (stability {v['stability']:.2f}): {v['reason']}")
+        verdicts = [("", summary["verdict"])] if "verdict" in summary else []
+        verdicts += [
+            (f" ({n.get('key', n.get('network', '?'))}, N = {n.get('n_train', '?')})", n["verdict"])
+            for n in summary.get("networks", [])
+            if "verdict" in n
+        ]
+        for label, v in verdicts:
+            lines.append(f"* verdict{label}: **{v['outcome']}** (stability {v['stability']:.2f}): {v['reason']}")
         if "call" in summary:  # a descriptive experiment's pre-stated call (dimension_twins)
             lines.append(f"* call: **{summary['call']}**: {summary.get('reason', '')}")
         if isinstance(summary.get("part_B"), dict):  # spurious_samples' description of its samples

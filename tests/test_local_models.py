@@ -322,3 +322,66 @@ def test_the_streaming_patch_posterior_equals_one_softmax(seed, n_values, per_ch
     _, lse = patch_posterior_mean(q, chunks, n_values, a, s2, return_lse=True)
     expect = logsumexp(logits + (q64**2).sum(-1, keepdims=True) / (2 * s2), axis=1)
     np.testing.assert_allclose(lse, expect, rtol=1e-9 if dtype == np.float64 else 1e-4, atol=1e-9)
+
+
+def _reference_posterior_mean(q, keys, values, a, s2):
+    """float64 softmax of the exact squared distances (the kernels' reference)."""
+    q64, k64 = q.astype(np.float64), keys.astype(np.float64)
+    logits = -((q64[:, None, :] - a * k64[None]) ** 2).sum(-1) / (2 * s2)
+    w = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (w / w.sum(axis=1, keepdims=True)) @ values.astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_whose_best_candidate_comes_late_is_redone_against_its_new_maximum(dtype):
+    """The float32 pass takes a chunk's weights against the maximum of earlier chunks and redoes a row
+    only when a logit exceeds it by more than e^40: here the first chunk holds far candidates and the
+    last one a candidate at the query itself (its logit about 600 above the others'), so the redo
+    runs; the float64 pass always takes the chunk's maximum. Both against the float64 softmax."""
+    from statphys_diffusion._kernels.patches import patch_posterior_mean
+
+    rng = np.random.default_rng(5)
+    a, s2 = 0.9, 0.05
+    q = rng.standard_normal((6, 8)).astype(dtype)
+    far = (rng.standard_normal((40, 8)) + 3.0).astype(dtype)
+    near = np.concatenate([far[:5] * 0.5, q / a]).astype(dtype)  # q / a: distance 0 from row i's query
+    keys = np.concatenate([far, near])
+    values = rng.standard_normal((keys.shape[0], 3)).astype(dtype)
+
+    def chunks():  # far ones first, then the exact matches
+        yield np.ascontiguousarray(keys[:40]), np.ascontiguousarray(values[:40])
+        yield np.ascontiguousarray(keys[40:]), np.ascontiguousarray(values[40:])
+
+    got = patch_posterior_mean(q, chunks, 3, a, s2)
+    ref = _reference_posterior_mean(q, keys, values, a, s2)
+    # every row collapses on its own match (weight 1 to float32 precision): its value exactly
+    np.testing.assert_allclose(got, ref, atol=2e-6 if dtype == np.float32 else 1e-12, rtol=0)
+    np.testing.assert_allclose(ref, values[45:], atol=1e-6)
+
+
+def test_the_fused_pass_gives_the_same_numbers_on_one_thread_or_two():
+    """Rows are split among threads; each row's arithmetic is the same on any split, to the bit."""
+    import numba
+
+    from statphys_diffusion._kernels.patches import patch_posterior_mean
+
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((37, 12)).astype(np.float32)
+    keys = rng.standard_normal((300, 12)).astype(np.float32)
+    values = rng.standard_normal((300, 2)).astype(np.float32)
+
+    def chunks():
+        for i in range(0, 300, 70):
+            yield np.ascontiguousarray(keys[i : i + 70]), np.ascontiguousarray(values[i : i + 70])
+
+    before = numba.get_num_threads()
+    try:
+        runs = []
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            runs.append(patch_posterior_mean(q, chunks, 2, 0.7, 0.4, return_lse=True))
+    finally:
+        numba.set_num_threads(before)
+    for out, lse in runs[1:]:
+        assert np.array_equal(out, runs[0][0]) and np.array_equal(lse, runs[0][1])
+    np.testing.assert_allclose(runs[0][0], _reference_posterior_mean(q, keys, values, 0.7, 0.4), atol=2e-5)

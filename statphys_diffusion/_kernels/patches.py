@@ -14,25 +14,31 @@ The arithmetic is that kernel's: per chunk of candidates one GEMM ``G = q @ p_c.
 numba pass :func:`.streaming._chunk_softmax` (running max per row, weights below e^cut of the
 row's maximum set to exactly 0: the collapsed-regime shortcut), and ``acc += W @ v_c``, as a GEMM or,
 when at most 1/32 of a chunk's weights survive, as a sparse gather. With few values per candidate
-(V <= 8: a centre pixel's channels, as in LS and ELS) the second product is fused into the softmax
-pass instead (:func:`_softmax_values`: per row, V dot products of the weights with the values'
-columns, and only the surviving candidates' exponentials when at most 1/8 survive), which skips
-writing the weights back and a (rows x chunk) x (chunk x V) product that would read them again:
-``benchmarks/bench_patches.py`` measures it. Memory beyond the output: one (rows x chunk) buffer.
-Candidates come from a callable that builds each chunk on demand, so an
-equivariant model's (images x positions) patch matrix never exists as a whole.
+(V <= 8: a centre pixel's channels, as in ELS and the data-driven locality model) the second product
+is fused into the softmax pass instead (:func:`_softmax_rows`: per row, V dot products of the weights
+with the values' columns, and only the surviving candidates' exponentials when at most 1/8 survive),
+which skips writing the weights back and a (rows x chunk) x (chunk x V) product that would read them
+again. That fused path runs in threads of its own, each taking blocks of query rows through GEMM and
+softmax while the block's logits are in cache, with BLAS single-threaded (:func:`_rows_fused`); in
+float32 its pass uses a vectorised float32 exp (:func:`.fastexp.exp32`) and no maximum pass on chunks
+that do not raise a row's maximum much (:func:`_softmax_rows32`). ``benchmarks/bench_patches.py``
+measures it. Memory beyond the output: one (rows x chunk) buffer, or in the fused path one
+(block x chunk) buffer per thread. Candidates come from a callable that builds each chunk on demand,
+so an equivariant model's (images x positions) patch matrix never exists as a whole.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import CACHE
-from .fastexp import exp_inplace
+from .fastexp import EXP32_MIN, exp32, exp_inplace
 from .streaming import (
     CUT,
     SPARSE_FRACTION,
@@ -49,9 +55,12 @@ from .streaming import (
 _FM = {"nsz", "arcp", "contract", "afn"}
 _FM_REDUCE = {"nsz", "arcp", "contract", "afn", "reassoc", "nnan"}
 _FUSED_MAX_VALUES = 8
-_ROWS = 8
+# query rows per thread's GEMM in the fused pass: a (256 x chunk) float32 block of logits (4 MB at the
+# 3,888 candidates of a CIFAR-10 ELS chunk) stays in cache between its GEMM and its softmax pass
+_SUB_ROWS = 256
 
-# chunks of candidates: (keys (n, D), values (n, V)) in the queries' dtype, C-contiguous
+# chunks of candidates: (keys (n, D), values (n, V)) in the queries' dtype, C-contiguous; each chunk in
+# arrays of its own (the fused pass cuts the next chunk while the current one is in use)
 Chunks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
@@ -97,9 +106,10 @@ def _sum(z, n):
     return s
 
 
-@njit(parallel=True, fastmath=_FM, cache=CACHE)
-def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
-    """One chunk of the online softmax with the values' product fused in.
+@njit(nogil=True, fastmath=_FM, cache=CACHE)
+def _softmax_rows(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
+    """One chunk of the online softmax with the values' product fused in, for float64 logits (serial:
+    :func:`_rows_fused` gives each thread its own rows).
 
     Row i's logits are z_j = c1 G[i, j] + bias[j]; with the running maximum m (updated to include this
     chunk) the weights are w_j = exp(z_j - m), 0 below e^cut; ``run_sum[i]`` and ``acc[i, v]`` (float64)
@@ -107,50 +117,145 @@ def _softmax_values(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragm
     """
     rows, nc = G.shape
     n_v = values_t.shape[0]
-    n_blk = (rows + _ROWS - 1) // _ROWS
-    for blk in prange(n_blk):
-        z = np.empty(nc)
-        bits = np.empty(nc, dtype=np.int64)
-        idx = np.empty(nc, dtype=np.int64)
-        zs = np.empty(nc)
-        for i in range(blk * _ROWS, min(rows, (blk + 1) * _ROWS)):
-            for j in range(nc):
-                z[j] = c1 * G[i, j] + bias[j]
-            mx = _row_max(z, nc)
-            old = run_max[i]
-            new = old if old >= mx else mx
-            scale = np.exp(old - new) if old > -np.inf else 0.0
-            thr = new + cut
-            kept = 0
+    z = np.empty(nc)
+    bits = np.empty(nc, dtype=np.int64)
+    idx = np.empty(nc, dtype=np.int64)
+    zs = np.empty(nc)
+    for i in range(rows):
+        for j in range(nc):
+            z[j] = c1 * G[i, j] + bias[j]
+        mx = _row_max(z, nc)
+        old = run_max[i]
+        new = old if old >= mx else mx
+        scale = np.exp(old - new) if old > -np.inf else 0.0
+        thr = new + cut
+        kept = 0
+        for j in range(nc):
+            if z[j] >= thr:
+                kept += 1
+        if kept * 8 <= nc:  # collapsed: only the survivors' exponentials
+            m = 0
             for j in range(nc):
                 if z[j] >= thr:
-                    kept += 1
-            if kept * 8 <= nc:  # collapsed: only the survivors' exponentials
-                m = 0
-                for j in range(nc):
-                    if z[j] >= thr:
-                        idx[m] = j
-                        zs[m] = z[j] - new
-                        m += 1
-                exp_inplace(zs, m, bits)
-                s_w = 0.0
+                    idx[m] = j
+                    zs[m] = z[j] - new
+                    m += 1
+            exp_inplace(zs, m, bits)
+            s_w = 0.0
+            for u in range(m):
+                s_w += zs[u]
+            run_sum[i] = run_sum[i] * scale + s_w
+            for v in range(n_v):
+                t = 0.0
                 for u in range(m):
-                    s_w += zs[u]
-                run_sum[i] = run_sum[i] * scale + s_w
+                    t += zs[u] * values_t[v, idx[u]]
+                acc[i, v] = acc[i, v] * scale + t
+        else:
+            for j in range(nc):
+                zj = z[j] - new
+                z[j] = zj if zj >= cut else -1000.0  # below exp's floor: exactly 0
+            exp_inplace(z, nc, bits)
+            run_sum[i] = run_sum[i] * scale + _sum(z, nc)
+            for v in range(n_v):
+                acc[i, v] = acc[i, v] * scale + _dot(z, values_t[v], nc)
+        run_max[i] = new
+
+
+# float32 pass: a row's weights are taken against its reference logit (the running maximum of earlier
+# chunks) without a maximum pass of their own, unless a logit exceeds it by more than _OVER (then the row
+# is redone against its new maximum, as on its first chunk)
+_OVER = np.float32(40.0)
+
+
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _row_max32(g, c1, bias, n):  # pragma: no cover - numba
+    """max_j c1 g[j] + bias[j] (float32), with 16 independent maxima (LLVM does not vectorise a
+    floating-point max reduction here)."""
+    lanes = np.full(16, np.float32(-3e38), dtype=np.float32)
+    n16 = n - n % 16
+    for j0 in range(0, n16, 16):
+        for u in range(16):
+            z = c1 * g[j0 + u] + bias[j0 + u]
+            lanes[u] = z if z > lanes[u] else lanes[u]
+    mx = lanes.max()
+    for j in range(n16, n):
+        z = c1 * g[j] + bias[j]
+        mx = z if z > mx else mx
+    return mx
+
+
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _exp_row32(g, c1, bias, ref, cut, w, n):  # pragma: no cover - numba
+    """w[j] = exp(c1 g[j] + bias[j] - ref), 0 where the exponent is below ``cut``; returns (sum_j w[j] in
+    float64, the number of exponents above _OVER, whose weights are clamped and must be redone)."""
+    s = 0.0
+    over = 0
+    for j in range(n):
+        t = c1 * g[j] + bias[j] - ref
+        over += t > _OVER
+        y = exp32(min(max(t, EXP32_MIN), _OVER))
+        y = y if t >= cut else np.float32(0.0)
+        w[j] = y
+        s += np.float64(y)
+    return s, over
+
+
+@njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
+def _dot32(w, v, n):  # pragma: no cover - numba
+    s = 0.0
+    for j in range(n):
+        s += np.float64(w[j] * v[j])
+    return s
+
+
+@njit(nogil=True, cache=CACHE)
+def _softmax_rows32(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
+    """:func:`_softmax_rows` for float32 logits, with the float32 :func:`.fastexp.exp32` vectorised.
+
+    Row i's weights are w_j = exp(c1 G[i, j] + bias[j] - ref), ref = ``run_max[i]`` (float64 state, as
+    there): the reference of earlier chunks, so no maximum pass, and ``run_max``, ``run_sum``, ``acc``
+    keep their meaning (log sum_j exp(z_j) = run_max + log run_sum). On a row's first chunk, or where a
+    logit exceeds the reference by more than _OVER (e^40: the sums stay finite), the row is done
+    against its maximum over this chunk and the state rescaled, as in :func:`_softmax_rows`. Weights
+    below e^cut of the reference are 0; the reference never exceeds the row's maximum, so nothing
+    above e^cut of the maximum is dropped. The exponent is formed in float32: its rounding
+    (6e-8 of |c1 G| + |bias|) is that of the float32 GEMM's products themselves.
+    """
+    rows, nc = G.shape
+    n_v = values_t.shape[0]
+    cut32 = np.float32(cut)
+    w = np.empty(nc, dtype=np.float32)
+    for i in range(rows):
+        old = run_max[i]
+        if old > -np.inf:
+            s_w, over = _exp_row32(G[i], c1, bias, np.float32(old), cut32, w, nc)
+            if over == 0:
+                run_sum[i] += s_w
                 for v in range(n_v):
-                    t = 0.0
-                    for u in range(m):
-                        t += zs[u] * values_t[v, idx[u]]
-                    acc[i, v] = acc[i, v] * scale + t
-            else:
-                for j in range(nc):
-                    zj = z[j] - new
-                    z[j] = zj if zj >= cut else -1000.0  # below exp's floor: exactly 0
-                exp_inplace(z, nc, bits)
-                run_sum[i] = run_sum[i] * scale + _sum(z, nc)
-                for v in range(n_v):
-                    acc[i, v] = acc[i, v] * scale + _dot(z, values_t[v], nc)
-            run_max[i] = new
+                    acc[i, v] += _dot32(w, values_t[v], nc)
+                continue
+        new = max(old, np.float64(_row_max32(G[i], c1, bias, nc)))
+        scale = np.exp(old - new) if old > -np.inf else 0.0
+        s_w, over = _exp_row32(G[i], c1, bias, np.float32(new), cut32, w, nc)
+        run_sum[i] = run_sum[i] * scale + s_w
+        for v in range(n_v):
+            acc[i, v] = acc[i, v] * scale + _dot32(w, values_t[v], nc)
+        run_max[i] = new
+
+
+@njit(nogil=True, cache=CACHE)
+def _fused_block(q, keys_t, G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
+    """G = q @ keys_t (BLAS, called without the GIL), then :func:`_softmax_rows` on it: one thread's
+    rows of one chunk, float64."""
+    np.dot(q, keys_t, G)
+    _softmax_rows(G, c1, bias, values_t, run_max, run_sum, acc, cut)
+
+
+@njit(nogil=True, cache=CACHE)
+def _fused_block32(q, keys_t, G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma: no cover - numba
+    """:func:`_fused_block` for float32: sgemm, then :func:`_softmax_rows32`."""
+    np.dot(q, keys_t, G)
+    _softmax_rows32(G, c1, bias, values_t, run_max, run_sum, acc, cut)
 
 
 @njit(cache=CACHE)
@@ -159,10 +264,11 @@ def gather_locations(block, idx, out):  # pragma: no cover - numba
     (channel, location) order of ``block[:, :, idx].reshape(n, -1)``.
 
     numpy's fancy index along the last axis of a 3-D array is slow: ``benchmarks/bench_locality.py``
-    (whole denoiser calls, N = 5,000, M = 50, 2 idle cores) finds the model 1.66x faster with this
-    copy for 15 x 15 fields, 1.12x for 9 x 9 and the same speed (0.99x) for 3 x 3. Serial on
-    purpose: a parallel copy left numba's threads competing with the BLAS threads of the next GEMM
-    (0.79x for 3 x 3 fields).
+    (whole denoiser calls, N = 5,000, M = 50, 2 idle cores) finds the model 2.48x faster with this
+    copy for 15 x 15 fields, 1.46x for 9 x 9 and 1.42x for 3 x 3 (with the threaded fused pass of
+    :func:`_rows_fused`; before it, when the rest of a call was slower, 1.66x, 1.12x and 0.99x).
+    Serial on purpose: a parallel copy left numba's threads competing with the BLAS threads of the
+    next GEMM (0.79x for 3 x 3 fields, before the fused pass's change).
     """
     nb, n_c, _ = block.shape
     k = idx.shape[0]
@@ -190,16 +296,85 @@ def _logit_chunks(q: np.ndarray, chunks: Chunks):
 
 
 def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_rows` for few values per candidate: the values' product inside the softmax pass."""
+    """:func:`_rows` for few values per candidate: the values' product inside the softmax pass.
+
+    The query rows are cut into blocks (at most _SUB_ROWS rows, at least one block per thread), and
+    each of ``numba.get_num_threads()`` threads takes its own blocks through every chunk: its GEMM
+    (single-threaded BLAS, called from numba without the GIL) writes the block's logits into the
+    thread's buffer, which its softmax pass reads while they are still in cache. One pool of threads
+    does both products: with BLAS's own threads for the GEMM and numba's for the pass, the two pools'
+    idle threads spin against each other on the same cores (on 2 cores the pass took twice as long).
+    The next chunk is cut (``chunks()`` runs in the calling thread) while the threads work on this one.
+    """
     m_rows = q.shape[0]
+    single = q.dtype == np.float32
+    dt = np.float32 if single else np.float64
+    block_fn = _fused_block32 if single else _fused_block
     cut = CUT.get(np.dtype(q.dtype), CUT[np.dtype(np.float32)])
+    c1 = dt(a / s2)
     run_max = np.full(m_rows, -np.inf)
     run_sum = np.zeros(m_rows)
     acc = np.zeros((m_rows, n_values))
-    for G, ksq, values in _logit_chunks(q, chunks):
-        values_t = np.ascontiguousarray(values.T, dtype=np.float64)
-        _softmax_values(G, a / s2, -0.5 * a * a * ksq / s2, values_t, run_max, run_sum, acc, cut)
+    n_threads = max(1, min(numba.get_num_threads(), m_rows))
+    size = min(_SUB_ROWS, -(-m_rows // n_threads))
+    blocks = [(r0, min(m_rows, r0 + size)) for r0 in range(0, m_rows, size)]
+    buffers: list = [np.empty(0, dtype=dt)] * n_threads
+
+    def work(t: int, keys_t: np.ndarray, bias: np.ndarray, values_t: np.ndarray) -> None:
+        nc = keys_t.shape[1]
+        if buffers[t].size < size * nc:
+            buffers[t] = np.empty(size * nc, dtype=dt)
+        for r0, r1 in blocks[t::n_threads]:
+            G = buffers[t][: (r1 - r0) * nc].reshape(r1 - r0, nc)
+            state = (run_max[r0:r1], run_sum[r0:r1], acc[r0:r1])
+            block_fn(q[r0:r1], keys_t, G, c1, bias, values_t, *state, cut)
+
+    def prepared(it):
+        for keys, values in it:
+            if keys.shape[0]:
+                bias = (-0.5 * a * a / s2) * np.einsum("ij,ij->i", keys, keys, dtype=np.float64)
+                yield keys.T, bias.astype(dt, copy=False), np.ascontiguousarray(values.T, dtype=dt)
+
+    pool = _pool(n_threads)
+    with _single_threaded_blas():
+        todo = prepared(chunks())
+        item = next(todo, None)
+        while item is not None:
+            running = [pool.submit(work, t, *item) for t in range(n_threads)]
+            item = next(todo, None)  # the next chunk, cut while the threads run
+            for job in running:
+                job.result()
     return (acc / run_sum[:, None]).astype(q.dtype, copy=False), run_max + np.log(run_sum)
+
+
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n_threads: int):
+    """A process-wide pool of ``n_threads`` worker threads (made again when the count changes; a pool
+    replaced while another caller uses it finishes that caller's work first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0][0] != n_threads:
+            if _POOL:
+                _POOL.pop()[1].shutdown(wait=False)
+            _POOL.append((n_threads, ThreadPoolExecutor(n_threads, thread_name_prefix="statphys-patches")))
+        return _POOL[0][1]
+
+
+_BLAS: list = []
+
+
+def _single_threaded_blas():
+    """A context in which the BLAS libraries run single-threaded (threadpoolctl), so that the worker
+    threads' GEMMs do not each start BLAS's own threads."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:

@@ -385,3 +385,33 @@ def test_the_fused_pass_gives_the_same_numbers_on_one_thread_or_two():
     for out, lse in runs[1:]:
         assert np.array_equal(out, runs[0][0]) and np.array_equal(lse, runs[0][1])
     np.testing.assert_allclose(runs[0][0], _reference_posterior_mean(q, keys, values, 0.7, 0.4), atol=2e-5)
+
+
+def test_concurrent_callers_leave_blas_with_its_own_thread_count():
+    """The fused pass runs BLAS single-threaded while it works; callers in several threads at once must
+    not restore each other's limit: afterwards every BLAS library has its thread count of before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from statphys_diffusion._kernels.patches import patch_posterior_mean
+
+    before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((64, 10)).astype(np.float32)
+    keys = rng.standard_normal((2000, 10)).astype(np.float32)
+    values = rng.standard_normal((2000, 3)).astype(np.float32)
+
+    def chunks():
+        for i in range(0, 2000, 100):
+            yield np.ascontiguousarray(keys[i : i + 100]), np.ascontiguousarray(values[i : i + 100])
+
+    def call(_):
+        return patch_posterior_mean(q, chunks, 3, 0.8, 0.5)
+
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(call, range(16)))
+    after = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    assert after == before
+    for out in outs[1:]:
+        assert np.array_equal(out, outs[0])

@@ -29,6 +29,7 @@ so an equivariant model's (images x positions) patch matrix never exists as a wh
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -364,17 +365,32 @@ def _pool(n_threads: int):
         return _POOL[0][1]
 
 
-_BLAS: list = []
+_BLAS: dict = {"users": 0, "limiter": None, "controller": None}
+_BLAS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
 def _single_threaded_blas():
     """A context in which the BLAS libraries run single-threaded (threadpoolctl), so that the worker
-    threads' GEMMs do not each start BLAS's own threads."""
+    threads' GEMMs do not each start BLAS's own threads. Counted across callers: the first one in sets
+    the limit, the last one out restores the libraries' own thread counts (callers in several threads
+    at once would otherwise restore each other's limit, not the original)."""
     from threadpoolctl import ThreadpoolController
 
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            if _BLAS["controller"] is None:
+                _BLAS["controller"] = ThreadpoolController()
+            _BLAS["limiter"] = _BLAS["controller"].limit(limits=1, user_api="blas")
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                _BLAS["limiter"].restore_original_limits()
+                _BLAS["limiter"] = None
 
 
 def _rows(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: float) -> tuple[np.ndarray, np.ndarray]:

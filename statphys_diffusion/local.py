@@ -245,13 +245,13 @@ class LocalEmpirical(_PatchModel):
     def _denoise_images(self, img, a, s2, k, lse: bool = False):
         m = img.shape[0]
         c, h, w = self.image_shape
+        if self._backend == "numba":  # pixels shared among threads, one GEMM + fused pass per chunk each
+            per = self._chunk_images(1, c * k * k, m, img.dtype.itemsize)
+            return local_posterior_mean(img, self._train, k, a, s2, per, return_lse=lse)
         r = k // 2
         pad = ((0, 0), (0, 0), (r, r), (r, r))
         xp = np.pad(img, pad)
         tp = np.pad(self._train, pad).astype(img.dtype, copy=False)
-        if self._backend == "numba":  # all positions at once by box sums (no GEMM per position)
-            per = max(1, _CHUNK_BYTES // (8 * m * (h + k) * (w + k) * 3))
-            return local_posterior_mean(xp, tp, self._train, k, a, s2, per, return_lse=lse)
         n = tp.shape[0]
         out = np.empty((m, c, h, w), dtype=img.dtype)
         norm = np.empty((m, h, w))

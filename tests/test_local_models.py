@@ -415,3 +415,20 @@ def test_concurrent_callers_leave_blas_with_its_own_thread_count():
     assert after == before
     for out in outs[1:]:
         assert np.array_equal(out, outs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ls_over_several_chunks_of_training_images_equals_the_brute_force_loop(dtype, monkeypatch):
+    """LS runs each pixel over chunks of training images (online log-sum-exp across them); a chunk
+    budget of a few images forces many chunks, including a last partial one (17 images)."""
+    from statphys_diffusion import local
+
+    rng = np.random.default_rng(8)
+    train = rng.uniform(-1, 1, (17, 2, 5, 4))
+    x = rng.standard_normal((3, 2, 5, 4))
+    model = sd.LocalEmpirical(train.astype(dtype), patch_size=3)
+    a, s2 = float(model.schedule.alpha(0.3)), float(model.schedule.sigma2(0.3))
+    monkeypatch.setattr(local, "_CHUNK_BYTES", 4 * (2 * 9 + 3) * np.dtype(dtype).itemsize)  # 4 images
+    got = model.denoise(x.reshape(3, -1).astype(dtype), 0.3).reshape(x.shape)
+    ref = _brute_ls(train, x, a, s2, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-9 if dtype == np.float64 else 1e-5, rtol=0)

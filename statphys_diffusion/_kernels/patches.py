@@ -475,50 +475,88 @@ def patch_posterior_mean_torch(q, chunks, n_values: int, a: float, s2: float, ro
     return (out, lse) if return_lse else out
 
 
-def _box_sums(p: np.ndarray, k: int) -> np.ndarray:
-    """Sums of ``p`` (..., Hp, Wp) over every k x k window: (..., Hp - k + 1, Wp - k + 1), by a summed-area
-    table (two cumulative sums and four corners per window)."""
-    c = np.zeros(p.shape[:-2] + (p.shape[-2] + 1, p.shape[-1] + 1), dtype=np.float64)
-    np.cumsum(p, axis=-2, out=c[..., 1:, 1:])
-    np.cumsum(c[..., 1:, 1:], axis=-1, out=c[..., 1:, 1:])
-    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
-
-
-def local_posterior_mean(x_pad, train_pad, values, k: int, a: float, s2: float, chunk: int, return_lse=False):
-    r"""The local score machine at every position at once, without a GEMM per position.
-
-    For query images ``x_pad`` (M, C, Hp, Wp) and training images ``train_pad`` (N, C, Hp, Wp), both
-    zero-padded by k // 2, the window dot products q_{m,p} . k_{n,p} at all H W positions are the k x k
-    box sums of the per-pixel products sum_c x_pad[m, c] train_pad[n, c] (a summed-area table), and
-    |k_{n,p}|^2 the box sums of sum_c train_pad[n, c]^2: C + 6 operations per (m, n, position) instead
-    of 2 C k^2. Then the online softmax over n (per query and position, chunks of ``chunk`` training
-    images, weights below e^cut of the running maximum set to 0) and the weighted mean of ``values``
-    (N, C, H, W). float64 inside; returns (M, C, H, W) in x_pad's dtype, and with ``return_lse`` the
-    log-normaliser per query and position (M, H, W) (as :func:`patch_posterior_mean`'s).
+@njit(nogil=True, cache=CACHE)
+def _window_rows(images_t, i, j, k, n0, nb, out):  # pragma: no cover - numba
+    """The k x k window centred on pixel (i, j) of images n0 .. n0 + nb, one row per in-image pixel and
+    channel: out[f, u] = images_t[c, y, x, n0 + u] for the f-th (c, y, x) in (channel, row, column)
+    order, ``images_t`` in (C, H, W, N) layout so that each row is one contiguous copy. Returns the row
+    count: pixels outside the image are left out (zero padding adds nothing to a dot product or a norm).
     """
-    m, c, hp, wp = x_pad.shape
-    h, w = hp - k + 1, wp - k + 1
-    cut = CUT.get(np.dtype(x_pad.dtype), CUT[np.dtype(np.float32)])
-    xq = x_pad.astype(np.float64, copy=False)
-    run_max = np.full((m, h, w), -np.inf)
-    run_sum = np.zeros((m, h, w))
-    acc = np.zeros((m, c, h, w))
-    for n0 in range(0, train_pad.shape[0], chunk):
-        tp = train_pad[n0 : n0 + chunk].astype(np.float64, copy=False)
-        prod = xq[:, None, 0] * tp[None, :, 0]
-        for ch in range(1, c):
-            prod += xq[:, None, ch] * tp[None, :, ch]
-        logits = _box_sums(prod, k)  # (M, nb, H, W): q . k
-        logits *= a / s2
-        logits -= (0.5 * a * a / s2) * _box_sums(np.einsum("nchw,nchw->nhw", tp, tp), k)[None]
-        new = np.maximum(run_max, logits.max(axis=1))
-        scale = np.exp(run_max - new)  # 0 on the first chunk (exp(-inf))
-        logits -= new[:, None]
-        logits[logits < cut] = -np.inf  # exactly 0 below the cut, no denormals
-        np.exp(logits, out=logits)
-        run_sum = run_sum * scale + logits.sum(axis=1)
-        acc *= scale[:, None]
-        acc += np.einsum("mnhw,nchw->mchw", logits, values[n0 : n0 + chunk].astype(np.float64, copy=False))
-        run_max = new
-    out = (acc / run_sum[:, None]).astype(x_pad.dtype, copy=False)
-    return (out, run_max + np.log(run_sum)) if return_lse else out
+    n_c, h, w, _ = images_t.shape
+    r = k // 2
+    f = 0
+    for ch in range(n_c):
+        for di in range(k):
+            y = i + di - r
+            if y < 0 or y >= h:
+                continue
+            for dj in range(k):
+                x = j + dj - r
+                if x < 0 or x >= w:
+                    continue
+                for u in range(nb):
+                    out[f, u] = images_t[ch, y, x, n0 + u]
+                f += 1
+    return f
+
+
+def local_posterior_mean(x, train, k: int, a: float, s2: float, chunk: int, return_lse=False):
+    r"""The local score machine (LS): at each pixel, the posterior over the N training patches centred on
+    that same pixel, zero padding at the borders.
+
+    For query images ``x`` (M, C, H, W) and training images ``train`` (N, C, H, W), pixel p's queries
+    are the M windows q_{m,p} and its candidates the N windows k_{n,p}, with values ``train[:, :, p]``
+    (the centre pixels). The training set is laid out once as (C, H, W, N), so a window's rows for a
+    chunk of images are contiguous copies (the (N, C, H, W) layout made it a gather touching one cache
+    line per image, row and channel). The pixels are shared among ``numba.get_num_threads()`` threads;
+    each runs its pixels over chunks of ``chunk`` training images through one GEMM and the fused
+    softmax pass of :func:`_rows_fused` (without the GIL, BLAS single-threaded), with the online
+    log-sum-exp across chunks. Returns (M, C, H, W) in x's dtype, and with ``return_lse`` the
+    log-normaliser per query and pixel (M, H, W) (as :func:`patch_posterior_mean`'s).
+
+    (Until this round's tenth session LS summed its window products by summed-area tables, C + 6
+    operations per (query, candidate, pixel) instead of 2 C k^2, in float64 numpy; a GEMM per pixel
+    is faster: ``benchmarks/bench_patches.py``.)
+    """
+    m, c, h, w = x.shape
+    n = train.shape[0]
+    dim = c * k * k
+    dt = x.dtype.type
+    block_fn = _fused_block32 if x.dtype == np.float32 else _fused_block
+    cut = CUT.get(np.dtype(x.dtype), CUT[np.dtype(np.float32)])
+    c1 = dt(a / s2)
+    per = max(1, min(chunk, n))
+    train_t = np.ascontiguousarray(train.transpose(1, 2, 3, 0), dtype=dt)
+    x_t = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+    out = np.empty((m, c, h, w), dtype=x.dtype)
+    norm = np.empty((m, h, w))
+    n_threads = max(1, min(numba.get_num_threads(), h * w))
+
+    def work(t: int) -> None:
+        keys_buf = np.empty(dim * per, dtype=dt)
+        logits_buf = np.empty(m * per, dtype=dt)
+        q_t = np.empty((dim, m), dtype=dt)
+        for pix in range(t, h * w, n_threads):
+            i, j = divmod(pix, w)
+            f = _window_rows(x_t, i, j, k, 0, m, q_t)
+            q = np.ascontiguousarray(q_t[:f].T)
+            run_max = np.full(m, -np.inf)
+            run_sum = np.zeros(m)
+            acc = np.zeros((m, c))
+            for n0 in range(0, n, per):
+                nb = min(per, n - n0)
+                keys_t = keys_buf[: dim * nb].reshape(dim, nb)
+                _window_rows(train_t, i, j, k, n0, nb, keys_t)
+                keys_t = keys_t[:f]
+                bias = ((-0.5 * a * a / s2) * np.einsum("fn,fn->n", keys_t, keys_t, dtype=np.float64)).astype(dt)
+                values_t = np.ascontiguousarray(train_t[:, i, j, n0 : n0 + nb])
+                logits = logits_buf[: m * nb].reshape(m, nb)
+                block_fn(q, keys_t, logits, c1, bias, values_t, run_max, run_sum, acc, cut)
+            out[:, :, i, j] = acc / run_sum[:, None]
+            norm[:, i, j] = run_max + np.log(run_sum)
+
+    pool = _pool(n_threads)
+    with _single_threaded_blas():
+        for job in [pool.submit(work, t) for t in range(n_threads)]:
+            job.result()
+    return (out, norm) if return_lse else out

@@ -166,6 +166,11 @@ def _softmax_rows(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragma:
 # chunks) without a maximum pass of their own, unless a logit exceeds it by more than _OVER (then the row
 # is redone against its new maximum, as on its first chunk)
 _OVER = np.float32(40.0)
+# The float32 pass sums a chunk's weights (and weights x values) in float32: vectorised, each of 16 to
+# 64 lanes adds n / 64 to n / 16 positive terms, so the relative rounding is about sqrt(n / 16) float32
+# roundings (3e-6 at n = 50,000), under that of the float32 logits themselves (the GEMM's products
+# round to ~1e-6 of |q||p|, times a / s2, in a logit); chunks are added up in float64. (Converting each
+# term to float64 made an ELS call measurably slower.)
 
 
 @njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
@@ -187,26 +192,28 @@ def _row_max32(g, c1, bias, n):  # pragma: no cover - numba
 
 @njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
 def _exp_row32(g, c1, bias, ref, cut, w, n):  # pragma: no cover - numba
-    """w[j] = exp(c1 g[j] + bias[j] - ref), 0 where the exponent is below ``cut``; returns (sum_j w[j] in
-    float64, the number of exponents above _OVER, whose weights are clamped and must be redone)."""
-    s = 0.0
-    over = 0
+    """w[j] = exp(c1 g[j] + bias[j] - ref), 0 where the exponent is below ``cut``; returns (sum_j w[j],
+    summed in float32, as a float64; nonzero if an exponent exceeds _OVER: those weights are clamped and
+    the row must be redone)."""
+    s = np.float32(0.0)
+    over = np.int32(0)
     for j in range(n):
         t = c1 * g[j] + bias[j] - ref
-        over += t > _OVER
+        over |= np.int32(t > _OVER)
         y = exp32(min(max(t, EXP32_MIN), _OVER))
         y = y if t >= cut else np.float32(0.0)
         w[j] = y
-        s += np.float64(y)
-    return s, over
+        s += y
+    return np.float64(s), over
 
 
 @njit(fastmath=_FM_REDUCE, inline="never", cache=CACHE)
 def _dot32(w, v, n):  # pragma: no cover - numba
-    s = 0.0
+    """sum_j w[j] v[j] in float32 (see _OVER's comment on the sums' rounding)."""
+    s = np.float32(0.0)
     for j in range(n):
-        s += np.float64(w[j] * v[j])
-    return s
+        s += w[j] * v[j]
+    return np.float64(s)
 
 
 @njit(nogil=True, cache=CACHE)
@@ -265,8 +272,8 @@ def gather_locations(block, idx, out):  # pragma: no cover - numba
     (channel, location) order of ``block[:, :, idx].reshape(n, -1)``.
 
     numpy's fancy index along the last axis of a 3-D array is slow: ``benchmarks/bench_locality.py``
-    (whole denoiser calls, N = 5,000, M = 50, 2 idle cores) finds the model 2.48x faster with this
-    copy for 15 x 15 fields, 1.46x for 9 x 9 and 1.42x for 3 x 3 (with the threaded fused pass of
+    (whole denoiser calls, N = 5,000, M = 50, 2 idle cores) finds the model 2.15x faster with this
+    copy for 15 x 15 fields, 1.45x for 9 x 9 and 1.33x for 3 x 3 (with the threaded fused pass of
     :func:`_rows_fused`; before it, when the rest of a call was slower, 1.66x, 1.12x and 0.99x).
     Serial on purpose: a parallel copy left numba's threads competing with the BLAS threads of the
     next GEMM (0.79x for 3 x 3 fields, before the fused pass's change).

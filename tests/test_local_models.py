@@ -280,6 +280,16 @@ def test_the_torch_backend_equals_the_numba_one(dtype):
         sd.LocalEmpirical(train, patch_size=3, backend="jax")
 
 
+def _chunks_of(keys, values, size):
+    """The kernels' ``chunks`` callable: (keys, values) in consecutive blocks of ``size`` candidates."""
+
+    def chunks():
+        for i in range(0, keys.shape[0], size):
+            yield np.ascontiguousarray(keys[i : i + size]), np.ascontiguousarray(values[i : i + size])
+
+    return chunks
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 2**31 - 1),
@@ -302,10 +312,7 @@ def test_the_streaming_patch_posterior_equals_one_softmax(seed, n_values, per_ch
     values = rng.standard_normal((150, n_values)).astype(dtype)
     a = 0.8
 
-    def chunks():
-        for i in range(0, 150, per_chunk):
-            yield np.ascontiguousarray(keys[i : i + per_chunk]), np.ascontiguousarray(values[i : i + per_chunk])
-
+    chunks = _chunks_of(keys, values, per_chunk)
     got = patch_posterior_mean(q, chunks, n_values, a, s2)
     # reference: float64 log-sum-exp of the exact squared distances
     q64, k64 = q.astype(np.float64), keys.astype(np.float64)
@@ -348,10 +355,7 @@ def test_a_row_whose_best_candidate_comes_late_is_redone_against_its_new_maximum
     keys = np.concatenate([far, near])
     values = rng.standard_normal((keys.shape[0], 3)).astype(dtype)
 
-    def chunks():  # far ones first, then the exact matches
-        yield np.ascontiguousarray(keys[:40]), np.ascontiguousarray(values[:40])
-        yield np.ascontiguousarray(keys[40:]), np.ascontiguousarray(values[40:])
-
+    chunks = _chunks_of(keys, values, 40)  # far ones first, then the exact matches
     got = patch_posterior_mean(q, chunks, 3, a, s2)
     ref = _reference_posterior_mean(q, keys, values, a, s2)
     # every row collapses on its own match (weight 1 to float32 precision): its value exactly
@@ -370,10 +374,7 @@ def test_the_fused_pass_gives_the_same_numbers_on_one_thread_or_two():
     keys = rng.standard_normal((300, 12)).astype(np.float32)
     values = rng.standard_normal((300, 2)).astype(np.float32)
 
-    def chunks():
-        for i in range(0, 300, 70):
-            yield np.ascontiguousarray(keys[i : i + 70]), np.ascontiguousarray(values[i : i + 70])
-
+    chunks = _chunks_of(keys, values, 70)
     before = numba.get_num_threads()
     try:
         runs = []
@@ -402,9 +403,7 @@ def test_concurrent_callers_leave_blas_with_its_own_thread_count():
     keys = rng.standard_normal((2000, 10)).astype(np.float32)
     values = rng.standard_normal((2000, 3)).astype(np.float32)
 
-    def chunks():
-        for i in range(0, 2000, 100):
-            yield np.ascontiguousarray(keys[i : i + 100]), np.ascontiguousarray(values[i : i + 100])
+    chunks = _chunks_of(keys, values, 100)
 
     def call(_):
         return patch_posterior_mean(q, chunks, 3, 0.8, 0.5)

@@ -235,20 +235,18 @@ def _softmax_rows32(G, c1, bias, values_t, run_max, run_sum, acc, cut):  # pragm
     w = np.empty(nc, dtype=np.float32)
     for i in range(rows):
         old = run_max[i]
+        scale = 1.0
+        over = 1
         if old > -np.inf:
             s_w, over = _exp_row32(G[i], c1, bias, np.float32(old), cut32, w, nc)
-            if over == 0:
-                run_sum[i] += s_w
-                for v in range(n_v):
-                    acc[i, v] += _dot32(w, values_t[v], nc)
-                continue
-        new = max(old, np.float64(_row_max32(G[i], c1, bias, nc)))
-        scale = np.exp(old - new) if old > -np.inf else 0.0
-        s_w, over = _exp_row32(G[i], c1, bias, np.float32(new), cut32, w, nc)
+        if over:  # the row's first chunk, or a logit far above the reference: against this chunk's maximum
+            new = max(old, np.float64(_row_max32(G[i], c1, bias, nc)))
+            scale = np.exp(old - new) if old > -np.inf else 0.0
+            s_w, over = _exp_row32(G[i], c1, bias, np.float32(new), cut32, w, nc)
+            run_max[i] = new
         run_sum[i] = run_sum[i] * scale + s_w
         for v in range(n_v):
             acc[i, v] = acc[i, v] * scale + _dot32(w, values_t[v], nc)
-        run_max[i] = new
 
 
 @njit(nogil=True, cache=CACHE)
@@ -311,7 +309,7 @@ def _rows_fused(q: np.ndarray, chunks: Chunks, n_values: int, a: float, s2: floa
     (single-threaded BLAS, called from numba without the GIL) writes the block's logits into the
     thread's buffer, which its softmax pass reads while they are still in cache. One pool of threads
     does both products: with BLAS's own threads for the GEMM and numba's for the pass, the two pools'
-    idle threads spin against each other on the same cores (on 2 cores the pass took twice as long).
+    idle threads spin against each other on the same cores (on 2 cores that slowed the pass severalfold).
     The next chunk is cut (``chunks()`` runs in the calling thread) while the threads work on this one.
     """
     m_rows = q.shape[0]
